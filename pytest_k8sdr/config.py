@@ -1,0 +1,311 @@
+"""The plugin's settings: one option set, four sources, validated before anything is touched.
+
+Every option is available as an ini key (``k8sdr_<name>``), an environment variable
+(``K8SDR_<NAME>``), a command-line option (``--k8sdr-<name>``) and a keyword of the
+``k8sdr(...)`` marker. Precedence: ini < environment < command line < marker.
+
+Session-wide options (the backend and how to reach the cluster) cannot be changed by one test:
+a marker that asks for another value restricts the test to sessions that have it. A marker may
+only narrow the context allowlist, never widen it: the allowlist is the operator's safety.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pytest_k8sdr.errors import ConfigError
+
+Kind = Literal["choice", "str", "path", "list"]
+Source = Literal["default", "ini", "env", "cli", "marker"]
+
+BACKENDS = ("sim", "kind", "kubeconfig")
+PROFILES = ("fast", "upstream")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting and how each source names it."""
+
+    name: str
+    help: str
+    kind: Kind = "str"
+    default: str | None = None
+    choices: tuple[str, ...] = ()
+    session_wide: bool = False
+
+    @property
+    def ini_key(self) -> str:
+        """The ini key, ``k8sdr_<name>``."""
+        return f"k8sdr_{self.name}"
+
+    @property
+    def env_var(self) -> str:
+        """The environment variable, ``K8SDR_<NAME>``."""
+        return f"K8SDR_{self.name.upper()}"
+
+    @property
+    def cli_flag(self) -> str:
+        """The command-line option, ``--k8sdr-<name>``."""
+        return "--k8sdr-" + self.name.replace("_", "-")
+
+    def names(self) -> str:
+        """All four spellings, for error messages."""
+        return (
+            f"{self.cli_flag} / {self.env_var} / ini {self.ini_key}"
+            f" / marker k8sdr({self.name}=...)"
+        )
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "backend",
+        "where the cluster comes from: sim (embedded simulated cluster), kind, kubeconfig",
+        kind="choice",
+        default="sim",
+        choices=BACKENDS,
+        session_wide=True,
+    ),
+    Option(
+        "kubeconfig",
+        "kubeconfig file for the kubeconfig backend (default: $KUBECONFIG or ~/.kube/config)",
+        kind="path",
+        session_wide=True,
+    ),
+    Option(
+        "context",
+        "kubeconfig context to use (default: the kubeconfig's current-context)",
+        session_wide=True,
+    ),
+    Option(
+        "allowed_contexts",
+        "comma-separated contexts on which disruptive tests may run (kubeconfig backend)",
+        kind="list",
+        default="",
+    ),
+    Option(
+        "kind_cluster",
+        "kind backend: use this existing kind cluster instead of creating one",
+        session_wide=True,
+    ),
+    Option(
+        "namespace",
+        "namespace for test workloads (default: a fresh namespace per test)",
+    ),
+    Option(
+        "profile",
+        "timing profile: fast (seconds; the simulator's and kind's fast timings) or upstream",
+        kind="choice",
+        default="fast",
+        choices=PROFILES,
+        session_wide=True,
+    ),
+    Option(
+        "report_dir",
+        "directory for timelines and reports (default: none written)",
+        kind="path",
+    ),
+)
+
+OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved, validated settings, with where each value came from."""
+
+    backend: str = "sim"
+    kubeconfig: Path | None = None
+    context: str | None = None
+    allowed_contexts: tuple[str, ...] = ()
+    kind_cluster: str | None = None
+    namespace: str | None = None
+    profile: str = "fast"
+    report_dir: Path | None = None
+    sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
+
+    def describe(self) -> str:
+        """One line per setting and its source, for the session header."""
+        parts = []
+        for option in OPTIONS:
+            value = getattr(self, option.name)
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            parts.append(f"{option.name}={value if value not in (None, '') else '-'}")
+        return " ".join(parts)
+
+
+def _convert(option: Option, raw: object, source: Source) -> object:
+    """Validate one raw value; ConfigError names the option, the source and what is accepted."""
+    where = {
+        "ini": f"ini {option.ini_key}",
+        "env": f"environment {option.env_var}",
+        "cli": option.cli_flag,
+        "marker": f"marker k8sdr({option.name}=...)",
+        "default": "default",
+    }[source]
+    if option.kind == "list":
+        items: list[str]
+        if isinstance(raw, str):
+            items = [p.strip() for p in raw.split(",")]
+        elif isinstance(raw, list | tuple):
+            items = [str(p).strip() for p in raw]
+        else:
+            raise ConfigError(f"{where}: expected a comma-separated list, got {raw!r}")
+        return tuple(p for p in items if p)
+    if not isinstance(raw, str | Path):
+        raise ConfigError(f"{where}: expected a string, got {type(raw).__name__} {raw!r}")
+    text = str(raw).strip()
+    if option.kind == "choice":
+        if text not in option.choices:
+            accepted = ", ".join(option.choices)
+            raise ConfigError(
+                f"invalid value {text!r} for {option.name} ({where}); accepted values: {accepted}"
+            )
+        return text
+    if not text:
+        return None
+    if option.kind == "path":
+        return Path(text).expanduser()
+    return text
+
+
+def resolve(
+    *,
+    ini: Callable[[str], object] | None = None,
+    env: Mapping[str, str] | None = None,
+    cli: Mapping[str, object] | None = None,
+    marker: Mapping[str, Any] | None = None,
+    base: Settings | None = None,
+) -> Settings:
+    """Resolve settings from the four sources, later sources winning.
+
+    With `base`, start from already resolved session settings and apply only `marker`.
+    Raises ConfigError for an unknown marker keyword or an invalid value.
+    """
+    marker = dict(marker or {})
+    unknown = sorted(set(marker) - set(OPTIONS_BY_NAME))
+    if unknown:
+        accepted = ", ".join(o.name for o in OPTIONS)
+        raise ConfigError(
+            f"unknown k8sdr marker keyword(s) {', '.join(unknown)}; accepted: {accepted}"
+        )
+    values: dict[str, object] = {}
+    sources: dict[str, Source] = {}
+    for option in OPTIONS:
+        if base is not None:
+            value: object = getattr(base, option.name)
+            source: Source = base.sources.get(option.name, "default")
+        else:
+            value = None
+            if option.default is not None:
+                value = _convert(option, option.default, "default")
+            source = "default"
+            layers: list[tuple[Source, object]] = [
+                ("ini", ini(option.ini_key) if ini else None),
+                ("env", (env or {}).get(option.env_var)),
+                ("cli", (cli or {}).get(option.name)),
+            ]
+            for layer, raw in layers:
+                if raw is None or raw == "" or raw == []:
+                    continue
+                value = _convert(option, raw, layer)
+                source = layer
+        if option.name in marker:
+            wanted = _convert(option, marker[option.name], "marker")
+            if option.name == "allowed_contexts":
+                # A test may narrow the operator's allowlist, never widen it.
+                operator_allowed = value if isinstance(value, tuple) else ()
+                asked = wanted if isinstance(wanted, tuple) else ()
+                wanted = tuple(c for c in asked if c in operator_allowed)
+            value = wanted
+            source = "marker"
+        values[option.name] = value
+        sources[option.name] = source
+    return Settings(**values, sources=sources)  # type: ignore[arg-type]
+
+
+def session_mismatch(session: Settings, test: Settings) -> str | None:
+    """Why a test's marker cannot run in this session (a session-wide option differs), or None."""
+    for option in OPTIONS:
+        if option.session_wide and test.sources.get(option.name) == "marker":
+            wanted, have = getattr(test, option.name), getattr(session, option.name)
+            if wanted != have:
+                return f"needs {option.name}={wanted}; this session runs {option.name}={have}"
+    return None
+
+
+def kubeconfig_paths(settings: Settings, environ: Mapping[str, str]) -> list[Path]:
+    """The kubeconfig files in force: the setting, else $KUBECONFIG, else ~/.kube/config."""
+    if settings.kubeconfig is not None:
+        return [settings.kubeconfig]
+    listed = environ.get("KUBECONFIG", "")
+    if listed:
+        return [Path(p).expanduser() for p in listed.split(":") if p]
+    return [Path("~/.kube/config").expanduser()]
+
+
+def load_kubeconfig(paths: list[Path]) -> tuple[dict[str, Any], str | None]:
+    """Contexts by name and the current-context, merged as kubectl merges (first file wins).
+
+    Raises ConfigError naming the file for a missing, unreadable or malformed kubeconfig.
+    """
+    import yaml
+
+    contexts: dict[str, Any] = {}
+    current: str | None = None
+    existing = [p for p in paths if p.exists()]
+    if not existing:
+        raise ConfigError(f"no kubeconfig found (looked at {', '.join(map(str, paths))})")
+    for path in existing:
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"kubeconfig {path} cannot be read: {exc}") from exc
+        if doc is None:
+            doc = {}
+        if not isinstance(doc, dict) or not isinstance(doc.get("contexts") or [], list):
+            raise ConfigError(
+                f"kubeconfig {path} is malformed: expected a mapping with a 'contexts' list"
+            )
+        for entry in doc.get("contexts") or []:
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+                raise ConfigError(f"kubeconfig {path} is malformed: a context without a name")
+            contexts.setdefault(entry["name"], entry.get("context") or {})
+        if current is None and isinstance(doc.get("current-context"), str):
+            current = doc["current-context"] or None
+    return contexts, current
+
+
+def target_context(settings: Settings, environ: Mapping[str, str]) -> str:
+    """The kubeconfig context the session will use; ConfigError if it does not exist."""
+    contexts, current = load_kubeconfig(kubeconfig_paths(settings, environ))
+    name = settings.context or current
+    if not name:
+        raise ConfigError(
+            "the kubeconfig has no current-context; choose one with --k8sdr-context "
+            f"(available: {', '.join(sorted(contexts)) or 'none'})"
+        )
+    if name not in contexts:
+        raise ConfigError(
+            f"kubeconfig context {name!r} does not exist "
+            f"(available: {', '.join(sorted(contexts)) or 'none'})"
+        )
+    return name
+
+
+def refuse_unless_allowed(context: str, allowed: tuple[str, ...], tests: list[str]) -> None:
+    """Refuse disruptive tests on a context that is not on the allowlist, saying how to allow it."""
+    if context in allowed:
+        return
+    shown = ", ".join(tests[:5]) + (f" and {len(tests) - 5} more" if len(tests) > 5 else "")
+    option = OPTIONS_BY_NAME["allowed_contexts"]
+    raise ConfigError(
+        f"refusing to run {len(tests)} disruptive test(s) ({shown}) against kubeconfig context "
+        f"{context!r}: it is not on the allowlist "
+        f"({', '.join(allowed) if allowed else 'the allowlist is empty'}). "
+        f"If this cluster may be disrupted, allow it with {option.cli_flag}={context} "
+        f"(or {option.env_var}, or ini {option.ini_key})."
+    )
