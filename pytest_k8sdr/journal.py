@@ -17,6 +17,13 @@ from pytest_k8sdr.errors import UndoError
 log = logging.getLogger(__name__)
 
 
+class RetryLater(Exception):
+    """Raised by an undo that must wait for older undos (e.g. relabel after the machine starts).
+
+    The entry is retried once, after every older entry has been undone.
+    """
+
+
 @dataclass
 class UndoEntry:
     """One registered undo: what was done, and the call that reverses it."""
@@ -76,6 +83,7 @@ class UndoStack:
         `UndoError` afterwards.
         """
         failures: list[tuple[str, BaseException]] = []
+        later: list[UndoEntry] = []
         while True:
             with self._lock:
                 pending = [e for e in self._entries[down_to:] if not e.done]
@@ -86,7 +94,16 @@ class UndoStack:
             try:
                 log.info("undo: %s", entry.description)
                 entry.undo()
+            except RetryLater:
+                later.append(entry)
             except Exception as exc:  # every undo is attempted; failures are reported together
+                log.error("undo failed: %s: %s", entry.description, exc)
+                failures.append((entry.description, exc))
+        for entry in later:
+            try:
+                log.info("undo (retried after older undos): %s", entry.description)
+                entry.undo()
+            except Exception as exc:
                 log.error("undo failed: %s: %s", entry.description, exc)
                 failures.append((entry.description, exc))
         with self._lock:

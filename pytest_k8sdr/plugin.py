@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s_client
 
 from pytest_k8sdr import config as cfg
+from pytest_k8sdr.backends import Backend, open_backend
+from pytest_k8sdr.cluster import MANAGED_BY, Cluster
 from pytest_k8sdr.errors import ConfigError
+from pytest_k8sdr.faults.node import NodeFaults
 from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.report import (
+    AllureSteps,
+    RunReport,
+    allure_module,
+    junit_properties,
+    write_allure_environment,
+    write_timeline,
+)
+from pytest_k8sdr.runbook import DEFAULT_SLOS, Runbook
+from pytest_k8sdr.workloads import Workload, deploy
 
 SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
 ITEM_SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
 PREVIOUS_SIGTERM_KEY = pytest.StashKey[Any]()
+REPORT_KEY = pytest.StashKey[RunReport]()
+FACTS_KEY = pytest.StashKey[dict[str, str]]()
 
 
 class Terminated(KeyboardInterrupt):
@@ -54,6 +72,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "k8sdr(**settings): per-test pytest-k8sdr settings, e.g. k8sdr(namespace='web')",
     )
+    config.stash[REPORT_KEY] = RunReport()
+    config.stash[FACTS_KEY] = {}
     try:
         config.stash[SETTINGS_KEY] = _session_settings(config)
     except ConfigError as exc:
@@ -147,3 +167,147 @@ def undo() -> Iterator[UndoStack]:
         yield stack
     finally:
         stack.unwind()
+
+
+@pytest.fixture(scope="session")
+def k8sdr_sim_options() -> dict[str, Any]:
+    """Options for the simulated cluster (override in a conftest): workers, disabled controllers.
+
+    Keys: `workers` (int, default 3) and any keyword of `SimCluster.start`, such as
+    `disabled_controllers` or `faults`.
+    """
+    return {"workers": 3}
+
+
+@pytest.fixture(scope="session")
+def k8sdr_backend(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    k8sdr_sim_options: dict[str, Any],
+) -> Iterator[Backend]:
+    """The session's cluster: started once (sim, kind) or connected to (kubeconfig)."""
+    settings = request.config.stash[SETTINGS_KEY]
+    options = dict(k8sdr_sim_options)
+    workers = int(options.pop("workers", 3))
+    try:
+        backend = open_backend(
+            settings, tmp_path_factory.mktemp("k8sdr"), sim_workers=workers, sim_options=options
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    facts = request.config.stash[FACTS_KEY]
+    facts["backend"] = backend.name
+    try:
+        version = backend.cluster.call(k8s_client.VersionApi(backend.cluster.api_client).get_code)
+        facts["cluster.version"] = str(version.git_version)
+        facts["cluster.nodes"] = str(len(backend.cluster.nodes()))
+    except Exception as exc:  # the report must not fail the session
+        facts["cluster.version"] = f"unknown ({type(exc).__name__})"
+    facts["profile"] = settings.profile
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+@pytest.fixture(scope="session")
+def cluster(k8sdr_backend: Backend) -> Cluster:
+    """The typed facade over the session's cluster."""
+    return k8sdr_backend.cluster
+
+
+def _namespace_name(nodeid: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", nodeid.rsplit("::", 1)[-1].lower()).strip("-")
+    return f"k8sdr-{slug[:40].rstrip('-')}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def namespace(
+    request: pytest.FixtureRequest, cluster: Cluster, k8sdr_settings: cfg.Settings
+) -> Iterator[str]:
+    """The test's own namespace, labelled as ours and deleted afterwards.
+
+    With the `namespace` setting, that existing namespace is used and left in place.
+    """
+    if k8sdr_settings.namespace:
+        yield k8sdr_settings.namespace
+        return
+    name = _namespace_name(request.node.nodeid)
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {MANAGED_BY[0]: MANAGED_BY[1]}},
+    }
+    cluster.call(cluster.core.create_namespace, body, _preload_content=False)
+    try:
+        yield name
+    finally:
+        cluster.call(cluster.core.delete_namespace, name, _preload_content=False)
+
+
+@pytest.fixture
+def make_workload(cluster: Cluster, namespace: str) -> Callable[..., Workload]:
+    """Factory: `make_workload("web", replicas=6, kind="Deployment", service="NodePort")`.
+
+    Creates the workload in the test's namespace and waits until it is Ready.
+    """
+
+    def make(name: str, **kwargs: Any) -> Workload:
+        return deploy(cluster, namespace, name, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def node_faults(cluster: Cluster, undo: UndoStack) -> NodeFaults:
+    """Cordon, drain, isolate, taint and relabel nodes; every change undone at teardown."""
+    return NodeFaults(cluster, undo)
+
+
+def _allure_active(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "allure_report_dir", None)) and allure_module() is not None
+
+
+@pytest.fixture
+def runbook(
+    request: pytest.FixtureRequest,
+    k8sdr_settings: cfg.Settings,
+    record_property: Callable[[str, object], None],
+) -> Iterator[Runbook]:
+    """The test's runbook: timed phases with the profile's default SLOs.
+
+    At teardown its phases go to the terminal table, the JUnit properties, the report
+    directory (timeline JSON and SVG) and, with allure, steps and attachments.
+    """
+    book = Runbook(request.node.name, slos=dict(DEFAULT_SLOS[k8sdr_settings.profile]))
+    steps = AllureSteps(allure_module()) if _allure_active(request.config) else None
+    if steps is not None:
+        book.listeners.append(steps)
+    try:
+        yield book
+    finally:
+        request.config.stash[REPORT_KEY].add(request.node.nodeid, book)
+        for key, value in junit_properties(book):
+            record_property(key, value)
+        if k8sdr_settings.report_dir is not None and book.phases:
+            write_timeline(book, k8sdr_settings.report_dir, request.node.nodeid)
+        if steps is not None and book.phases:
+            steps.attach(book)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Print experiments by phases: durations against SLOs and verdicts."""
+    table = config.stash[REPORT_KEY].table() if REPORT_KEY in config.stash else ""
+    if table:
+        terminalreporter.write_sep("=", "k8sdr runbook phases (duration/SLO verdict)")
+        terminalreporter.write_line(table)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write allure's environment.properties and categories.json when allure is on."""
+    config = session.config
+    if _allure_active(config) and FACTS_KEY in config.stash:
+        from pathlib import Path
+
+        facts: dict[str, str] = config.stash[FACTS_KEY]
+        write_allure_environment(Path(config.option.allure_report_dir), facts)

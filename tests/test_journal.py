@@ -52,3 +52,26 @@ def test_discarded_and_run_entries_are_not_undone_again() -> None:
     stack.run(b)
     stack.unwind()
     assert done == ["b"]
+
+
+def test_retry_later_runs_after_older_undos() -> None:
+    from pytest_k8sdr.journal import RetryLater
+
+    done: list[str] = []
+    machine_started = False
+
+    def start_machine() -> None:
+        nonlocal machine_started
+        machine_started = True
+        done.append("start")
+
+    def relabel() -> None:
+        if not machine_started:
+            raise RetryLater
+        done.append("relabel")
+
+    stack = UndoStack()
+    stack.push("start machine", start_machine)
+    stack.push("relabel node", relabel)
+    stack.unwind()
+    assert done == ["start", "relabel"]

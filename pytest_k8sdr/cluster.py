@@ -1,0 +1,595 @@
+"""A thin, typed facade over the official kubernetes client, with watch-driven waits.
+
+Objects travel as the API's own JSON (dicts): the client's model classes cost seconds and
+hundreds of megabytes at 30,000 pods. Typed, frozen views (`NodeView`, `PodView`) are made on
+demand. Waits list, then watch from the list's resourceVersion, re-list on 410 and reconnect on
+a cut stream; they return the moment the condition holds, stamped with the time the event that
+made it true arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import tenacity
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.rest import ApiException
+
+from pytest_k8sdr.errors import ClusterCheckFailed, ConfigError, ToolError
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+T = TypeVar("T")
+
+MANAGED_BY = ("app.kubernetes.io/managed-by", "pytest-k8sdr")
+
+
+class ApiUnavailable(ToolError):
+    """The API server could not be reached or kept failing past the deadline."""
+
+
+class NotFound(ToolError):
+    """An object the tool was asked to act on does not exist."""
+
+
+class WaitTimeout(ClusterCheckFailed):
+    """A condition did not hold before its deadline; the message says what is left."""
+
+
+# --------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True)
+class Taint:
+    """A node taint."""
+
+    key: str
+    effect: str
+    value: str | None = None
+    time_added: str | None = None
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Taint:
+        """Build from the API's JSON."""
+        return cls(raw["key"], raw["effect"], raw.get("value"), raw.get("timeAdded"))
+
+    def to_json(self) -> JSON:
+        """The API's JSON (without timeAdded, which the server stamps)."""
+        out: JSON = {"key": self.key, "effect": self.effect}
+        if self.value is not None:
+            out["value"] = self.value
+        return out
+
+    def __str__(self) -> str:
+        return f"{self.key}{'=' + self.value if self.value else ''}:{self.effect}"
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What a test needs to know about a Node."""
+
+    name: str
+    uid: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    taints: tuple[Taint, ...]
+    unschedulable: bool
+    conditions: Mapping[str, str]
+    addresses: Mapping[str, str]
+    deleting: bool
+    raw: JSON = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, raw: JSON) -> NodeView:
+        """Build from the API's JSON."""
+        meta, spec, status = raw["metadata"], raw.get("spec") or {}, raw.get("status") or {}
+        return cls(
+            name=meta["name"],
+            uid=meta.get("uid", ""),
+            labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+            taints=tuple(Taint.from_json(t) for t in spec.get("taints") or []),
+            unschedulable=bool(spec.get("unschedulable")),
+            conditions={c["type"]: c["status"] for c in status.get("conditions") or []},
+            addresses={a["type"]: a["address"] for a in reversed(status.get("addresses") or [])},
+            deleting=bool(meta.get("deletionTimestamp")),
+            raw=raw,
+        )
+
+    @property
+    def ready(self) -> str | None:
+        """The Ready condition's status: "True", "False", "Unknown", or None if absent."""
+        return self.conditions.get("Ready")
+
+    @property
+    def internal_ip(self) -> str | None:
+        """The node's InternalIP address."""
+        return self.addresses.get("InternalIP")
+
+    def has_taint(self, key: str, effect: str | None = None) -> bool:
+        """Whether a taint with this key (and effect) is set."""
+        return any(t.key == key and (effect is None or t.effect == effect) for t in self.taints)
+
+
+@dataclass(frozen=True)
+class PodView:
+    """What a test needs to know about a Pod."""
+
+    namespace: str
+    name: str
+    uid: str
+    node: str | None
+    phase: str
+    ready: bool
+    deleting: bool
+    ip: str | None
+    labels: Mapping[str, str]
+    owner: tuple[str, str] | None
+    raw: JSON = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, raw: JSON) -> PodView:
+        """Build from the API's JSON."""
+        meta, spec, status = raw["metadata"], raw.get("spec") or {}, raw.get("status") or {}
+        conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+        owners = [o for o in meta.get("ownerReferences") or [] if o.get("controller")]
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta["name"],
+            uid=meta.get("uid", ""),
+            node=spec.get("nodeName"),
+            phase=status.get("phase", "Pending"),
+            ready=conditions.get("Ready") == "True",
+            deleting=bool(meta.get("deletionTimestamp")),
+            ip=status.get("podIP"),
+            labels=dict(meta.get("labels") or {}),
+            owner=(owners[0]["kind"], owners[0]["name"]) if owners else None,
+            raw=raw,
+        )
+
+    @property
+    def key(self) -> str:
+        """`namespace/name`."""
+        return f"{self.namespace}/{self.name}"
+
+    def describe(self) -> str:
+        """One line for failure messages: name, node, phase, readiness."""
+        state = self.phase + (", Ready" if self.ready else ", not Ready")
+        if self.deleting:
+            state += ", Terminating"
+        return f"{self.key} on {self.node or '<unscheduled>'} ({state}, uid {self.uid[:8]})"
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How to list and watch one resource through the generated client."""
+
+    name: str
+    api: str  # attribute of Cluster holding the API object
+    namespaced_list: str | None
+    cluster_list: str
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind("nodes", "core", None, "list_node"),
+        Kind("pods", "core", "list_namespaced_pod", "list_pod_for_all_namespaces"),
+        Kind("events", "core", "list_namespaced_event", "list_event_for_all_namespaces"),
+        Kind("services", "core", "list_namespaced_service", "list_service_for_all_namespaces"),
+        Kind(
+            "endpointslices",
+            "discovery",
+            "list_namespaced_endpoint_slice",
+            "list_endpoint_slice_for_all_namespaces",
+        ),
+        Kind(
+            "deployments",
+            "apps",
+            "list_namespaced_deployment",
+            "list_deployment_for_all_namespaces",
+        ),
+        Kind(
+            "statefulsets",
+            "apps",
+            "list_namespaced_stateful_set",
+            "list_stateful_set_for_all_namespaces",
+        ),
+        Kind(
+            "daemonsets", "apps", "list_namespaced_daemon_set", "list_daemon_set_for_all_namespaces"
+        ),
+        Kind("leases", "coordination", "list_namespaced_lease", "list_lease_for_all_namespaces"),
+        Kind("namespaces", "core", None, "list_namespace"),
+    )
+}
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, ApiException):
+        if exc.status == 429:
+            # Overload answers carry Retry-After; a PodDisruptionBudget's 429 does not
+            # (apiserver responsewriters/writers.go) and is the caller's to handle.
+            return bool(exc.headers and exc.headers.get("Retry-After"))
+        return (exc.status or 0) >= 500
+    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError)
+
+
+def _retry_after(state: tenacity.RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, ApiException) and exc.headers:
+        header = exc.headers.get("Retry-After")
+        if header and header.isdigit():
+            return float(header)
+    return float(tenacity.wait_exponential_jitter(multiplier=0.1, max=2.0)(state))
+
+
+@dataclass
+class Snapshot:
+    """The objects a wait currently knows, by `namespace/name` (or `name`)."""
+
+    objects: dict[str, JSON] = field(default_factory=dict)
+
+    def values(self) -> Iterator[JSON]:
+        """The objects."""
+        return iter(self.objects.values())
+
+
+@dataclass(frozen=True)
+class WaitResult(Generic[T]):
+    """A condition that held: its value, when it became true, how long the wait took."""
+
+    value: T
+    at: datetime
+    elapsed: float
+    requests: int
+
+
+def _key(obj: Mapping[str, Any]) -> str:
+    meta = obj["metadata"]
+    ns = meta.get("namespace")
+    return f"{ns}/{meta['name']}" if ns else str(meta["name"])
+
+
+class Cluster:
+    """One cluster, reached through a kubeconfig, with typed reads and watch-driven waits."""
+
+    def __init__(self, api_client: k8s.ApiClient, *, api_deadline: float = 30.0) -> None:
+        self.api_client = api_client
+        self.core = k8s.CoreV1Api(api_client)
+        self.apps = k8s.AppsV1Api(api_client)
+        self.discovery = k8s.DiscoveryV1Api(api_client)
+        self.coordination = k8s.CoordinationV1Api(api_client)
+        self.policy = k8s.PolicyV1Api(api_client)
+        self.api_deadline = api_deadline
+        self.requests = 0  # API requests made through this facade, for the benchmarks
+
+    @classmethod
+    def from_kubeconfig(
+        cls, path: Path | None = None, context: str | None = None, **kwargs: Any
+    ) -> Cluster:
+        """Connect through a kubeconfig file and context; ConfigError names what is wrong."""
+        configuration = k8s.Configuration()
+        try:
+            k8s_config.load_kube_config(
+                config_file=str(path) if path else None,
+                context=context,
+                client_configuration=configuration,
+            )
+        except (k8s_config.ConfigException, OSError, ValueError, TypeError) as exc:
+            raise ConfigError(f"cannot load kubeconfig {path or '(default)'}: {exc}") from exc
+        return cls(k8s.ApiClient(configuration), **kwargs)
+
+    def close(self) -> None:
+        """Release the client's connection pool."""
+        self.api_client.close()
+
+    # ----------------------------------------------------------------- raw calls
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call a generated client method, retrying transient failures until the API deadline.
+
+        429 honours Retry-After; 5xx and connection errors back off exponentially. When the API
+        stays down past the deadline, `ApiUnavailable` says so instead of hanging.
+        """
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_transient),
+            wait=_retry_after,
+            stop=tenacity.stop_after_delay(self.api_deadline),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self.requests += 1
+                    return fn(*args, **kwargs)
+        except ApiException as exc:
+            if _transient(exc):
+                raise ApiUnavailable(
+                    f"API server kept failing for {self.api_deadline:.0f}s: "
+                    f"{exc.status} {exc.reason}"
+                ) from exc
+            raise
+        except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
+            raise ApiUnavailable(
+                f"API server unreachable for {self.api_deadline:.0f}s: {exc}"
+            ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _list_fn(self, kind: Kind, namespace: str | None) -> Callable[..., Any]:
+        api = getattr(self, kind.api)
+        if namespace is not None and kind.namespaced_list:
+            fn = getattr(api, kind.namespaced_list)
+            return lambda **kw: fn(namespace, **kw)
+        return getattr(api, kind.cluster_list)  # type: ignore[no-any-return]
+
+    def list_raw(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> JSON:
+        """List as the API's JSON (`items`, `metadata.resourceVersion`)."""
+        fn = self._list_fn(KINDS[kind], namespace)
+        kwargs: dict[str, Any] = {"_preload_content": False}
+        if label_selector:
+            kwargs["label_selector"] = label_selector
+        if field_selector:
+            kwargs["field_selector"] = field_selector
+        resp = self.call(fn, **kwargs)
+        return json.loads(resp.data)  # type: ignore[no-any-return]
+
+    def get_raw(self, kind: str, name: str, namespace: str | None = None) -> JSON | None:
+        """One object as JSON, or None when it does not exist."""
+        listed = self.list_raw(kind, namespace, field_selector=f"metadata.name={name}")
+        items = listed.get("items") or []
+        return items[0] if items else None
+
+    # ----------------------------------------------------------------- reads
+
+    def nodes(self, label_selector: str | None = None) -> list[NodeView]:
+        """All nodes, by name."""
+        raw = self.list_raw("nodes", label_selector=label_selector)
+        return sorted((NodeView.from_json(n) for n in raw["items"]), key=lambda n: n.name)
+
+    def node(self, name: str) -> NodeView:
+        """One node; `NotFound` names the node and the nodes that exist."""
+        raw = self.get_raw("nodes", name)
+        if raw is None:
+            known = ", ".join(n.name for n in self.nodes()) or "none"
+            raise NotFound(f"unknown node {name!r} (nodes in the cluster: {known})")
+        return NodeView.from_json(raw)
+
+    def pods(
+        self,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        node: str | None = None,
+    ) -> list[PodView]:
+        """Pods, optionally of a namespace, selector, or node."""
+        raw = self.list_raw(
+            "pods",
+            namespace,
+            label_selector=label_selector,
+            field_selector=f"spec.nodeName={node}" if node else None,
+        )
+        return sorted((PodView.from_json(p) for p in raw["items"]), key=lambda p: p.key)
+
+    def events(self, namespace: str | None = None, *, involved: str | None = None) -> list[JSON]:
+        """Events, optionally about one object name."""
+        field_selector = f"involvedObject.name={involved}" if involved else None
+        return list(self.list_raw("events", namespace, field_selector=field_selector)["items"])
+
+    def endpoints(self, namespace: str, service: str) -> list[JSON]:
+        """The endpoints of a Service across its EndpointSlices, each with `conditions`."""
+        raw = self.list_raw(
+            "endpointslices", namespace, label_selector=f"kubernetes.io/service-name={service}"
+        )
+        return [ep for s in raw["items"] for ep in s.get("endpoints") or []]
+
+    # ----------------------------------------------------------------- waits
+
+    def wait(
+        self,
+        kind: str,
+        predicate: Callable[[Snapshot], T | None],
+        *,
+        timeout: float,
+        description: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        explain: Callable[[Snapshot], str] | None = None,
+        on_event: Callable[[str, JSON], None] | None = None,
+        recheck_every: float | None = None,
+    ) -> WaitResult[T]:
+        """Wait until `predicate(snapshot)` is truthy; return its value and when it became so.
+
+        `on_event(type, object)` sees every change (for histories such as split-brain checks).
+        `recheck_every` re-evaluates the predicate at least that often even without events
+        (each time resuming the watch from the last resourceVersion: no re-list).
+        On timeout, `WaitTimeout` carries `description` and `explain(snapshot)`: what is left.
+        """
+        k = KINDS[kind]
+        fn = self._list_fn(k, namespace)
+        start = time.monotonic()
+        deadline = start + timeout
+        requests_before = self.requests
+        snapshot = Snapshot()
+
+        def relist() -> str:
+            listed = self.list_raw(
+                kind, namespace, label_selector=label_selector, field_selector=field_selector
+            )
+            snapshot.objects = {_key(o): o for o in listed["items"]}
+            if on_event:
+                for obj in listed["items"]:
+                    on_event("LISTED", obj)
+            return str(listed["metadata"].get("resourceVersion", ""))
+
+        def result(value: T) -> WaitResult[T]:
+            return WaitResult(
+                value, datetime.now(UTC), time.monotonic() - start, self.requests - requests_before
+            )
+
+        rv = relist()
+        value = predicate(snapshot)
+        if value:
+            return result(value)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if recheck_every is not None:
+                value = predicate(snapshot)
+                if value:
+                    return result(value)
+                remaining = min(remaining, recheck_every)
+            kwargs: dict[str, Any] = {
+                "watch": True,
+                "resource_version": rv,
+                "allow_watch_bookmarks": True,
+                # The server ends the stream at our deadline; the read timeout is a backstop
+                # against a server that stops answering altogether.
+                "timeout_seconds": max(1, int(remaining + 0.999)),
+                "_request_timeout": (5.0, remaining + 5.0),
+                "_preload_content": False,
+            }
+            if label_selector:
+                kwargs["label_selector"] = label_selector
+            if field_selector:
+                kwargs["field_selector"] = field_selector
+            try:
+                resp = self.call(fn, **kwargs)
+            except ApiException as exc:
+                if exc.status == 410:
+                    rv = relist()
+                    continue
+                raise
+            try:
+                for line in _lines(resp):
+                    event = json.loads(line)
+                    etype, obj = event.get("type"), event.get("object") or {}
+                    if etype == "ERROR":
+                        if obj.get("code") == 410:
+                            rv = relist()
+                            value = predicate(snapshot)
+                            if value:
+                                return result(value)
+                            break
+                        raise ToolError(f"watch of {kind} failed: {obj.get('message', obj)}")
+                    rv = str((obj.get("metadata") or {}).get("resourceVersion", rv))
+                    if etype == "BOOKMARK":
+                        continue
+                    if etype == "DELETED":
+                        snapshot.objects.pop(_key(obj), None)
+                    else:
+                        snapshot.objects[_key(obj)] = obj
+                    if on_event:
+                        on_event(str(etype), obj)
+                    value = predicate(snapshot)
+                    if value:
+                        return result(value)
+            except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
+                # A cut stream: resume from the last resourceVersion we saw.
+                log.debug("watch of %s cut (%s); resuming from %s", kind, exc, rv)
+            finally:
+                resp.release_conn()
+        what = explain(snapshot) if explain else ""
+        raise WaitTimeout(
+            f"timed out after {timeout:.1f}s waiting for {description}"
+            + (f"\n{what}" if what else "")
+        )
+
+    def wait_node(
+        self,
+        name: str,
+        condition: Callable[[NodeView | None], bool],
+        *,
+        timeout: float,
+        description: str,
+    ) -> WaitResult[NodeView | None]:
+        """Wait for a condition on one node (None = the Node object is gone)."""
+
+        def view(s: Snapshot) -> NodeView | None:
+            raw = s.objects.get(name)
+            return NodeView.from_json(raw) if raw else None
+
+        def check(s: Snapshot) -> tuple[NodeView | None] | None:
+            node = view(s)
+            return (node,) if condition(node) else None
+
+        def explain(s: Snapshot) -> str:
+            node = view(s)
+            if node is None:
+                return f"node {name} does not exist"
+            taints = ", ".join(map(str, node.taints)) or "none"
+            return (
+                f"node {name}: Ready={node.ready}, unschedulable={node.unschedulable}, "
+                f"taints: {taints}"
+            )
+
+        got: WaitResult[tuple[NodeView | None]] = self.wait(
+            "nodes",
+            check,
+            timeout=timeout,
+            description=f"node {name} {description}",
+            field_selector=f"metadata.name={name}",
+            explain=explain,
+        )
+        return WaitResult(got.value[0], got.at, got.elapsed, got.requests)
+
+    def wait_node_ready(self, name: str, *, timeout: float = 60.0) -> WaitResult[NodeView | None]:
+        """Wait until the node exists and is Ready=True."""
+        return self.wait_node(
+            name,
+            lambda n: n is not None and n.ready == "True",
+            timeout=timeout,
+            description="Ready",
+        )
+
+    def wait_node_unreachable(
+        self, name: str, *, timeout: float = 120.0
+    ) -> WaitResult[NodeView | None]:
+        """Wait until the node's Ready condition is Unknown (its kubelet stopped posting)."""
+        return self.wait_node(
+            name,
+            lambda n: n is not None and n.ready == "Unknown",
+            timeout=timeout,
+            description="Ready=Unknown",
+        )
+
+    def wait_node_gone(self, name: str, *, timeout: float = 60.0) -> WaitResult[NodeView | None]:
+        """Wait until the Node object no longer exists."""
+        return self.wait_node(name, lambda n: n is None, timeout=timeout, description="deleted")
+
+
+def _lines(resp: Any) -> Iterator[bytes]:
+    """Lines of a streamed watch response as they arrive."""
+    buffer = b""
+    for chunk in resp.stream(amt=None, decode_content=False):
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                yield line
+    if buffer.strip():
+        yield buffer
