@@ -1,0 +1,226 @@
+"""The runbook's phases as one timed object a test drives step by step.
+
+A phase starts when the test enters it and ends at the time of the cluster event that satisfied
+its last check (a wait's `at`), not when the test got round to noticing. A phase that takes
+longer than its SLO fails with `SLOExceeded`, naming the phase; any other failure inside a phase
+gets a note naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pytest_k8sdr.errors import ClusterCheckFailed, SLOExceeded
+
+PHASES = (
+    "fail",
+    "isolate",
+    "self-heal",
+    "drain LB",
+    "restore",
+    "relabel",
+    "revert LB",
+    "rebalance",
+)
+
+# SLOs per timing profile. `fast` matches the simulator's and ci/kind-config.yaml's fast timings
+# (grace 4s, tolerations 10s, pod GC scaled); `upstream` matches upstream's defaults (grace 50s,
+# tolerations 300s, pod GC 20s + 40s quarantine; shared/reference timelines).
+DEFAULT_SLOS: dict[str, dict[str, float]] = {
+    "fast": {
+        "fail": 30.0,
+        "isolate": 60.0,
+        "self-heal": 90.0,
+        "drain LB": 15.0,
+        "restore": 90.0,
+        "relabel": 15.0,
+        "revert LB": 15.0,
+        "rebalance": 90.0,
+    },
+    "upstream": {
+        "fail": 120.0,
+        "isolate": 180.0,
+        "self-heal": 600.0,
+        "drain LB": 60.0,
+        "restore": 300.0,
+        "relabel": 60.0,
+        "revert LB": 60.0,
+        "rebalance": 300.0,
+    },
+}
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min)?\s*$")
+
+
+def parse_duration(value: float | str) -> float:
+    """Seconds from `12`, `12.5`, `"90s"`, `"250ms"` or `"2m"`; ValueError otherwise."""
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"a duration cannot be negative: {value}")
+        return float(value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30, '30s', '500ms', '2m')")
+    number, unit = float(match.group(1)), match.group(2) or "s"
+    return number * {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0}[unit]
+
+
+class _Timed(Protocol):
+    @property
+    def at(self) -> datetime: ...
+
+
+class PhaseListener(Protocol):
+    """Told when a phase starts and ends (reports: allure steps, progress lines)."""
+
+    def phase_started(self, runbook: Runbook, record: PhaseRecord) -> None:
+        """A phase began."""
+
+    def phase_ended(
+        self, runbook: Runbook, record: PhaseRecord, error: BaseException | None
+    ) -> None:
+        """A phase ended; `error` is what it raised, if anything."""
+
+
+@dataclass
+class Mark:
+    """One point of the timeline: what happened, when (wall clock), in which phase."""
+
+    label: str
+    at: datetime
+    phase: str | None
+
+
+@dataclass
+class PhaseRecord:
+    """A phase as it ran: start, end (the deciding event), SLO and verdict."""
+
+    name: str
+    slo: float | None
+    started: datetime
+    ended: datetime | None = None
+    verdict: str = "running"  # ok | slo-exceeded | failed | error
+    error: str | None = None
+    _last_event: datetime | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to the deciding event (None while running)."""
+        if self.ended is None:
+            return None
+        return (self.ended - self.started).total_seconds()
+
+    def observe(self, result: _Timed) -> None:
+        """Count a wait's result as this phase's deciding event (its time ends the phase)."""
+        if self._last_event is None or result.at > self._last_event:
+            self._last_event = result.at
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON."""
+        return {
+            "phase": self.name,
+            "slo_seconds": self.slo,
+            "started": self.started.isoformat(),
+            "ended": self.ended.isoformat() if self.ended else None,
+            "seconds": None if self.duration is None else round(self.duration, 3),
+            "verdict": self.verdict,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Runbook:
+    """The phases of one experiment, with their SLOs, durations and timeline."""
+
+    name: str
+    slos: Mapping[str, float | str] = field(default_factory=dict)
+    phases: list[PhaseRecord] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
+    listeners: list[PhaseListener] = field(default_factory=list)
+    _current: PhaseRecord | None = None
+
+    def mark(self, label: str, at: datetime | _Timed | None = None) -> Mark:
+        """Add a point to the timeline (a wait result or a time; default now)."""
+        when = at if isinstance(at, datetime) else (at.at if at is not None else None)
+        mark = Mark(label, when or datetime.now(UTC), self._current.name if self._current else None)
+        self.marks.append(mark)
+        if self._current is not None and at is not None and not isinstance(at, datetime):
+            self._current.observe(at)
+        return mark
+
+    @contextmanager
+    def phase(self, name: str, slo: float | str | None = None) -> Iterator[PhaseRecord]:
+        """Time one phase; `slo` (seconds or "90s") overrides the runbook's SLO for it."""
+        __tracebackhide__ = True
+        if self._current is not None:
+            raise RuntimeError(f"phase {name!r} started inside phase {self._current.name!r}")
+        raw_slo = slo if slo is not None else self.slos.get(name)
+        record = PhaseRecord(
+            name, parse_duration(raw_slo) if raw_slo is not None else None, datetime.now(UTC)
+        )
+        self.phases.append(record)
+        self._current = record
+        started = time.monotonic()
+        for listener in self.listeners:
+            listener.phase_started(self, record)
+        error: BaseException | None = None
+        try:
+            yield record
+            # Timed from the cluster's own events when the phase observed any.
+            record.ended = record._last_event or datetime.now(UTC)
+            took = record.duration if record.duration is not None else time.monotonic() - started
+            if record.slo is not None and took > record.slo:
+                record.verdict = "slo-exceeded"
+                record.error = f"took {took:.2f}s, SLO {record.slo:.2f}s"
+                raise SLOExceeded(name, record.slo, took, f"runbook {self.name!r}")
+            record.verdict = "ok"
+        except SLOExceeded as exc:
+            error = exc
+            raise
+        except ClusterCheckFailed as exc:
+            error = exc
+            record.ended = datetime.now(UTC)
+            record.verdict = "failed"
+            record.error = str(exc).splitlines()[0]
+            exc.add_note(f"in runbook phase {name!r} of {self.name!r}")
+            raise
+        except BaseException as exc:
+            error = exc
+            record.ended = datetime.now(UTC)
+            record.verdict = "error"
+            record.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            exc.add_note(f"in runbook phase {name!r} of {self.name!r}")
+            raise
+        finally:
+            self._current = None
+            for listener in self.listeners:
+                listener.phase_ended(self, record, error)
+
+    def summary(self) -> list[dict[str, Any]]:
+        """The phases as JSON records, in order."""
+        return [p.to_json() for p in self.phases]
+
+    def timeline(self) -> list[dict[str, Any]]:
+        """Every mark, with seconds since the first phase started."""
+        origin = self.phases[0].started if self.phases else None
+        out = []
+        for m in sorted(self.marks, key=lambda m: m.at):
+            offset = (m.at - origin).total_seconds() if origin else 0.0
+            out.append(
+                {"label": m.label, "at": m.at.isoformat(), "t": round(offset, 3), "phase": m.phase}
+            )
+        return out
+
+    def to_json(self) -> str:
+        """Phases and timeline as a JSON document."""
+        return json.dumps(
+            {"runbook": self.name, "phases": self.summary(), "timeline": self.timeline()},
+            indent=2,
+        )
