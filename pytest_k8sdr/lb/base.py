@@ -1,0 +1,107 @@
+"""What every load-balancer driver offers, and how a node name becomes an address."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias
+
+from pytest_k8sdr.lb.errors import LBConfigError
+
+#: How a node name maps to its address (the Node's InternalIP): a dict, or a callable that
+#: raises (any exception) for an unknown node. An IP address is always accepted as itself.
+NodeAddresses: TypeAlias = Mapping[str, str] | Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One server of an upstream or backend, as the load balancer itself reports it.
+
+    `active` says whether the configuration lets traffic go to it (not `down`, not in
+    maintenance or drain); `healthy` is the load balancer's own health verdict when it has one.
+    """
+
+    name: str
+    address: str
+    port: int | None
+    active: bool
+    state: str
+    healthy: bool | None = None
+
+
+class LoadBalancer(Protocol):
+    """An external load balancer in front of the nodes: drain a node, restore it, read it back.
+
+    `drain` registers its undo before changing anything and is a no-op for a node already
+    drained; `restore` brings back exactly what `drain` changed. Both take a node name (mapped
+    through the driver's node addresses) or an address.
+    """
+
+    @property
+    def name(self) -> str:
+        """A short description for messages, e.g. ``nginx upstream web on local``."""
+        ...
+
+    @property
+    def last_change(self) -> float | None:
+        """`time.monotonic()` when the last drain or restore took effect, None before any."""
+        ...
+
+    def address_of(self, node: str) -> str:
+        """The address of `node`; `LBConfigError` when it cannot be mapped."""
+        ...
+
+    def members(self) -> list[Member]:
+        """The servers, read from the running load balancer (not from our own bookkeeping)."""
+        ...
+
+    def validate(self) -> None:
+        """Check that the load balancer is reachable and the upstream or backend exists."""
+        ...
+
+    def drain(self, node: str) -> None:
+        """Stop sending traffic to every server at the node's address."""
+        ...
+
+    def restore(self, node: str) -> None:
+        """Put back what `drain` changed for the node, exactly as it was."""
+        ...
+
+
+def resolve_address(node: str, nodes: NodeAddresses | None) -> str:
+    """Map `node` to an address through `nodes`; an IP address maps to itself."""
+    if isinstance(nodes, Mapping):
+        if node in nodes:
+            return nodes[node]
+    elif nodes is not None:
+        try:
+            return nodes(node)
+        except Exception as exc:  # the mapping is the caller's: any failure means "unknown"
+            if _is_ip(node):
+                return node
+            raise LBConfigError(f"cannot map node {node!r} to an address: {exc}") from exc
+    if _is_ip(node):
+        return node
+    known = f"; known nodes: {', '.join(sorted(nodes))}" if isinstance(nodes, Mapping) else ""
+    raise LBConfigError(f"unknown node {node!r}: no address for it{known}")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def split_host_port(server: str, default_port: int | None) -> tuple[str, int | None]:
+    """Split ``ADDR[:PORT]`` (``[v6]:PORT`` too) into host and port."""
+    if server.startswith("["):
+        host, _, rest = server[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif server.count(":") == 1:
+        host, port = server.split(":")
+    else:
+        host, port = server, ""
+    return host, int(port) if port.isdigit() else default_port
