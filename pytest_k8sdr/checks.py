@@ -16,11 +16,14 @@ from datetime import UTC, datetime
 from pytest_k8sdr.cluster import JSON, Cluster, NodeView, PodView, Snapshot, WaitResult
 from pytest_k8sdr.errors import ClusterCheckFailed
 from pytest_k8sdr.faults.node import NodeSnapshot
+from pytest_k8sdr.lb.checks import assert_lb_drained, assert_lb_restored
 from pytest_k8sdr.workloads import Workload
 
 __all__ = [
     "PodHistory",
     "assert_endpoints_exclude_node",
+    "assert_lb_drained",
+    "assert_lb_restored",
     "assert_no_split_brain",
     "assert_node_isolated",
     "assert_node_rejoined",
@@ -148,7 +151,7 @@ def assert_node_unreachable(
 
 def assert_node_isolated(
     cluster: Cluster, node: str, *, timeout: float = 120.0
-) -> WaitResult[list[PodView]]:
+) -> WaitResult[bool]:
     """The Node object is gone and so are the pods bound to it (pod GC)."""
     __tracebackhide__ = True
     cluster.wait_node_gone(node, timeout=timeout)
@@ -156,9 +159,9 @@ def assert_node_isolated(
     def explain(s: Snapshot) -> str:
         return f"pods still bound to {node}:\n{_pod_lines(map(PodView.from_json, s.values()))}"
 
-    result: WaitResult[list[PodView]] = cluster.wait(
+    result: WaitResult[bool] = cluster.wait(
         "pods",
-        lambda s: [] if not s.objects else None,
+        lambda s: not s.objects,
         timeout=timeout,
         description=f"pods bound to deleted node {node} to be garbage-collected",
         field_selector=f"spec.nodeName={node}",

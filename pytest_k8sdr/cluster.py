@@ -405,6 +405,34 @@ class Cluster:
         )
         return [ep for s in raw["items"] for ep in s.get("endpoints") or []]
 
+    def evict(self, pod: PodView, *, grace_period: int | None = None) -> str:
+        """Evict a pod through the Eviction API (PDBs apply).
+
+        Returns "evicted", "gone" (404) or "blocked" (429: a PodDisruptionBudget said no).
+        """
+        body: dict[str, Any] = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": pod.name, "namespace": pod.namespace},
+        }
+        if grace_period is not None:
+            body["deleteOptions"] = {"gracePeriodSeconds": grace_period}
+        try:
+            self.call(
+                self.core.create_namespaced_pod_eviction,
+                pod.name,
+                pod.namespace,
+                body,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return "gone"
+            if exc.status == 429:
+                return "blocked"
+            raise
+        return "evicted"
+
     # ----------------------------------------------------------------- waits
 
     def wait(

@@ -86,7 +86,10 @@ def assert_lb_restored(
         probe,
         what=f"after restoring node {node} ({address}) in {lb.name}",
         bad=lambda r: not r.ok,
-        good=lambda r: r.node == node,
+        # The node serves again when a pod on it answers or, with externalTrafficPolicy
+        # Cluster, when the LB sent the request to its NodePort (nothing moves back to a
+        # returned node, so its NodePort may forward to pods elsewhere).
+        good=lambda r: r.node == node or _served_by(r, address),
         min_answers=min_answers,
         window=window,
         timeout=timeout,
@@ -150,8 +153,10 @@ def _failure(
     lines = [f"{what}: no clean {window:.1f}s window of traffic within {timeout:.1f}s."]
     mine = [r for r in records if r.ok and r.node == node]
     if min_answers:
+        served = [r for r in records if r.ok and (r.node == node or _served_by(r, address))]
         lines.append(
-            f"node {node} answered {len(mine)} request(s) (needs {min_answers} in a window)"
+            f"node {node} answered or served {len(served)} request(s) "
+            f"(needs {min_answers} in a window)"
         )
     elif mine:
         lines.append(
@@ -172,6 +177,14 @@ def _failure(
         lines.append(f"{len(failed)} request(s) failed{more}: {shown}")
     lines.append(f"traffic since the check began: {total.describe()}")
     return "\n".join(lines)
+
+
+def _served_by(record: ProbeRecord, address: str) -> bool:
+    """Whether the load balancer's upstream header says the server at `address` answered."""
+    if record.upstream is None:
+        return False
+    last = record.upstream.split(",")[-1].strip()
+    return split_host_port(last, None)[0] == address
 
 
 def _tried(record: ProbeRecord, address: str) -> bool:

@@ -1,0 +1,57 @@
+"""The external load balancer stops sending traffic to a dead node, and gets it back."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_k8sdr import checks
+
+
+@pytest.mark.disruptive
+def test_lb_drain_with_traffic_running(cluster, make_workload, make_lb, machines, runbook):
+    web = make_workload("web", replicas=6)
+    front = make_lb(web)
+    victim = web.busiest_node()
+
+    with front.probe() as probe:
+        probe.wait_for_record(timeout=10)
+        with runbook.phase("fail"):
+            machines[victim].kill()
+            runbook.mark("node unreachable", checks.assert_node_unreachable(cluster, victim))
+
+        with runbook.phase("drain LB"):
+            front.lb.drain(victim)
+            checks.assert_lb_drained(front.lb, victim, probe=probe)
+            runbook.mark("LB drained")
+
+
+@pytest.mark.disruptive
+def test_restore_relabel_and_revert_lb(
+    cluster, make_workload, make_lb, machines, node_faults, runbook
+):
+    web = make_workload("web", replicas=6)
+    front = make_lb(web)
+    victim = web.busiest_node()
+
+    with front.probe() as probe:
+        with runbook.phase("fail"):
+            machines[victim].kill()
+            runbook.mark("node unreachable", checks.assert_node_unreachable(cluster, victim))
+        with runbook.phase("isolate"):
+            snapshot = node_faults.isolate(victim)
+        with runbook.phase("drain LB"):
+            front.lb.drain(victim)
+            checks.assert_lb_drained(front.lb, victim, probe=probe)
+        with runbook.phase("self-heal"):
+            runbook.mark("replicas Ready", checks.assert_pods_rescheduled(web, away_from=victim))
+
+        with runbook.phase("restore"):
+            machines[victim].start()
+            runbook.mark("node registered", checks.assert_node_rejoined(cluster, victim))
+        with runbook.phase("relabel"):
+            node_faults.relabel(snapshot)
+            runbook.mark("labels back", checks.assert_node_rejoined(cluster, victim, like=snapshot))
+        with runbook.phase("revert LB"):
+            front.lb.restore(victim)
+            checks.assert_lb_restored(front.lb, victim, probe=probe)
+            runbook.mark("LB serves from the node")

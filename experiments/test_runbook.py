@@ -1,0 +1,41 @@
+"""The whole runbook, end to end, every phase timed against its SLO."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_k8sdr import checks
+from pytest_k8sdr.faults.rebalance import rebalance
+
+
+@pytest.mark.disruptive
+def test_whole_runbook(cluster, make_workload, make_lb, machines, node_faults, runbook):
+    web = make_workload("web", replicas=6)
+    front = make_lb(web)
+    victim = web.busiest_node()
+    workers = sorted(web.nodes())
+
+    with front.probe() as probe:
+        with runbook.phase("fail"):
+            machines[victim].kill()
+            runbook.mark("node unreachable", checks.assert_node_unreachable(cluster, victim))
+        with runbook.phase("isolate"):
+            snapshot = node_faults.isolate(victim)
+            runbook.mark("pods garbage-collected", checks.assert_node_isolated(cluster, victim))
+        with runbook.phase("self-heal"):
+            runbook.mark("replicas Ready", checks.assert_pods_rescheduled(web, away_from=victim))
+        with runbook.phase("drain LB"):
+            front.lb.drain(victim)
+            checks.assert_lb_drained(front.lb, victim, probe=probe)
+        with runbook.phase("restore"):
+            machines[victim].start()
+            runbook.mark("node registered", checks.assert_node_rejoined(cluster, victim))
+        with runbook.phase("relabel"):
+            node_faults.relabel(snapshot)
+            checks.assert_node_rejoined(cluster, victim, like=snapshot)
+        with runbook.phase("revert LB"):
+            front.lb.restore(victim)
+        with runbook.phase("rebalance"):
+            rebalance(web, workers, max_skew=1)
+            checks.assert_rebalanced(web, max_skew=1, nodes=workers)
+        checks.assert_lb_restored(front.lb, victim, probe=probe)

@@ -1,0 +1,105 @@
+"""The load balancer in front of a workload, chosen by the settings, and its traffic probe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_k8sdr.cluster import Cluster
+from pytest_k8sdr.config import Settings
+from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.lb.base import LoadBalancer
+from pytest_k8sdr.lb.errors import LBConfigError
+from pytest_k8sdr.lb.haproxy import HAProxyLB
+from pytest_k8sdr.lb.hosts import DockerExecHost, LocalHost
+from pytest_k8sdr.lb.managed import ManagedNginx
+from pytest_k8sdr.lb.nginx import NginxLB
+from pytest_k8sdr.lb.probe import TrafficProbe
+from pytest_k8sdr.workloads import Workload
+
+UPSTREAM_HEADER = "X-Upstream-Addr"
+
+
+@dataclass
+class Frontend:
+    """A load balancer, the URL that goes through it, and what to stop afterwards."""
+
+    lb: LoadBalancer
+    url: str
+    managed: ManagedNginx | None = None
+
+    def probe(self, *, rate: float = 50.0, timeout: float = 2.0) -> TrafficProbe:
+        """A traffic probe through the load balancer (not started)."""
+        return TrafficProbe(self.url, rate=rate, timeout=timeout, upstream_header=UPSTREAM_HEADER)
+
+    def close(self) -> None:
+        """Stop a load balancer this frontend started."""
+        if self.managed is not None:
+            self.managed.stop()
+
+
+def worker_nodes(cluster: Cluster) -> dict[str, str]:
+    """Worker node name -> InternalIP (control-plane nodes are not behind the LB)."""
+    return {
+        n.name: n.internal_ip
+        for n in cluster.nodes()
+        if n.internal_ip
+        and "node-role.kubernetes.io/control-plane" not in n.labels
+        and "node-role.kubernetes.io/master" not in n.labels
+    }
+
+
+def open_frontend(
+    settings: Settings,
+    cluster: Cluster,
+    workload: Workload,
+    workdir: Path,
+    undo: UndoStack,
+    *,
+    backend: str,
+) -> Frontend:
+    """The LB in front of `workload` as the settings ask; LBConfigError when there is none."""
+    kind = settings.lb
+    if kind == "auto":
+        kind = "managed" if backend == "sim" else "none"
+    if kind == "none":
+        raise LBConfigError(
+            "no load balancer configured: set --k8sdr-lb (nginx, haproxy, managed) and its "
+            "lb_* settings"
+        )
+    addresses = worker_nodes(cluster)
+    if kind == "managed":
+        if workload.node_port is None:
+            raise LBConfigError(
+                f"{workload.kind} {workload.name} has no NodePort Service for a load balancer"
+            )
+        servers = {node: f"{ip}:{workload.node_port}" for node, ip in addresses.items()}
+        managed = ManagedNginx(workdir, servers, upstream=workload.name, undo=undo)
+        # Stopped through the undo stack, so that drains made later are undone before it stops.
+        undo.push(f"stop the managed nginx at {managed.url}", managed.stop)
+        managed.start()
+        return Frontend(managed.lb, managed.url, managed)
+    if not settings.lb_url:
+        raise LBConfigError(f"--k8sdr-lb={kind} needs --k8sdr-lb-url (where traffic goes in)")
+    if not settings.lb_upstream:
+        raise LBConfigError(f"--k8sdr-lb={kind} needs --k8sdr-lb-upstream (the upstream/backend)")
+    lb: LoadBalancer
+    if kind == "nginx":
+        if settings.lb_config is None:
+            raise LBConfigError("--k8sdr-lb=nginx needs --k8sdr-lb-config (the nginx config file)")
+        host = DockerExecHost(settings.lb_container) if settings.lb_container else LocalHost()
+        lb = NginxLB(
+            settings.lb_upstream,
+            config=str(settings.lb_config),
+            nodes=addresses,
+            host=host,
+            undo=undo,
+        )
+    else:
+        if settings.lb_socket is None:
+            raise LBConfigError("--k8sdr-lb=haproxy needs --k8sdr-lb-socket (the runtime API)")
+        lb = HAProxyLB(
+            settings.lb_upstream, runtime=str(settings.lb_socket), nodes=addresses, undo=undo
+        )
+    lb.validate()
+    return Frontend(lb, settings.lb_url)

@@ -1,0 +1,138 @@
+"""A throwaway nginx load balancer on loopback in front of the nodes' NodePorts.
+
+What the simulated backend uses as "the external load balancer", and what a user can start
+locally: a real nginx process with its own prefix directory, one `upstream` of every node's
+`address:nodePort`, retrying the next server on a connection error as nginx does by default,
+and reporting which servers it tried in `X-Upstream-Addr`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.lb.errors import LBToolMissing
+from pytest_k8sdr.lb.nginx import DrainMode, NginxLB
+
+
+def free_port(address: str) -> int:
+    """A TCP port free on `address` right now."""
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+def render_config(directory: Path, upstream: str, servers: Sequence[str], listen: str) -> str:
+    """A complete nginx.conf living in `directory`, load-balancing `servers` from `listen`."""
+    lines = "\n".join(f"        server {s} max_fails=0;" for s in servers)
+    d = directory
+    return f"""worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    upstream {upstream} {{
+{lines}
+    }}
+    server {{
+        listen {listen};
+        location / {{
+            proxy_pass http://{upstream};
+            proxy_connect_timeout 1s;
+            proxy_read_timeout 5s;
+            proxy_next_upstream error timeout http_502;
+            add_header X-Upstream-Addr $upstream_addr always;
+        }}
+    }}
+}}
+"""
+
+
+class ManagedNginx:
+    """An nginx process this object started and stops; `lb` drains and restores its upstream."""
+
+    def __init__(
+        self,
+        directory: Path,
+        servers: Mapping[str, str],
+        *,
+        upstream: str = "k8sdr",
+        listen_address: str = "127.0.0.1",
+        undo: UndoStack | None = None,
+        mode: DrainMode = "comment",
+    ) -> None:
+        if shutil.which("nginx") is None:
+            raise LBToolMissing("nginx is not installed (Debian package nginx; see ci/setup)")
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port(listen_address)
+        self.url = f"http://{listen_address}:{self.port}/"
+        self.config = directory / "nginx.conf"
+        self.config.write_text(
+            render_config(
+                directory, upstream, list(servers.values()), f"{listen_address}:{self.port}"
+            )
+        )
+        # Node name -> address as the upstream names it (host part of host:port).
+        addresses = {node: server.rsplit(":", 1)[0] for node, server in servers.items()}
+        self.command = ("nginx", "-e", str(directory / "error.log"))
+        self.lb = NginxLB(
+            upstream,
+            config=str(self.config),
+            nodes=addresses,
+            nginx=self.command,
+            undo=undo,
+            mode=mode,
+        )
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def start(self, timeout: float = 10.0) -> ManagedNginx:
+        """Start nginx in the foreground of a child process and wait until it listens."""
+        self._proc = subprocess.Popen(
+            [*self.command, "-c", str(self.config), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        address = self.url.split("//", 1)[1].rsplit(":", 1)[0]
+        done = threading.Event()
+        while not done.wait(0.05):
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
+                raise LBToolMissing(f"nginx did not start: {err.strip()}")
+            try:
+                with socket.create_connection((address, self.port), timeout=0.2):
+                    return self
+            except OSError:
+                timeout -= 0.05
+                if timeout <= 0:
+                    self.stop()
+                    raise LBToolMissing(f"nginx did not listen on {self.url} in time") from None
+        return self
+
+    def stop(self) -> None:
+        """Stop nginx (idempotent)."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
