@@ -1,0 +1,56 @@
+"""From a validated spec to a machine; `Machines` hands out one machine per node."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pytest_k8sdr.faults.machines.base import MachineBase
+from pytest_k8sdr.faults.machines.command import CommandMachine
+from pytest_k8sdr.faults.machines.docker import DockerMachine
+from pytest_k8sdr.faults.machines.inventory import (
+    CommandSpec,
+    DockerSpec,
+    Inventory,
+    MachineSpec,
+    SimSpec,
+    SshSpec,
+)
+from pytest_k8sdr.faults.machines.sim import SimMachine, SimNodes
+from pytest_k8sdr.faults.machines.ssh import SshMachine
+from pytest_k8sdr.journal import UndoStack
+
+
+def make_machine(spec: MachineSpec, undo: UndoStack, *, sim: SimNodes | None = None) -> MachineBase:
+    """The machine for `spec`; `sim` is the running simulated cluster for sim specs."""
+    if isinstance(spec, SimSpec):
+        return SimMachine(spec, undo, sim)
+    if isinstance(spec, DockerSpec):
+        return DockerMachine(spec, undo)
+    if isinstance(spec, SshSpec):
+        return SshMachine(spec, undo)
+    if isinstance(spec, CommandSpec):
+        return CommandMachine(spec, undo)
+    raise TypeError(f"not a machine spec: {spec!r}")
+
+
+class Machines:
+    """The machine of each node, built on first use; every fault registers on `undo`."""
+
+    def __init__(
+        self, inventory: Inventory, undo: UndoStack, *, sim: SimNodes | None = None
+    ) -> None:
+        self.inventory = inventory
+        self.undo = undo
+        self._sim = sim
+        self._machines: dict[str, MachineBase] = {}
+
+    def check(self, nodes: Iterable[str]) -> None:
+        """ConfigError naming every node without a usable machine; touches nothing."""
+        self.inventory.check_nodes(nodes)
+
+    def __getitem__(self, node: str) -> MachineBase:
+        machine = self._machines.get(node)
+        if machine is None:
+            machine = make_machine(self.inventory.spec_for(node), self.undo, sim=self._sim)
+            self._machines[node] = machine
+        return machine
