@@ -75,9 +75,7 @@ def conflict(resource: str, name: str, why: str, group: str = "") -> ApiError:
     )
 
 
-def invalid(
-    kind: str, name: str, causes: list[dict[str, str]], group: str = ""
-) -> ApiError:
+def invalid(kind: str, name: str, causes: list[dict[str, str]], group: str = "") -> ApiError:
     """422 Invalid with field causes `{type, message, field}`."""
     qualified = f"{kind}.{group}" if group else kind
     summary = ", ".join(f"{c.get('field', '')}: {c.get('message', '')}" for c in causes)

@@ -1,0 +1,130 @@
+"""`k8sdr sim ...`: start, inspect and stop the simulated cluster, and act on its nodes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from pytest_k8sdr.sim.faults import FaultConfig
+from pytest_k8sdr.sim.launcher import SimCluster, SimLaunchError
+from pytest_k8sdr.sim.profiles import PROFILES
+
+NODE_OPS: dict[str, Callable[[SimCluster, str], None]] = {
+    "kill": SimCluster.kill_node,
+    "stop": SimCluster.stop_node,
+    "start": SimCluster.start_node,
+    "freeze": SimCluster.freeze_node,
+    "thaw": SimCluster.thaw_node,
+    "partition": SimCluster.partition_node,
+    "heal": SimCluster.heal_node,
+    "stop-kubelet": SimCluster.stop_kubelet,
+    "start-kubelet": SimCluster.start_kubelet,
+    "stop-runtime": SimCluster.stop_runtime,
+    "start-runtime": SimCluster.start_runtime,
+}
+
+
+def default_state_dir() -> Path:
+    """$K8SDR_SIM_STATE_DIR, else ~/.k8sdr/sim."""
+    env = os.environ.get("K8SDR_SIM_STATE_DIR")
+    return Path(env) if env else Path.home() / ".k8sdr" / "sim"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="k8sdr sim", description="The simulated Kubernetes cluster."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--state-dir",
+            type=Path,
+            default=None,
+            help="state directory (default: $K8SDR_SIM_STATE_DIR or ~/.k8sdr/sim)",
+        )
+        return p
+
+    up = with_dir(sub.add_parser("up", help="start a simulated cluster in the background"))
+    up.add_argument("--workers", type=int, default=3)
+    up.add_argument("--profile", choices=sorted(PROFILES), default="fast")
+    up.add_argument("--port", type=int, default=0)
+    up.add_argument("--hollow-nodes", type=int, default=0)
+    up.add_argument("--disable-controller", action="append", default=[])
+    up.add_argument("--ready-timeout", type=float, default=30.0)
+    up.add_argument("--fault-error-rate", type=float, default=0.0)
+    up.add_argument("--fault-latency-ms", type=float, default=0.0)
+    up.add_argument("--fault-watch-cut-seconds", type=float, default=0.0)
+    with_dir(sub.add_parser("down", help="stop the simulated cluster"))
+    with_dir(sub.add_parser("status", help="show the simulated cluster and its nodes"))
+    node = with_dir(sub.add_parser("node", help="act on one simulated node"))
+    node.add_argument("op", choices=sorted(NODE_OPS))
+    node.add_argument("name")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `k8sdr sim` with `argv`; returns the exit code (2 for bad input, 1 for failures)."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    state_dir: Path = args.state_dir or default_state_dir()
+    try:
+        if args.command == "up":
+            faults = FaultConfig(
+                error_rate=args.fault_error_rate,
+                latency_ms=args.fault_latency_ms,
+                watch_cut_seconds=args.fault_watch_cut_seconds,
+            )
+            cluster = SimCluster.start(
+                state_dir,
+                workers=args.workers,
+                profile=args.profile,
+                port=args.port,
+                hollow_nodes=args.hollow_nodes,
+                disabled_controllers=args.disable_controller,
+                faults=faults if faults.enabled else None,
+                ready_timeout=args.ready_timeout,
+            )
+            print(cluster.kubeconfig_path)
+            return 0
+        if args.command == "down":
+            try:
+                cluster = SimCluster.attach(state_dir)
+            except SimLaunchError as exc:
+                print(f"k8sdr sim down: nothing to stop: {exc}", file=sys.stderr)
+                return 0
+            cluster.stop()
+            print(f"stopped the simulated cluster of {state_dir}")
+            return 0
+        cluster = SimCluster.attach(state_dir)
+        if args.command == "status":
+            print(f"state dir:  {cluster.state_dir}")
+            print(f"server:     {cluster.server_url} (pid {cluster.server_pid})")
+            print(f"kubeconfig: {cluster.kubeconfig_path}")
+            print(f"profile:    {cluster.profile}")
+            for name in cluster.node_names():
+                try:
+                    state = cluster.node_state(name)
+                    address = cluster.node_address(name)
+                except ValueError:
+                    state, address = "hollow", "-"
+                print(f"node {name:<28} {address:<14} {state}")
+            return 0
+        NODE_OPS[args.op](cluster, args.name)
+        print(f"{args.op} {args.name}: {cluster.node_state(args.name)}")
+        return 0
+    except ValueError as exc:
+        print(f"k8sdr sim {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except (SimLaunchError, RuntimeError, OSError) as exc:
+        print(f"k8sdr sim {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,733 @@
+"""Start, find and stop a simulated cluster: the API server process and one agent per node.
+
+Everything it starts is recorded in DIR/state.json, so `attach` (another process, the CLI)
+acts on exactly those processes and `stop` ends exactly them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import select
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_k8sdr.sim.faults import FaultConfig
+from pytest_k8sdr.sim.profiles import get_profile
+
+__all__ = ["CONTROL_PLANE", "SimCluster", "SimLaunchError", "node_address", "node_pod_cidr"]
+
+CLUSTER = "k8sdr"
+CONTROL_PLANE = f"{CLUSTER}-control-plane"
+_STATE = "state.json"
+# sun_path holds 108 bytes on Linux; pytest's temporary directories easily exceed it.
+_MAX_SOCKET_PATH = 100
+
+
+def _socket_path(state_dir: Path, name: str) -> Path:
+    """The agent's control socket: in the state dir, or a short per-cluster temp dir if too long."""
+    path = state_dir / "agents" / f"{name}.sock"
+    if len(str(path)) <= _MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha1(str(state_dir).encode()).hexdigest()[:12]
+    short = Path(tempfile.gettempdir()) / f"k8sdr-{digest}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    return short / f"{name}.sock"
+
+
+_SERVER_MODULE = "pytest_k8sdr.sim.server"
+_AGENT_MODULE = "pytest_k8sdr.sim.agent"
+
+
+# Our children, kept so they are waited for (never garbage-collected while running).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class SimLaunchError(RuntimeError):
+    """The simulated cluster could not be started, found or stopped."""
+
+
+def node_address(index: int) -> str:
+    """InternalIP of node `index` (0 is the control plane), as INTERFACE.md lays out."""
+    return f"127.1.{index // 250}.{index % 250 + 1}"
+
+
+def node_pod_cidr(index: int) -> str:
+    """PodCIDR of node `index`."""
+    return f"127.{16 + index // 256}.{index % 256}.0/24"
+
+
+def worker_name(n: int) -> str:
+    """Name of the n-th worker (1-based), as kind names them."""
+    return f"{CLUSTER}-worker" if n == 1 else f"{CLUSTER}-worker{n}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (our own exited child not yet reaped) counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _is_ours(pid: int, module: str, state_dir: Path) -> bool:
+    """The pid is alive and still runs `module` for this state dir (pids get reused)."""
+    if not pid or not _alive(pid):
+        return False
+    cmd = _cmdline(pid)
+    # Both command lines name the state dir (the agent through its kubeconfig path).
+    return not cmd or (module in cmd and str(state_dir) in cmd)
+
+
+@dataclass
+class _Agent:
+    name: str
+    index: int
+    pid: int
+    args: list[str]
+    state: str
+    socket: str
+    hollow: bool = False
+
+
+class SimCluster:
+    """A running simulated cluster (started here or attached from its state dir)."""
+
+    def __init__(self, state_dir: Path, data: dict[str, Any]) -> None:
+        self.state_dir = state_dir
+        self._data = data
+        self.kubeconfig_path = Path(data["kubeconfig"])
+        self.server_url: str = data["url"]
+        self.token: str = data["token"]
+        self.profile: str = data["profile"]
+        self._server_pid: int = int(data["server"]["pid"])
+        self._agents: dict[str, _Agent] = {
+            name: _Agent(name=name, **a) for name, a in data.get("agents", {}).items()
+        }
+
+    # -- construction ---------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        state_dir: Path,
+        *,
+        workers: int = 3,
+        profile: str = "fast",
+        port: int = 0,
+        disabled_controllers: Sequence[str] = (),
+        faults: FaultConfig | None = None,
+        hollow_nodes: int = 0,
+        ready_timeout: float = 30.0,
+        server_args: Sequence[str] = (),
+    ) -> SimCluster:
+        """Start the server and the node agents; returns once the workers are Ready.
+
+        Bad input (unknown profile, negative counts, a port in use, an unwritable or busy
+        state dir) is a ValueError before anything starts; a failed start is SimLaunchError
+        and leaves nothing running.
+        """
+        get_profile(profile)
+        if workers < 0 or hollow_nodes < 0:
+            raise ValueError(
+                f"workers and hollow_nodes must be >= 0 (got {workers}, {hollow_nodes})"
+            )
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be within 0-65535, got {port}")
+        if ready_timeout <= 0:
+            raise ValueError(f"ready_timeout must be > 0, got {ready_timeout}")
+        state_dir = Path(state_dir).absolute()
+        _check_state_dir(state_dir)
+        if port:
+            _check_port_free("127.0.0.1", port)
+        if (workers or hollow_nodes) and not _module_exists(_AGENT_MODULE):
+            raise ValueError("the node agent module pytest_k8sdr.sim.agent is not available")
+        for stale in ("apiserver.json", "kubeconfig", _STATE):
+            with contextlib.suppress(FileNotFoundError):
+                (state_dir / stale).unlink()
+        deadline = time.monotonic() + ready_timeout
+        server_pid, info = _start_server(
+            state_dir, profile, port, disabled_controllers, faults, server_args, deadline
+        )
+        data: dict[str, Any] = {
+            "kubeconfig": str(state_dir / "kubeconfig"),
+            "url": info["url"],
+            "token": info["token"],
+            "profile": profile,
+            "server": {"pid": server_pid},
+            "agents": {},
+        }
+        cluster = cls(state_dir, data)
+        cluster._save()
+        try:
+            (state_dir / "agents").mkdir(exist_ok=True)
+            expected = [CONTROL_PLANE] if (workers or hollow_nodes) else []
+            if workers or hollow_nodes:
+                cluster._spawn_agent(
+                    CONTROL_PLANE, 0, taints="node-role.kubernetes.io/control-plane=:NoSchedule"
+                )
+            for n in range(1, workers + 1):
+                cluster._spawn_agent(worker_name(n), n)
+                expected.append(worker_name(n))
+            if hollow_nodes:
+                cluster._spawn_agent(f"{CLUSTER}-hollow", workers + 1, hollow=hollow_nodes)
+                expected += [f"{CLUSTER}-hollow-{i}" for i in range(hollow_nodes)]
+            cluster._save()
+            if expected:
+                cluster.wait_nodes_ready(expected, max(0.1, deadline - time.monotonic()))
+                # A kubelet may not set role labels; kubeadm applies this one through the API.
+                cluster._client().request(
+                    "PATCH",
+                    f"/api/v1/nodes/{CONTROL_PLANE}",
+                    {"metadata": {"labels": {"node-role.kubernetes.io/control-plane": ""}}},
+                )
+        except BaseException:
+            cluster.stop()
+            raise
+        return cluster
+
+    @classmethod
+    def attach(cls, state_dir: Path) -> SimCluster:
+        """The cluster recorded in DIR/state.json; SimLaunchError if none runs there."""
+        state_dir = Path(state_dir).absolute()
+        try:
+            data = json.loads((state_dir / _STATE).read_text())
+        except FileNotFoundError:
+            raise SimLaunchError(f"no simulated cluster was started from {state_dir}") from None
+        except (OSError, ValueError) as exc:
+            raise SimLaunchError(f"cannot read {state_dir / _STATE}: {exc}") from exc
+        cluster = cls(state_dir, data)
+        if not _is_ours(cluster._server_pid, _SERVER_MODULE, state_dir):
+            raise SimLaunchError(
+                f"the simulated cluster of {state_dir} is not running "
+                f"(API server pid {cluster._server_pid} is gone)"
+            )
+        return cluster
+
+    # -- queries --------------------------------------------------------------------
+
+    @property
+    def server_pid(self) -> int:
+        """The API server's pid."""
+        return self._server_pid
+
+    def running(self) -> bool:
+        """Whether the API server process still runs."""
+        return _is_ours(self._server_pid, _SERVER_MODULE, self.state_dir)
+
+    def node_names(self) -> list[str]:
+        """The nodes this launcher runs agents for (control plane first)."""
+        names: list[str] = []
+        for agent in self._agents.values():
+            if agent.hollow:
+                count = int(agent.args[agent.args.index("--hollow") + 1])
+                names += [f"{agent.name}-{i}" for i in range(count)]
+            else:
+                names.append(agent.name)
+        return names
+
+    def node_address(self, name: str) -> str:
+        """The node's InternalIP (a loopback address); hollow nodes included."""
+        agent = self._agents.get(name)
+        if agent is not None and not agent.hollow:
+            return node_address(agent.index)
+        for group in self._agents.values():
+            prefix = f"{group.name}-"
+            if group.hollow and name.startswith(prefix) and name[len(prefix) :].isdigit():
+                i = int(name[len(prefix) :])
+                if i < int(group.args[group.args.index("--hollow") + 1]):
+                    return node_address(group.index + i)
+        return node_address(self._agent(name).index)
+
+    def node_state(self, name: str) -> str:
+        """`running`, `frozen`, `stopped`, `partitioned`, `kubelet-stopped`, `runtime-stopped`."""
+        agent = self._agent(name)
+        if agent.state in (
+            "running",
+            "partitioned",
+            "kubelet-stopped",
+            "runtime-stopped",
+            "frozen",
+        ) and not _alive(agent.pid):
+            return "stopped"
+        return agent.state
+
+    def _reload(self) -> None:
+        """Take agent pids and states from DIR/state.json.
+
+        Another process (the CLI, a machine driver over SSH) may have restarted an agent since
+        this object last looked; acting on a stale pid would miss it.
+        """
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads((self.state_dir / _STATE).read_text())
+            for name, a in data.get("agents", {}).items():
+                if name in self._agents:
+                    self._agents[name].pid = int(a["pid"])
+                    self._agents[name].state = str(a["state"])
+
+    def _agent(self, name: str) -> _Agent:
+        self._reload()
+        agent = self._agents.get(name)
+        if agent is None:
+            if name in self.node_names():
+                raise ValueError(f"node {name!r} is a hollow node: it has no process of its own")
+            known = ", ".join(self.node_names()) or "none"
+            raise ValueError(f"unknown node {name!r}; this simulated cluster runs: {known}")
+        if agent.hollow:
+            raise ValueError(f"{name!r} names a group of hollow nodes, not one node")
+        return agent
+
+    # -- node operations --------------------------------------------------------------
+
+    def kill_node(self, name: str) -> None:
+        """SIGKILL the node's agent: power loss."""
+        agent = self._agent(name)
+        self._signal(agent, signal.SIGKILL)
+        agent.state = "stopped"
+        self._save()
+
+    def stop_node(self, name: str) -> None:
+        """Stop the node (SIGKILL, recorded as stopped); `start_node` brings it back."""
+        self.kill_node(name)
+
+    def freeze_node(self, name: str) -> None:
+        """SIGSTOP the agent: the node hangs (no heartbeats, no traffic)."""
+        agent = self._agent(name)
+        self._require_alive(agent)
+        os.kill(agent.pid, signal.SIGSTOP)
+        agent.state = "frozen"
+        self._save()
+
+    def thaw_node(self, name: str) -> None:
+        """SIGCONT a frozen agent."""
+        agent = self._agent(name)
+        self._require_alive(agent)
+        os.kill(agent.pid, signal.SIGCONT)
+        agent.state = "running"
+        self._save()
+
+    def start_node(self, name: str) -> None:
+        """Start a stopped node's agent again with the same arguments (a kubelet restart)."""
+        agent = self._agent(name)
+        if _alive(agent.pid):
+            if agent.state == "frozen":
+                os.kill(agent.pid, signal.SIGCONT)
+                agent.state = "running"
+                self._save()
+            return
+        with contextlib.suppress(FileNotFoundError):
+            Path(agent.socket).unlink()
+        agent.pid = self._popen_agent(agent.name, agent.args)
+        agent.state = "running"
+        self._save()
+
+    def _control(self, name: str, op: str, state: str) -> None:
+        from pytest_k8sdr.sim import agentctl
+
+        agent = self._agent(name)
+        self._require_alive(agent)
+        agentctl.send(agent.socket, op)
+        agent.state = state
+        self._save()
+
+    def partition_node(self, name: str) -> None:
+        """Cut the node off the API server (pods keep serving)."""
+        self._control(name, "partition", "partitioned")
+
+    def heal_node(self, name: str) -> None:
+        """Undo `partition_node`."""
+        self._control(name, "heal", "running")
+
+    def stop_kubelet(self, name: str) -> None:
+        """Stop the node's kubelet only (no heartbeats; pods keep running)."""
+        self._control(name, "stop-kubelet", "kubelet-stopped")
+
+    def start_kubelet(self, name: str) -> None:
+        """Start the kubelet again."""
+        self._control(name, "start-kubelet", "running")
+
+    def stop_runtime(self, name: str) -> None:
+        """Stop the node's container runtime (pods stop serving; node NotReady)."""
+        self._control(name, "stop-runtime", "runtime-stopped")
+
+    def start_runtime(self, name: str) -> None:
+        """Start the container runtime again."""
+        self._control(name, "start-runtime", "running")
+
+    def _require_alive(self, agent: _Agent) -> None:
+        if not _alive(agent.pid):
+            raise SimLaunchError(f"node {agent.name!r} is stopped (agent pid {agent.pid} is gone)")
+
+    def _signal(self, agent: _Agent, sig: signal.Signals) -> None:
+        if _is_ours(agent.pid, _AGENT_MODULE, self.state_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(agent.pid, sig)
+            if sig == signal.SIGKILL:
+                _wait_gone(agent.pid, 5.0)
+
+    # -- stop -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop exactly the processes this cluster started (agents, then the server); idempotent."""
+        self._reload()
+        for agent in self._agents.values():
+            if _is_ours(agent.pid, _AGENT_MODULE, self.state_dir):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(agent.pid, signal.SIGCONT)
+                    os.kill(agent.pid, signal.SIGTERM)
+        for agent in self._agents.values():
+            _wait_gone(agent.pid, 5.0)
+            agent.state = "stopped"
+        if _is_ours(self._server_pid, _SERVER_MODULE, self.state_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._server_pid, signal.SIGTERM)
+        _wait_gone(self._server_pid, 5.0)
+        with contextlib.suppress(OSError):
+            (self.state_dir / _STATE).unlink()
+
+    def __enter__(self) -> SimCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- internals -------------------------------------------------------------------
+
+    def _save(self) -> None:
+        self._data["agents"] = {
+            a.name: {
+                "index": a.index,
+                "pid": a.pid,
+                "args": a.args,
+                "state": a.state,
+                "socket": a.socket,
+                "hollow": a.hollow,
+            }
+            for a in self._agents.values()
+        }
+        path = self.state_dir / _STATE
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self._data, indent=2))
+        tmp.replace(path)
+
+    def _spawn_agent(
+        self, name: str, index: int, *, labels: str = "", taints: str = "", hollow: int = 0
+    ) -> None:
+        sock = str(_socket_path(self.state_dir, name))
+        args = [
+            "--kubeconfig",
+            str(self.kubeconfig_path),
+            "--node-name",
+            name,
+            "--profile",
+            self.profile,
+            "--control-socket",
+            sock,
+        ]
+        if hollow:
+            args += ["--hollow", str(hollow), "--hollow-first-index", str(index)]
+        else:
+            args += ["--address", node_address(index), "--pod-cidr", node_pod_cidr(index)]
+        if labels:
+            args += ["--node-labels", labels]
+        if taints:
+            args += ["--register-with-taints", taints]
+        pid = self._popen_agent(name, args)
+        self._agents[name] = _Agent(name, index, pid, args, "running", sock, bool(hollow))
+
+    def _popen_agent(self, name: str, args: list[str]) -> int:
+        log = open(self.state_dir / "agents" / f"{name}.log", "ab")  # noqa: SIM115 - child owns it
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", _AGENT_MODULE, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        _CHILDREN[proc.pid] = proc
+        return proc.pid
+
+    def wait_nodes_ready(self, names: Sequence[str], timeout: float) -> None:
+        """Block until every named Node has Ready=True (list, then watch)."""
+        want = set(names)
+        deadline = time.monotonic() + timeout
+        client = self._client()
+        listing = client.get_json("/api/v1/nodes")
+        ready = {n["metadata"]["name"] for n in listing["items"] if _node_ready(n)}
+        rv = listing["metadata"]["resourceVersion"]
+        while not want <= ready:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._raise_not_ready(want - ready, timeout)
+            for event in client.watch("/api/v1/nodes", rv, remaining):
+                if event["type"] == "ERROR":
+                    listing = client.get_json("/api/v1/nodes")
+                    ready = {n["metadata"]["name"] for n in listing["items"] if _node_ready(n)}
+                    rv = listing["metadata"]["resourceVersion"]
+                    break
+                obj = event["object"]
+                rv = obj["metadata"].get("resourceVersion", rv)
+                if event["type"] == "BOOKMARK":
+                    continue
+                name = obj["metadata"]["name"]
+                if event["type"] != "DELETED" and _node_ready(obj):
+                    ready.add(name)
+                else:
+                    ready.discard(name)
+                if want <= ready:
+                    return
+            dead = [a.name for a in self._agents.values() if not _alive(a.pid)]
+            if dead:
+                raise SimLaunchError(
+                    f"node agent(s) exited before Ready: {', '.join(dead)}; see "
+                    f"{self.state_dir / 'agents'}/*.log"
+                )
+
+    def _client(self) -> _Client:
+        return _Client(self.server_url, self.token, self.state_dir / "pki" / "ca.crt")
+
+    def _raise_not_ready(self, missing: set[str], timeout: float) -> None:
+        names = sorted(missing)
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        raise SimLaunchError(
+            f"{len(names)} node(s) not Ready within {timeout:.0f}s: {shown}; see "
+            f"{self.state_dir / 'agents'}/*.log"
+        )
+
+
+def _node_ready(node: dict[str, Any]) -> bool:
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return bool(cond.get("status") == "True")
+    return False
+
+
+def _module_exists(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def _check_state_dir(state_dir: Path) -> None:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=state_dir, prefix=".probe"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"state dir {state_dir} is not writable: {exc}") from exc
+    state = state_dir / _STATE
+    if state.exists():
+        try:
+            data = json.loads(state.read_text())
+            pid = int(data["server"]["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if _is_ours(pid, _SERVER_MODULE, state_dir):
+            raise ValueError(
+                f"a simulated cluster is already running from {state_dir} (API server pid {pid}); "
+                f"stop it first (`k8sdr sim down --state-dir {state_dir}`)"
+            )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ValueError(f"port {port} on {host} is in use ({exc.strerror})") from None
+
+
+def _start_server(
+    state_dir: Path,
+    profile: str,
+    port: int,
+    disabled: Sequence[str],
+    faults: FaultConfig | None,
+    extra: Sequence[str],
+    deadline: float,
+) -> tuple[int, dict[str, Any]]:
+    read_fd, write_fd = os.pipe()
+    cmd = [
+        sys.executable,
+        "-m",
+        _SERVER_MODULE,
+        "--state-dir",
+        str(state_dir),
+        "--port",
+        str(port),
+        "--profile",
+        profile,
+        "--ready-fd",
+        str(write_fd),
+    ]
+    for name in disabled:
+        cmd += ["--disable-controller", name]
+    if faults is not None:
+        cmd += faults.to_args()
+    cmd += list(extra)
+    log_path = state_dir / "apiserver.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+        )
+    os.close(write_fd)
+    _CHILDREN[proc.pid] = proc
+    try:
+        # The server writes one line to the pipe when it answers; EOF means it died.
+        buf = b""
+        while b"\n" not in buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                proc.kill()
+                proc.wait()
+                _CHILDREN.pop(proc.pid, None)
+                raise SimLaunchError(f"the API server did not come up in time; see {log_path}")
+            ready, _, _ = select.select([read_fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(read_fd, 4096)
+            if not chunk:
+                code = proc.wait()
+                _CHILDREN.pop(proc.pid, None)
+                tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+                raise SimLaunchError(
+                    f"the API server exited with code {code} before answering: "
+                    + (" | ".join(tail) or f"see {log_path}")
+                )
+            buf += chunk
+    finally:
+        os.close(read_fd)
+    info = json.loads((state_dir / "apiserver.json").read_text())
+    return proc.pid, info
+
+
+def _reap(pid: int) -> None:
+    proc = _CHILDREN.get(pid)
+    if proc is not None:
+        if proc.poll() is not None:
+            del _CHILDREN[pid]
+        return
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    """Wait for a process to exit; SIGKILL it after `timeout`."""
+    proc = _CHILDREN.get(pid)
+    if proc is not None:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        del _CHILDREN[pid]
+        return
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while _alive(pid):
+        try:
+            # Our own child: waitpid blocks efficiently until it exits.
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return
+        except ChildProcessError:
+            pass
+        if time.monotonic() >= deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+            return
+        time.sleep(delay)  # not our child: nothing to block on
+        delay = min(delay * 2, 0.1)
+    _reap(pid)
+
+
+class _Client:
+    """A minimal HTTPS client for the launcher (no kubernetes import: it is slow to load)."""
+
+    def __init__(self, url: str, token: str, ca_path: Path) -> None:
+        host_port = url.split("://", 1)[1]
+        host, _, port = host_port.partition(":")
+        self.host = host
+        self.port = int(port)
+        self.token = token
+        self.ctx = ssl.create_default_context(cafile=str(ca_path))
+
+    def _conn(self, timeout: float) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
+
+    def get_json(self, path: str) -> dict[str, Any]:
+        return self.request("GET", path)
+
+    def request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        conn = self._conn(10.0)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/strategic-merge-patch+json"
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200:
+                raise SimLaunchError(f"{method} {path}: HTTP {resp.status}: {body[:200]!r}")
+            return json.loads(body)  # type: ignore[no-any-return]
+        finally:
+            conn.close()
+
+    def watch(self, path: str, rv: str, timeout: float) -> Any:
+        seconds = max(1, int(timeout + 0.999))
+        conn = self._conn(timeout + 5)
+        try:
+            conn.request(
+                "GET",
+                f"{path}?watch=true&resourceVersion={rv}&timeoutSeconds={seconds}",
+                headers={"Authorization": f"Bearer {self.token}"},
+            )
+            resp = conn.getresponse()
+            if resp.status != 200:
+                raise SimLaunchError(f"watch {path}: HTTP {resp.status}")
+            while True:
+                line = resp.readline()
+                if not line:
+                    return
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            conn.close()
