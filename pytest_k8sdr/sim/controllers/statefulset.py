@@ -1,0 +1,248 @@
+"""StatefulSet controller (pkg/controller/statefulset/stateful_set_control.go).
+
+Pod identity is its name `<set>-<ordinal>`: a replacement is created only once the old object
+is gone (the store refuses a second object of that name), so a pod stuck Terminating on a dead
+node holds its identity. OrderedReady creates one pod at a time, in order, each waiting for
+its predecessors to be Running and Ready; Parallel does not wait. Rolling updates replace pods
+with an outdated controller-revision-hash from the highest ordinal down, one at a time.
+ControllerRevision objects and PVC templates are not modelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+from pytest_k8sdr.sim.apierrors import ApiError
+from pytest_k8sdr.sim.controllers._base import (
+    JSON,
+    Controller,
+    Key,
+    WorkQueue,
+    controller_ref,
+    is_terminating,
+    key_of,
+    meta,
+    owner_reference,
+    pod_is_ready,
+    pod_phase,
+)
+from pytest_k8sdr.sim.controllers.deployment import template_hash
+
+NAME = "statefulset"
+COMPONENT = "statefulset-controller"
+REVISION_LABEL = "controller-revision-hash"
+
+
+def _ordinal(set_name: str, pod_name: str) -> int | None:
+    prefix = f"{set_name}-"
+    if not pod_name.startswith(prefix):
+        return None
+    rest = pod_name[len(prefix) :]
+    return int(rest) if rest.isdigit() else None
+
+
+def _healthy(pod: JSON) -> bool:
+    return pod_phase(pod) == "Running" and pod_is_ready(pod) and not is_terminating(pod)
+
+
+class StatefulSetController(Controller):
+    """Keeps one pod per identity for each StatefulSet."""
+
+    name = NAME
+
+    def start(self) -> list[asyncio.Task[None]]:
+        """Follow StatefulSets and their pods."""
+        self.sets = self.informers.get("statefulsets")
+        self.pods = self.informers.get("pods")
+        self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
+        self.sets.add_handler(lambda t, o, n: self.queue.add(key_of(n or o or {})))
+        self.pods.add_handler(self._on_pod)
+        return [self._spawn(self.queue.run(), "queue")]
+
+    def _on_pod(self, etype: str, old: JSON | None, new: JSON | None) -> None:
+        for obj in (old, new):
+            ref = controller_ref(obj) if obj is not None else None
+            if ref is not None and ref.get("kind") == "StatefulSet":
+                self.queue.add((meta(obj or {}).get("namespace") or "", str(ref.get("name"))))
+
+    def _pods_of(self, sts: JSON) -> dict[int, JSON]:
+        ns, name = key_of(sts)
+        uid = meta(sts).get("uid")
+        out: dict[int, JSON] = {}
+        bucket = self.pods.by_namespace.get(ns, {})
+        replicas = int((sts.get("spec") or {}).get("replicas", 1))
+        # Names are deterministic: look them up instead of scanning the namespace, plus any
+        # condemned ordinals beyond replicas found through the owner index.
+        for i in range(replicas):
+            pod = bucket.get(f"{name}-{i}")
+            if pod is not None and (controller_ref(pod) or {}).get("uid") == uid:
+                out[i] = pod
+        for pod in self.informers.by_owner("pods").get(str(uid), {}).values():
+            ordinal = _ordinal(name, meta(pod)["name"])
+            if ordinal is not None:
+                out[ordinal] = pod
+        return out
+
+    def _new_pod(self, sts: JSON, ordinal: int, revision: str) -> JSON:
+        ns, name = key_of(sts)
+        spec = sts.get("spec") or {}
+        template = copy.deepcopy(spec.get("template") or {})
+        tmeta = template.get("metadata") or {}
+        pod_name = f"{name}-{ordinal}"
+        labels = dict(tmeta.get("labels") or {})
+        labels["statefulset.kubernetes.io/pod-name"] = pod_name
+        labels["apps.kubernetes.io/pod-index"] = str(ordinal)
+        labels[REVISION_LABEL] = revision
+        pod_spec = template.get("spec") or {}
+        pod_spec.setdefault("hostname", pod_name)
+        if spec.get("serviceName"):
+            pod_spec.setdefault("subdomain", spec["serviceName"])
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod_name,
+                "namespace": ns,
+                "labels": labels,
+                "annotations": dict(tmeta.get("annotations") or {}),
+                "ownerReferences": [owner_reference(sts, "apps/v1", "StatefulSet")],
+            },
+            "spec": pod_spec,
+        }
+
+    def _event(self, sts: JSON, reason: str, message: str, etype: str = "Normal") -> None:
+        self.recorder.record(
+            sts, "StatefulSet", etype, reason, message, COMPONENT, api_version="apps/v1"
+        )
+
+    def _sync(self, key: Key) -> None:
+        sts = self.sets.get(*key)
+        if sts is None or meta(sts).get("deletionTimestamp"):
+            return
+        spec = sts.get("spec") or {}
+        replicas = int(spec.get("replicas", 1))
+        parallel = spec.get("podManagementPolicy") == "Parallel"
+        revision = template_hash(spec.get("template") or {})
+        pods = self._pods_of(sts)
+        ns, name = key
+        halted = False
+        for i in range(replicas):
+            pod = pods.get(i)
+            if pod is not None and pod_phase(pod) == "Failed" and not is_terminating(pod):
+                # A failed pod is deleted and recreated (isFailed).
+                self._delete(sts, pod)
+                pod = None
+                pods.pop(i, None)
+                if not parallel:
+                    halted = True
+                    break
+                continue
+            if pod is None:
+                if halted:
+                    break
+                if f"{name}-{i}" in self.pods.by_namespace.get(ns, {}):
+                    # The name is still taken by a Terminating pod (or a foreign one): wait.
+                    if not parallel:
+                        break
+                    continue
+                try:
+                    self.store.create("pods", ns, self._new_pod(sts, i, revision))
+                except ApiError as exc:
+                    if exc.code != 409:
+                        raise
+                    if not parallel:
+                        break
+                    continue
+                self._event(
+                    sts,
+                    "SuccessfulCreate",
+                    f"create Pod {name}-{i} in StatefulSet {name} successful",
+                )
+                if not parallel:
+                    break  # monotonic: one creation at a time
+                continue
+            if not parallel and (is_terminating(pod) or not _healthy(pod)):
+                break
+        else:
+            if not parallel:
+                self._scale_down_and_update(sts, pods, replicas, parallel, revision)
+        if parallel:
+            self._scale_down_and_update(sts, pods, replicas, parallel, revision)
+        self._update_status(sts, revision)
+
+    def _scale_down_and_update(
+        self, sts: JSON, pods: dict[int, JSON], replicas: int, parallel: bool, revision: str
+    ) -> None:
+        condemned = sorted((i for i in pods if i >= replicas), reverse=True)
+        for i in condemned:
+            pod = pods[i]
+            if is_terminating(pod):
+                if not parallel:
+                    return
+                continue
+            if not parallel and not all(_healthy(p) for j, p in pods.items() if j < i):
+                return
+            self._delete(sts, pod)
+            if not parallel:
+                return
+        if condemned:
+            return
+        strategy = (sts.get("spec") or {}).get("updateStrategy") or {}
+        if strategy.get("type") == "OnDelete":
+            return
+        partition = int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
+        live = [pods[i] for i in sorted(pods) if i < replicas]
+        if len(live) < replicas or not all(_healthy(p) for p in live):
+            return  # update only a fully healthy set, one pod at a time
+        for i in sorted((i for i in pods if i < replicas), reverse=True):
+            if i < partition:
+                break
+            pod = pods[i]
+            if (meta(pod).get("labels") or {}).get(REVISION_LABEL) != revision:
+                self._delete(sts, pod)
+                return
+
+    def _delete(self, sts: JSON, pod: JSON) -> None:
+        try:
+            self.store.delete("pods", *key_of(pod))
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+            return
+        self._event(
+            sts,
+            "SuccessfulDelete",
+            f"delete Pod {meta(pod)['name']} in StatefulSet {meta(sts)['name']} successful",
+        )
+
+    def _update_status(self, sts: JSON, revision: str) -> None:
+        pods = self._pods_of(sts)
+        present = [p for p in pods.values() if not is_terminating(p)]
+        status: JSON = {
+            "observedGeneration": meta(sts).get("generation", 1),
+            "replicas": len(present),
+            "readyReplicas": sum(1 for p in present if pod_is_ready(p)),
+            "availableReplicas": sum(1 for p in present if pod_is_ready(p)),
+            "currentReplicas": sum(
+                1 for p in present if (meta(p).get("labels") or {}).get(REVISION_LABEL) == revision
+            ),
+            "updatedReplicas": sum(
+                1 for p in present if (meta(p).get("labels") or {}).get(REVISION_LABEL) == revision
+            ),
+            "currentRevision": f"{meta(sts)['name']}-{revision}",
+            "updateRevision": f"{meta(sts)['name']}-{revision}",
+            "collisionCount": 0,
+        }
+        old = sts.get("status") or {}
+        if all(old.get(k) == v for k, v in status.items()):
+            return
+        ns, name = key_of(sts)
+        try:
+            live = self.store.get("statefulsets", ns, name)
+        except ApiError as exc:
+            if exc.code == 404:
+                return
+            raise
+        live["status"] = status
+        self.store.update("statefulsets", ns, name, live, subresource="status")
