@@ -17,7 +17,9 @@ def test_worker_loss_is_healed(cluster, make_workload, machines, runbook):
         runbook.mark("node unreachable", checks.assert_node_unreachable(cluster, victim))
 
     with runbook.phase("self-heal"):
-        runbook.mark("replicas Ready elsewhere", checks.assert_pods_rescheduled(web, away_from=victim))
+        runbook.mark(
+            "replicas Ready elsewhere", checks.assert_pods_rescheduled(web, away_from=victim)
+        )
         runbook.mark(
             "endpoints exclude the node",
             checks.assert_endpoints_exclude_node(cluster, web.namespace, web.service, victim),

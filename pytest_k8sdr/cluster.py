@@ -9,10 +9,12 @@ made it true arrived.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +46,28 @@ class NotFound(ToolError):
 
 class WaitTimeout(ClusterCheckFailed):
     """A condition did not hold before its deadline; the message says what is left."""
+
+
+# An outer deadline (time.monotonic()) that bounds every wait in its scope: a runbook phase sets
+# it from its SLO, since waiting past the SLO cannot turn the phase green.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "k8sdr_deadline", default=None
+)
+
+
+@contextmanager
+def deadline_scope(seconds: float | None) -> Iterator[None]:
+    """Bound every wait inside the block to end within `seconds` (None: no bound)."""
+    if seconds is None:
+        yield
+        return
+    outer = _deadline.get()
+    mine = time.monotonic() + seconds
+    token = _deadline.set(mine if outer is None else min(outer, mine))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 # --------------------------------------------------------------------------- views
@@ -460,6 +484,10 @@ class Cluster:
         fn = self._list_fn(k, namespace)
         start = time.monotonic()
         deadline = start + timeout
+        outer = _deadline.get()
+        bounded = outer is not None and outer < deadline
+        if outer is not None and bounded:
+            deadline = max(start, outer)
         requests_before = self.requests
         snapshot = Snapshot()
 
@@ -542,8 +570,10 @@ class Cluster:
             finally:
                 resp.release_conn()
         what = explain(snapshot) if explain else ""
+        waited = time.monotonic() - start
+        limit = " (cut short by the runbook phase's SLO)" if bounded else ""
         raise WaitTimeout(
-            f"timed out after {timeout:.1f}s waiting for {description}"
+            f"timed out after {waited:.1f}s{limit} waiting for {description}"
             + (f"\n{what}" if what else "")
         )
 

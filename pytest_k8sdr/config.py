@@ -11,6 +11,7 @@ only narrow the context allowlist, never widen it: the allowlist is the operator
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +19,12 @@ from typing import Any, Literal
 
 from pytest_k8sdr.errors import ConfigError
 
-Kind = Literal["choice", "str", "path", "list"]
+Kind = Literal["choice", "str", "path", "list", "int"]
 Source = Literal["default", "ini", "env", "cli", "marker"]
 
 BACKENDS = ("sim", "kind", "kubeconfig")
+_SLO_ITEM = re.compile(r"^[^=]+=\s*\d+(\.\d+)?\s*(ms|s|m|min)?\s*$")
+ON_OFF = ("on", "off")
 PROFILES = ("fast", "upstream")
 
 
@@ -54,8 +57,7 @@ class Option:
     def names(self) -> str:
         """All four spellings, for error messages."""
         return (
-            f"{self.cli_flag} / {self.env_var} / ini {self.ini_key}"
-            f" / marker k8sdr({self.name}=...)"
+            f"{self.cli_flag} / {self.env_var} / ini {self.ini_key} / marker k8sdr({self.name}=...)"
         )
 
 
@@ -107,6 +109,86 @@ OPTIONS: tuple[Option, ...] = (
         "directory for timelines and reports (default: none written)",
         kind="path",
     ),
+    Option(
+        "slos",
+        "per-phase SLO overrides, comma-separated, e.g. 'fail=60s,self-heal=5m,drain LB=20s'",
+        kind="list",
+        default="",
+    ),
+    Option(
+        "machines",
+        "machine inventory (YAML) mapping nodes to drivers (default: sim on sim, docker on kind)",
+        kind="path",
+        session_wide=True,
+    ),
+    Option(
+        "lb",
+        "external load balancer: auto (a managed local nginx on sim, none elsewhere), "
+        "managed, nginx, haproxy or none",
+        kind="choice",
+        default="auto",
+        choices=("auto", "managed", "nginx", "haproxy", "none"),
+        session_wide=True,
+    ),
+    Option("lb_config", "nginx: the config file holding the upstream", kind="path"),
+    Option("lb_upstream", "nginx upstream / HAProxy backend that lists the nodes"),
+    Option("lb_url", "URL the traffic probe sends requests to (through the load balancer)"),
+    Option("lb_container", "nginx: run its commands inside this container (docker exec)"),
+    Option("lb_socket", "HAProxy: the runtime API socket (admin level)", kind="path"),
+    Option(
+        "journal",
+        "journal file: every disruption is recorded there before it is made, for "
+        "`k8sdr recover` (default: .k8sdr/journal.jsonl)",
+        kind="path",
+        default=".k8sdr/journal.jsonl",
+        session_wide=True,
+    ),
+    Option(
+        "protected_nodes",
+        "label selector of nodes never disrupted, besides the control plane "
+        "(e.g. 'tier=db' or 'k8sdr.io/protected')",
+        session_wide=True,
+    ),
+    Option(
+        "max_disrupted",
+        "the most nodes disrupted at once (default: no limit)",
+        kind="int",
+        session_wide=True,
+    ),
+    Option(
+        "require_healthy",
+        "refuse to start disruptive tests when nodes or workloads are not Ready: on or off",
+        kind="choice",
+        default="on",
+        choices=ON_OFF,
+        session_wide=True,
+    ),
+    Option(
+        "lock",
+        "hold the game-day lock (a Lease) for the disruptive session: on or off",
+        kind="choice",
+        default="on",
+        choices=ON_OFF,
+        session_wide=True,
+    ),
+    Option(
+        "lock_holder",
+        "who holds the game-day lock, shown to a refused run (default: user@host pid N)",
+        session_wide=True,
+    ),
+    Option(
+        "lock_namespace",
+        "namespace of the game-day lock's Lease",
+        default="default",
+        session_wide=True,
+    ),
+    Option(
+        "lock_duration",
+        "seconds after which a lock that is no longer renewed expires",
+        kind="int",
+        default="60",
+        session_wide=True,
+    ),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
@@ -124,6 +206,22 @@ class Settings:
     namespace: str | None = None
     profile: str = "fast"
     report_dir: Path | None = None
+    slos: tuple[str, ...] = ()
+    machines: Path | None = None
+    lb: str = "auto"
+    lb_config: Path | None = None
+    lb_upstream: str | None = None
+    lb_url: str | None = None
+    lb_container: str | None = None
+    lb_socket: Path | None = None
+    journal: Path | None = None
+    protected_nodes: str | None = None
+    max_disrupted: int | None = None
+    require_healthy: str = "on"
+    lock: str = "on"
+    lock_holder: str | None = None
+    lock_namespace: str | None = "default"
+    lock_duration: int | None = 60
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
     def describe(self) -> str:
@@ -155,6 +253,8 @@ def _convert(option: Option, raw: object, source: Source) -> object:
         else:
             raise ConfigError(f"{where}: expected a comma-separated list, got {raw!r}")
         return tuple(p for p in items if p)
+    if option.kind == "int" and isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
     if not isinstance(raw, str | Path):
         raise ConfigError(f"{where}: expected a string, got {type(raw).__name__} {raw!r}")
     text = str(raw).strip()
@@ -169,6 +269,12 @@ def _convert(option: Option, raw: object, source: Source) -> object:
         return None
     if option.kind == "path":
         return Path(text).expanduser()
+    if option.kind == "int":
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(
+                f"invalid value {text!r} for {option.name} ({where}); expected a positive integer"
+            )
+        return int(text)
     return text
 
 

@@ -17,8 +17,11 @@ from pytest_k8sdr import config as cfg
 from pytest_k8sdr.backends import Backend, open_backend
 from pytest_k8sdr.cluster import MANAGED_BY, Cluster
 from pytest_k8sdr.errors import ConfigError
+from pytest_k8sdr.faults.machines.factory import Machines
+from pytest_k8sdr.faults.machines.inventory import Inventory, load_inventory, parse_inventory
 from pytest_k8sdr.faults.node import NodeFaults
 from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.lb.frontend import Frontend, open_frontend
 from pytest_k8sdr.report import (
     AllureSteps,
     RunReport,
@@ -29,6 +32,9 @@ from pytest_k8sdr.report import (
 )
 from pytest_k8sdr.runbook import DEFAULT_SLOS, Runbook
 from pytest_k8sdr.workloads import Workload, deploy
+
+# Journal, guards, game-day lock and dry run live in their own hook module.
+pytest_plugins = ("pytest_k8sdr.plugin_safety",)
 
 SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
 ITEM_SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
@@ -279,7 +285,11 @@ def runbook(
     At teardown its phases go to the terminal table, the JUnit properties, the report
     directory (timeline JSON and SVG) and, with allure, steps and attachments.
     """
-    book = Runbook(request.node.name, slos=dict(DEFAULT_SLOS[k8sdr_settings.profile]))
+    slos: dict[str, float | str] = dict(DEFAULT_SLOS[k8sdr_settings.profile])
+    for item in k8sdr_settings.slos:
+        phase, _, duration = item.partition("=")
+        slos[phase.strip()] = duration.strip()
+    book = Runbook(request.node.name, slos=slos)
     steps = AllureSteps(allure_module()) if _allure_active(request.config) else None
     if steps is not None:
         book.listeners.append(steps)
@@ -311,3 +321,67 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         facts: dict[str, str] = config.stash[FACTS_KEY]
         write_allure_environment(Path(config.option.allure_report_dir), facts)
+
+
+def _inventory(settings: cfg.Settings, backend: Backend) -> Inventory:
+    if settings.machines is not None:
+        return load_inventory(settings.machines)
+    if backend.name == "sim":
+        return parse_inventory({"defaults": {"driver": "sim"}}, source="the simulated cluster")
+    if backend.name == "kind":
+        name = settings.kind_cluster or "k8sdr"
+        return parse_inventory(
+            {"defaults": {"driver": "docker", "cluster": name}}, source=f"kind cluster {name}"
+        )
+    return parse_inventory({}, source="settings (no --k8sdr-machines inventory given)")
+
+
+@pytest.fixture
+def machines(k8sdr_backend: Backend, k8sdr_settings: cfg.Settings, undo: UndoStack) -> Machines:
+    """`machines[node]`: the node's machine (kill, stop, freeze, partition, start, ...).
+
+    Sim nodes by default on the simulator, kind node containers on kind, the inventory of
+    `--k8sdr-machines` otherwise. Every fault is undone at teardown.
+    """
+    try:
+        inventory = _inventory(k8sdr_settings, k8sdr_backend)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    return Machines(inventory, undo, sim=k8sdr_backend.sim)
+
+
+@pytest.fixture
+def make_lb(
+    k8sdr_backend: Backend,
+    k8sdr_settings: cfg.Settings,
+    undo: UndoStack,
+    tmp_path: Any,
+) -> Callable[[Workload], Frontend]:
+    """Factory: the external load balancer in front of a workload, with `.lb`, `.url`, `.probe()`.
+
+    On the simulator a real nginx is started in front of the workers' NodePorts; elsewhere the
+    `lb*` settings name an existing nginx or HAProxy. Skips the test when none is configured.
+    """
+    opened: list[Frontend] = []
+
+    def make(workload: Workload) -> Frontend:
+        from pytest_k8sdr.lb.errors import LBConfigError
+
+        try:
+            frontend = open_frontend(
+                k8sdr_settings,
+                k8sdr_backend.cluster,
+                workload,
+                tmp_path / f"lb-{len(opened)}",
+                undo,
+                backend=k8sdr_backend.name,
+            )
+        except LBConfigError as exc:
+            if k8sdr_settings.lb in ("auto", "none"):
+                pytest.skip(str(exc))
+            raise
+        opened.append(frontend)
+        return frontend
+
+    # A managed load balancer is stopped by the undo stack, after the drains made on it.
+    return make

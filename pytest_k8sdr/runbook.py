@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from pytest_k8sdr.cluster import deadline_scope
 from pytest_k8sdr.errors import ClusterCheckFailed, SLOExceeded
 
 PHASES = (
@@ -171,6 +172,9 @@ class Runbook:
         for listener in self.listeners:
             listener.phase_started(self, record)
         error: BaseException | None = None
+        # Waits inside the phase end at its SLO (plus a little, so the SLO verdict decides).
+        scope = deadline_scope(None if record.slo is None else record.slo + 1.0)
+        scope.__enter__()
         try:
             yield record
             # Timed from the cluster's own events when the phase observed any.
@@ -185,6 +189,13 @@ class Runbook:
             error = exc
             raise
         except ClusterCheckFailed as exc:
+            took = time.monotonic() - started
+            if record.slo is not None and took > record.slo:
+                record.ended = datetime.now(UTC)
+                record.verdict = "slo-exceeded"
+                record.error = f"took over {record.slo:.2f}s: {str(exc).splitlines()[0]}"
+                error = SLOExceeded(name, record.slo, took, f"runbook {self.name!r}\n{exc}")
+                raise error from exc
             error = exc
             record.ended = datetime.now(UTC)
             record.verdict = "failed"
@@ -199,6 +210,7 @@ class Runbook:
             exc.add_note(f"in runbook phase {name!r} of {self.name!r}")
             raise
         finally:
+            scope.__exit__(None, None, None)
             self._current = None
             for listener in self.listeners:
                 listener.phase_ended(self, record, error)

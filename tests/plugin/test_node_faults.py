@@ -35,9 +35,11 @@ def test_cordon_and_its_undo(cluster: Cluster) -> None:
     stack.unwind()
     after = cluster.wait_node(
         WORKER,
-        lambda n: n is not None
-        and not n.unschedulable
-        and not n.has_taint("node.kubernetes.io/unschedulable"),
+        lambda n: (
+            n is not None
+            and not n.unschedulable
+            and not n.has_taint("node.kubernetes.io/unschedulable")
+        ),
         timeout=5,
         description="to be schedulable again",
     )
@@ -117,7 +119,7 @@ def test_drain_blocked_by_pdb_fails_after_timeout_naming_pods(
     victim = web.busiest_node()
     stack = UndoStack()
     faults = NodeFaults(cluster, stack, eviction_retry_interval=0.2)
-    with pytest.raises(NodeFaultError, match="PodDisruptionBudget blocked evictions.*guarded"):
+    with pytest.raises(NodeFaultError, match=r"PodDisruptionBudget blocked evictions.*guarded"):
         faults.drain(victim, timeout=2)
     assert all(not p.deleting for p in web.pods())
     stack.unwind()

@@ -47,16 +47,9 @@ def test_defaults(pytester: pytest.Pytester) -> None:
     assert got["backend"] == "sim"
     assert got["profile"] == "fast"
     assert got["namespace"] is None
-    assert got["sources"] == {
-        "backend": "default",
-        "kubeconfig": "default",
-        "context": "default",
-        "allowed_contexts": "default",
-        "kind_cluster": "default",
-        "namespace": "default",
-        "profile": "default",
-        "report_dir": "default",
-    }
+    from pytest_k8sdr.config import OPTIONS
+
+    assert got["sources"] == {o.name: "default" for o in OPTIONS}
 
 
 @pytest.mark.parametrize(
@@ -141,7 +134,9 @@ def test_invalid_values_are_usage_errors_naming_option_and_choices(
         pytester.makeini(f"[pytest]\nk8sdr_{option} = {value}\n")
     result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*invalid value '{value}' for {option}*accepted values: {accepted}*"])
+    result.stderr.fnmatch_lines(
+        [f"*invalid value '{value}' for {option}*accepted values: {accepted}*"]
+    )
     assert "test_show" not in result.stdout.str()
 
 
@@ -333,7 +328,10 @@ def test_unknown_context_is_a_clear_error(pytester: pytest.Pytester) -> None:
     ("body", "message"),
     [
         ("contexts: [unclosed", "*kubeconfig*cannot be read*"),
-        ("- just\n- a list\n", "*kubeconfig*is malformed: expected a mapping with a 'contexts' list*"),
+        (
+            "- just\n- a list\n",
+            "*kubeconfig*is malformed: expected a mapping with a 'contexts' list*",
+        ),
         ("contexts:\n- context: {}\n", "*kubeconfig*is malformed: a context without a name*"),
     ],
 )

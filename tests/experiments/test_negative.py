@@ -1,0 +1,72 @@
+"""Each experiment can fail: with self-healing broken, or an SLO the cluster cannot meet.
+
+The experiments of `experiments/` run in a child pytest against a simulated cluster with one
+controller switched off (as kube-controller-manager's `--controllers=-NAME` would); the run must
+fail, and the failure must name the runbook phase that did not hold.
+
+The scheduler and the workload controllers are not in the list: with them off the workload is
+never placed, so the run fails before the first phase (switching a controller off mid-run is not
+supported by the simulator).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+CASES = [
+    # (experiment, disabled controller, phase that must fail, SLO overrides)
+    ("test_node_failure.py", "nodelifecycle", "fail", "fail=8s"),
+    ("test_node_failure.py", "taint-eviction-controller", "self-heal", "self-heal=15s"),
+    ("test_node_failure.py", "endpointslice", "self-heal", "self-heal=15s"),
+    (
+        "test_isolation.py::test_deleting_the_node_releases_the_statefulset",
+        "podgc",
+        "isolate",
+        "isolate=8s",
+    ),
+]
+
+
+def run_experiment(
+    pytester: pytest.Pytester, target: str, disabled: str | None, slos: str
+) -> pytest.RunResult:
+    file = target.split("::")[0]
+    shutil.copy(EXPERIMENTS / file, pytester.path / file)
+    disabled_list = repr([disabled] if disabled else [])
+    pytester.makeconftest(
+        f"""
+import pytest
+
+@pytest.fixture(scope="session")
+def k8sdr_sim_options():
+    return {{"workers": 3, "disabled_controllers": {disabled_list}}}
+"""
+    )
+    return pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", target, f"--k8sdr-slos={slos}", timeout=240
+    )
+
+
+@pytest.mark.parametrize(("target", "disabled", "phase", "slos"), CASES)
+def test_experiment_fails_naming_the_phase_when_self_healing_is_broken(
+    pytester: pytest.Pytester, target: str, disabled: str, phase: str, slos: str
+) -> None:
+    result = run_experiment(pytester, target, disabled, slos)
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, out
+    assert f"phase {phase!r}" in out, out
+
+
+def test_experiment_fails_when_its_slo_is_below_what_the_cluster_can_do(
+    pytester: pytest.Pytester,
+) -> None:
+    # Noticing a dead node takes the grace period (4s on the fast profile): 1s cannot be met.
+    result = run_experiment(pytester, "test_node_failure.py", None, "fail=1s")
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, out
+    assert "phase 'fail' exceeded its SLO" in out, out
