@@ -605,17 +605,23 @@ class ApiServer:
                 now = loop.time()
                 if now >= deadline:
                     break
-                wait = deadline - now
-                if bookmarks:
-                    wait = min(wait, max(0.0, next_bookmark - now))
-                try:
-                    first = await asyncio.wait_for(queue.get(), wait)
-                except TimeoutError:
-                    if bookmarks and loop.time() >= next_bookmark and queue.empty():
-                        line = bookmark_head + str(self.store.resource_version).encode() + b'"}}}\n'
-                        await response.write(line)
-                        next_bookmark = loop.time() + bookmark_every
+                if bookmarks and now >= next_bookmark and queue.empty():
+                    line = bookmark_head + str(self.store.resource_version).encode() + b'"}}}\n'
+                    await response.write(line)
+                    next_bookmark = now + bookmark_every
                     continue
+                if not queue.empty():
+                    # Never wait_for() with a zero timeout here: on Python 3.11 it times out
+                    # before queue.get() runs, and a due bookmark would then starve delivery.
+                    first = queue.get_nowait()
+                else:
+                    wait = deadline - now
+                    if bookmarks:
+                        wait = min(wait, max(0.0, next_bookmark - now))
+                    try:
+                        first = await asyncio.wait_for(queue.get(), wait)
+                    except TimeoutError:
+                        continue
                 if first is None:
                     break
                 chunks = [first, *_drain(queue)]
