@@ -86,14 +86,14 @@ class OptionError(ValueError):
     """A bad command line, reported before anything starts."""
 
 
-def node_address(index: int) -> str:
-    """The InternalIP of node `index` (INTERFACE.md): 127.1.{k // 250}.{k % 250 + 1}."""
-    return f"127.1.{index // 250}.{index % 250 + 1}"
+def node_address(index: int, slot: int = 0) -> str:
+    """The InternalIP of node `index` of the cluster in address `slot` (INTERFACE.md)."""
+    return f"127.{1 + slot}.{index // 250}.{index % 250 + 1}"
 
 
-def node_pod_cidr(index: int) -> str:
-    """The podCIDR of node `index` (INTERFACE.md): 127.{16 + k // 256}.{k % 256}.0/24."""
-    return f"127.{16 + index // 256}.{index % 256}.0/24"
+def node_pod_cidr(index: int, slot: int = 0) -> str:
+    """The podCIDR of node `index` of the cluster in address `slot` (INTERFACE.md)."""
+    return f"127.{16 + 4 * slot + index // 256}.{index % 256}.0/24"
 
 
 def _label_key_ok(key: str) -> bool:
@@ -232,8 +232,8 @@ class AgentOptions:
             self.specs = [
                 NodeSpec(
                     name,
-                    node_address(ns.hollow_first_index + i),
-                    node_pod_cidr(ns.hollow_first_index + i),
+                    node_address(ns.hollow_first_index + i, ns.address_slot),
+                    node_pod_cidr(ns.hollow_first_index + i, ns.address_slot),
                     **common,
                 )
                 for i, name in enumerate(names)
@@ -257,6 +257,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--control-socket", default=None)
     p.add_argument("--hollow", type=int, default=None, metavar="N")
     p.add_argument("--hollow-first-index", type=int, default=1, metavar="K")
+    p.add_argument("--address-slot", type=int, default=0, metavar="S")
     p.add_argument("--pod-start-delay", type=float, default=None, help="override the profile's")
     p.add_argument("--cpu", default="2")
     p.add_argument("--memory", default="8Gi")

@@ -7,6 +7,7 @@ acts on exactly those processes and `stop` ends exactly them.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import http.client
 import json
@@ -59,14 +60,39 @@ class SimLaunchError(RuntimeError):
     """The simulated cluster could not be started, found or stopped."""
 
 
-def node_address(index: int) -> str:
-    """InternalIP of node `index` (0 is the control plane), as INTERFACE.md lays out."""
-    return f"127.1.{index // 250}.{index % 250 + 1}"
+def node_address(index: int, slot: int = 0) -> str:
+    """InternalIP of node `index` (0 is the control plane) in address `slot` (INTERFACE.md)."""
+    return f"127.{1 + slot}.{index // 250}.{index % 250 + 1}"
 
 
-def node_pod_cidr(index: int) -> str:
-    """PodCIDR of node `index`."""
-    return f"127.{16 + index // 256}.{index % 256}.0/24"
+def node_pod_cidr(index: int, slot: int = 0) -> str:
+    """PodCIDR of node `index` in address `slot`."""
+    return f"127.{16 + 4 * slot + index // 256}.{index % 256}.0/24"
+
+
+# Every launched cluster takes its own block of loopback addresses (an address slot), so two
+# simulated clusters on one machine never bind the same pod or node address. Slot 0 is left to
+# agents started by hand (tests, benchmarks). A slot is held by an flock that the API server
+# process inherits: it is free again the moment that server exits, however it exits.
+_SLOTS = range(1, 15)
+
+
+def _claim_slot() -> tuple[int, int]:
+    """An address slot and the fd holding its lock; SimLaunchError when all are taken."""
+    directory = Path(tempfile.gettempdir()) / "k8sdr-address-slots"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    for slot in _SLOTS:
+        fd = os.open(directory / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return slot, fd
+    raise SimLaunchError(
+        f"all {len(_SLOTS)} address slots are taken: that many simulated clusters already run "
+        "here (k8sdr sim down stops one)"
+    )
 
 
 def worker_name(n: int) -> str:
@@ -128,6 +154,7 @@ class SimCluster:
         self.token: str = data["token"]
         self.profile: str = data["profile"]
         self._server_pid: int = int(data["server"]["pid"])
+        self.slot: int = int(data.get("slot", 0))
         self._agents: dict[str, _Agent] = {
             name: _Agent(name=name, **a) for name, a in data.get("agents", {}).items()
         }
@@ -173,10 +200,22 @@ class SimCluster:
             with contextlib.suppress(FileNotFoundError):
                 (state_dir / stale).unlink()
         deadline = time.monotonic() + ready_timeout
-        server_pid, info = _start_server(
-            state_dir, profile, port, disabled_controllers, faults, server_args, deadline
-        )
+        slot, slot_fd = _claim_slot()
+        try:
+            server_pid, info = _start_server(
+                state_dir,
+                profile,
+                port,
+                disabled_controllers,
+                faults,
+                server_args,
+                deadline,
+                slot_fd,
+            )
+        finally:
+            os.close(slot_fd)  # the server holds the slot from here on
         data: dict[str, Any] = {
+            "slot": slot,
             "kubeconfig": str(state_dir / "kubeconfig"),
             "url": info["url"],
             "token": info["token"],
@@ -257,14 +296,14 @@ class SimCluster:
         """The node's InternalIP (a loopback address); hollow nodes included."""
         agent = self._agents.get(name)
         if agent is not None and not agent.hollow:
-            return node_address(agent.index)
+            return node_address(agent.index, self.slot)
         for group in self._agents.values():
             prefix = f"{group.name}-"
             if group.hollow and name.startswith(prefix) and name[len(prefix) :].isdigit():
                 i = int(name[len(prefix) :])
                 if i < int(group.args[group.args.index("--hollow") + 1]):
-                    return node_address(group.index + i)
-        return node_address(self._agent(name).index)
+                    return node_address(group.index + i, self.slot)
+        return node_address(self._agent(name).index, self.slot)
 
     def node_state(self, name: str) -> str:
         """`running`, `frozen`, `stopped`, `partitioned`, `kubelet-stopped`, `runtime-stopped`."""
@@ -453,8 +492,14 @@ class SimCluster:
         ]
         if hollow:
             args += ["--hollow", str(hollow), "--hollow-first-index", str(index)]
+            args += ["--address-slot", str(self.slot)]
         else:
-            args += ["--address", node_address(index), "--pod-cidr", node_pod_cidr(index)]
+            args += [
+                "--address",
+                node_address(index, self.slot),
+                "--pod-cidr",
+                node_pod_cidr(index, self.slot),
+            ]
         if labels:
             args += ["--node-labels", labels]
         if taints:
@@ -575,6 +620,7 @@ def _start_server(
     faults: FaultConfig | None,
     extra: Sequence[str],
     deadline: float,
+    slot_fd: int,
 ) -> tuple[int, dict[str, Any]]:
     read_fd, write_fd = os.pipe()
     cmd = [
@@ -602,7 +648,7 @@ def _start_server(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            pass_fds=(write_fd,),
+            pass_fds=(write_fd, slot_fd),
             start_new_session=True,
         )
     os.close(write_fd)

@@ -82,7 +82,9 @@ def test_start_with_workers_and_node_operations(tmp_path: Path) -> None:
     api = make_api_client(cluster)
     try:
         assert cluster.node_names() == [CONTROL_PLANE, "k8sdr-worker"]
-        assert cluster.node_address("k8sdr-worker") == "127.1.0.2"
+        # Each launched cluster has its own address slot (never slot 0, kept for hand-run agents).
+        assert cluster.slot >= 1
+        assert cluster.node_address("k8sdr-worker") == f"127.{1 + cluster.slot}.0.2"
         core = client.CoreV1Api(api)
         nodes = {n.metadata.name: n for n in core.list_node().items}
         assert set(nodes) == {CONTROL_PLANE, "k8sdr-worker"}
