@@ -18,7 +18,7 @@ from kubernetes.client.rest import ApiException
 
 from pytest_k8sdr.cluster import Cluster, NodeView, PodView, Taint
 from pytest_k8sdr.errors import FaultError
-from pytest_k8sdr.journal import RetryLater, UndoStack
+from pytest_k8sdr.journal import JournalRecord, RetryLater, UndoStack
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,31 @@ class NodeSnapshot:
             taints=tuple(t for t in node.taints if t.key not in CONTROLLER_TAINTS),
             unschedulable=node.unschedulable,
             internal_ip=node.internal_ip,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The snapshot as JSON (for journals and reports)."""
+        return {
+            "name": self.name,
+            "uid": self.uid,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "taints": [t.to_json() for t in self.taints],
+            "unschedulable": self.unschedulable,
+            "internalIP": self.internal_ip,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> NodeSnapshot:
+        """Build from `to_json`'s output."""
+        return cls(
+            name=str(raw["name"]),
+            uid=str(raw.get("uid", "")),
+            labels=dict(raw.get("labels") or {}),
+            annotations=dict(raw.get("annotations") or {}),
+            taints=tuple(Taint.from_json(t) for t in raw.get("taints") or []),
+            unschedulable=bool(raw.get("unschedulable")),
+            internal_ip=raw.get("internalIP"),
         )
 
     def differences(self, node: NodeView) -> list[str]:
@@ -181,7 +206,11 @@ class NodeFaults:
         """Mark the node unschedulable (as `kubectl cordon`); undone by uncordoning."""
         node = self._target(name, "cordon")
         if not node.unschedulable:
-            self.undo.push(f"uncordon {name}", lambda: self._set_unschedulable(name, False))
+            self.undo.push(
+                f"uncordon {name}",
+                lambda: self._set_unschedulable(name, False),
+                JournalRecord("cordon", {"node": name}, node=name),
+            )
         self._set_unschedulable(name, True)
         return self.cluster.node(name)
 
@@ -189,7 +218,11 @@ class NodeFaults:
         """Mark the node schedulable again; undone by cordoning it back if it was cordoned."""
         node = self._target(name, "uncordon")
         if node.unschedulable:
-            self.undo.push(f"cordon {name} again", lambda: self._set_unschedulable(name, True))
+            self.undo.push(
+                f"cordon {name} again",
+                lambda: self._set_unschedulable(name, True),
+                JournalRecord("uncordon", {"node": name}, node=name),
+            )
         self._set_unschedulable(name, False)
         return self.cluster.node(name)
 
@@ -317,13 +350,15 @@ class NodeFaults:
 
     # ------------------------------------------------------------------ taints
 
-    def taint(self, name: str, taint: Taint) -> NodeView:
+    def taint(self, name: str, taint: Taint, *, kind: str = "taint") -> NodeView:
         """Add a taint; undone by removing it."""
         node = self._target(name, f"taint {taint}")
         if node.has_taint(taint.key, taint.effect):
             return node
         self.undo.push(
-            f"remove taint {taint} from {name}", lambda: self._edit_taints(name, drop=[taint])
+            f"remove taint {taint} from {name}",
+            lambda: self._edit_taints(name, drop=[taint]),
+            JournalRecord(kind, {"node": name, "taint": taint.to_json()}, node=name),
         )
         self._edit_taints(name, add=[taint])
         return self.cluster.node(name)
@@ -336,6 +371,9 @@ class NodeFaults:
             self.undo.push(
                 f"taint {name} with {', '.join(map(str, removed))} again",
                 lambda: self._edit_taints(name, add=removed),
+                JournalRecord(
+                    "untaint", {"node": name, "taints": [t.to_json() for t in removed]}, node=name
+                ),
             )
             self._edit_taints(name, drop=removed)
         return self.cluster.node(name)
@@ -353,7 +391,7 @@ class NodeFaults:
                 "mark out-of-service",
                 "it is Ready; the out-of-service taint is only for a node that is really shut down",
             )
-        return self.taint(name, OUT_OF_SERVICE)
+        return self.taint(name, OUT_OF_SERVICE, kind="out-of-service")
 
     def _edit_taints(
         self, name: str, *, add: Sequence[Taint] = (), drop: Sequence[Taint] = ()
@@ -425,7 +463,11 @@ class NodeFaults:
                 )
             self._apply_snapshot(snap)
 
-        self.undo.push(f"put back labels/taints of isolated node {name}", restore)
+        self.undo.push(
+            f"put back labels/taints of isolated node {name}",
+            restore,
+            JournalRecord("isolate", {"node": name, "snapshot": snap.to_json()}, node=name),
+        )
         try:
             self.cluster.call(self.cluster.core.delete_node, name, _preload_content=False)
         except ApiException as exc:
@@ -465,6 +507,22 @@ class NodeFaults:
             self._patch(snap.name, body)
         self._edit_taints(snap.name, add=snap.taints)
 
+    # -- used by `k8sdr recover`, which has no undo closure, only the journal's data --------
+
+    def set_unschedulable(self, name: str, value: bool) -> None:
+        """Set the cordon of a node as it is (no checks, no undo); a missing node is left alone."""
+        self._set_unschedulable(name, value)
+
+    def edit_taints(
+        self, name: str, *, add: Sequence[Taint] = (), drop: Sequence[Taint] = ()
+    ) -> None:
+        """Add and remove taints (no checks, no undo); a missing node is left alone."""
+        self._edit_taints(name, add=add, drop=drop)
+
+    def apply_snapshot(self, snapshot: NodeSnapshot) -> None:
+        """Put a snapshot back on its existing node now (no wait, no undo)."""
+        self._apply_snapshot(snapshot)
+
 
 def _sleep_until(seconds: float) -> None:
     """Wait between eviction rounds without a busy loop (an Event nobody sets)."""
@@ -473,15 +531,4 @@ def _sleep_until(seconds: float) -> None:
 
 def dumps(snapshot: NodeSnapshot) -> str:
     """A snapshot as JSON, for journals and reports."""
-    return json.dumps(
-        {
-            "name": snapshot.name,
-            "uid": snapshot.uid,
-            "labels": dict(snapshot.labels),
-            "annotations": dict(snapshot.annotations),
-            "taints": [t.to_json() for t in snapshot.taints],
-            "unschedulable": snapshot.unschedulable,
-            "internalIP": snapshot.internal_ip,
-        },
-        sort_keys=True,
-    )
+    return json.dumps(snapshot.to_json(), sort_keys=True)

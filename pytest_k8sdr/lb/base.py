@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from pytest_k8sdr.lb.errors import LBConfigError
 
@@ -105,3 +105,19 @@ def split_host_port(server: str, default_port: int | None) -> tuple[str, int | N
     else:
         host, port = server, ""
     return host, int(port) if port.isdigit() else default_port
+
+
+def node_of(node: str) -> str | None:
+    """The Node name behind a drain argument, or None when it is an address."""
+    return None if _is_ip(node) else node
+
+
+def host_record(host: object) -> dict[str, Any]:
+    """How to reach a `ConfigHost` again from another process (JSON; never a secret)."""
+    from pytest_k8sdr.lb.hosts import DockerExecHost, LocalHost
+
+    if isinstance(host, LocalHost):
+        return {"type": "local"}
+    if isinstance(host, DockerExecHost):
+        return {"type": "docker", "container": host.container, "docker": list(host.docker)}
+    return {"type": "other", "name": str(getattr(host, "name", type(host).__name__))}

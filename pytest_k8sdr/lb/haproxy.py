@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from pytest_k8sdr.journal import UndoEntry, UndoStack
-from pytest_k8sdr.lb.base import Member, NodeAddresses, resolve_address
+from pytest_k8sdr.journal import JournalRecord, UndoEntry, UndoStack
+from pytest_k8sdr.lb.base import Member, NodeAddresses, host_record, node_of, resolve_address
 from pytest_k8sdr.lb.errors import (
     LBCommandFailed,
     LBConfigError,
@@ -109,6 +109,21 @@ class HostRuntimeAPI:
             raise LBToolMissing(f"{self.client[0]!r} cannot be run on {self.host.name}")
         result.check(self.host.name)
         return result.stdout.decode(errors="replace")
+
+
+def runtime_record(runtime: RuntimeAPI) -> dict[str, Any]:
+    """How to reach a runtime API again from another process (JSON; no secrets)."""
+    if isinstance(runtime, SocketRuntimeAPI):
+        address = runtime.address
+        return {"type": "socket", "address": address if isinstance(address, str) else list(address)}
+    if isinstance(runtime, HostRuntimeAPI):
+        return {
+            "type": "host",
+            "host": host_record(runtime.host),
+            "socket": runtime.socket_path,
+            "client": list(runtime.client),
+        }
+    return {"type": "unknown", "name": runtime.name}
 
 
 @dataclass(frozen=True)
@@ -210,6 +225,17 @@ class HAProxyLB:
                 self._entries[address] = self.undo.push(
                     f"restore {node} ({address}) in {self.name}",
                     lambda: self._set_states(previous),
+                    JournalRecord(
+                        "lb-drain",
+                        {
+                            "lb": "haproxy",
+                            "backend": self.backend,
+                            "runtime": runtime_record(self.runtime),
+                            "address": address,
+                            "previous": previous,
+                        },
+                        node=node_of(node),
+                    ),
                 )
             self._set_states({s.name: self.mode for s in targets})
 

@@ -27,8 +27,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pytest_k8sdr.journal import UndoEntry, UndoStack
-from pytest_k8sdr.lb.base import Member, NodeAddresses, resolve_address, split_host_port
+from pytest_k8sdr.journal import JournalRecord, UndoEntry, UndoStack
+from pytest_k8sdr.lb.base import (
+    Member,
+    NodeAddresses,
+    host_record,
+    node_of,
+    resolve_address,
+    split_host_port,
+)
 from pytest_k8sdr.lb.errors import (
     LBCommandFailed,
     LBConfigError,
@@ -156,6 +163,20 @@ class NginxLB:
                 self._entries[address] = self.undo.push(
                     f"restore {node} ({address}) in {self.name}",
                     lambda: self._restore_address(address),
+                    JournalRecord(
+                        "lb-drain",
+                        {
+                            "lb": "nginx",
+                            "upstream": self.upstream,
+                            "config": self.config,
+                            "file": self.file,
+                            "nginx": list(self.nginx),
+                            "host": host_record(self.host),
+                            "address": address,
+                            "mode": self.mode,
+                        },
+                        node=node_of(node),
+                    ),
                 )
             self._apply(original, new, f"drain {node} ({address})")
 
