@@ -111,7 +111,8 @@ def timeline_svg(runbook: Runbook, *, width: int = 760) -> str:
         + [0.001]
     )
     left, bar_h, gap = 110, 22, 8
-    scale = (width - left - 20) / total
+    # The right margin keeps the duration label after the last bar inside the picture.
+    scale = (width - left - 50) / total
     height = 40 + len(phases) * (bar_h + gap) + 16 * len(runbook.marks)
     colour = {"ok": "#4caf50", "slo-exceeded": "#ff9800", "failed": "#f44336", "error": "#9e9e9e"}
     out = [
@@ -137,8 +138,10 @@ def timeline_svg(runbook: Runbook, *, width: int = 760) -> str:
             f'<line x1="{x:.1f}" y1="26" x2="{x:.1f}" y2="{y}" stroke="#333" '
             'stroke-dasharray="2,2"/>'
         )
+        # Labels of marks in the right half end at their line, so long ones are not clipped.
+        anchor = "end" if x > width / 2 else "start"
         out.append(
-            f'<text x="{min(x, width - 200):.1f}" y="{y + 12}">'
+            f'<text x="{x:.1f}" y="{y + 12}" text-anchor="{anchor}">'
             f"{escape(m.label)} (+{(m.at - origin).total_seconds():.1f}s)</text>"
         )
         y += 16

@@ -1,0 +1,391 @@
+"""The allure report end to end: raw results, the rendered HTML, and the page in Chromium.
+
+A child pytest runs experiments/test_node_failure.py on the embedded simulator with
+`--alluredir`, beside two tiny runbooks that fail (an SLO missed, the tool broken) so that the
+allure categories have something to sort; the allure command-line tool renders the results;
+headless Chromium opens the experiment's page served on 127.0.0.1. The tools come from
+`bash ci/setup` (allure into .node/, chromium from APT); a missing one fails the test, it never
+skips.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import threading
+import urllib.request
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENT = ROOT / "experiments" / "test_node_failure.py"
+TEST_NAME = "test_worker_loss_is_healed"
+# Explicit SLOs make the step titles exact whatever the profile's defaults become.
+SLOS = {"fail": 30, "self-heal": 90, "restore": 90}
+STEP_TITLES = [f"phase {phase} (SLO {slo}s)" for phase, slo in SLOS.items()]
+OK_GREEN = (0x4C, 0xAF, 0x50)  # report.timeline_svg's colour of a phase that met its SLO
+# Failures of both kinds, for the categories: cheap, they touch no cluster.
+FAILING_RUNBOOKS = """
+import time
+
+from pytest_k8sdr.errors import ToolError
+
+
+def test_phase_misses_its_slo(runbook):
+    with runbook.phase("slow", slo=0.05):
+        time.sleep(0.2)
+
+
+def test_tool_breaks(runbook):
+    with runbook.phase("inject"):
+        raise ToolError("the fault driver broke")
+"""
+SETUP_HINT = "run `bash ci/setup` (it installs allure-commandline into .node/ and chromium)"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--virtual-time-budget=15000",
+]
+
+# ---------------------------------------------------------------------------------------------
+# tools
+
+
+def allure_command() -> str:
+    local = ROOT / ".node" / "node_modules" / ".bin" / "allure"
+    found = str(local) if local.exists() else shutil.which("allure")
+    if found is None:
+        pytest.fail(f"the allure command-line tool is missing: {SETUP_HINT}")
+    if shutil.which("java") is None:
+        pytest.fail("allure needs Java 17 on PATH (`bash ci/setup` warns when it is missing)")
+    return found
+
+
+def chromium_command() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    pytest.fail(f"headless Chromium is missing: {SETUP_HINT}")
+
+
+def run_chromium(profile_dir: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Run headless Chromium once on `url` with a fresh profile."""
+    assert url.startswith("http://127.0.0.1:"), url  # loopback only
+    profile_dir.mkdir(parents=True)
+    return subprocess.run(
+        [chromium_command(), *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", *extra, url],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# a tiny PNG decoder (8-bit RGB/RGBA, non-interlaced: what Chromium writes)
+
+
+def decode_png(data: bytes) -> tuple[int, int, list[tuple[int, ...]]]:
+    """Width, height and the pixels of an 8-bit RGB or RGBA PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, header = 8, bytearray(), b""
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat += body
+        elif kind == b"IEND":
+            break
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    assert (depth, interlace) == (8, 0), (depth, interlace)
+    assert colour in (2, 6), colour
+    bpp = 3 if colour == 2 else 4
+    raw = zlib.decompress(bytes(idat))
+    stride = width * bpp
+    prev = bytearray(stride)
+    pixels: list[tuple[int, ...]] = []
+    for row in range(height):
+        start = row * (stride + 1)
+        kind_byte, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        unfilter(kind_byte, line, prev, bpp)
+        pixels += [tuple(line[i : i + 3]) for i in range(0, stride, bpp)]
+        prev = line
+    return width, height, pixels
+
+
+def unfilter(kind: int, line: bytearray, prev: bytearray, bpp: int) -> None:
+    """Undo one scanline's PNG filter in place (RFC 2083, section 6)."""
+    if kind == 0:
+        return
+    if kind == 2:
+        line[:] = bytes((a + b) & 0xFF for a, b in zip(line, prev, strict=True))
+        return
+    for i in range(len(line)):
+        left = line[i - bpp] if i >= bpp else 0
+        up = prev[i]
+        if kind == 1:
+            line[i] = (line[i] + left) & 0xFF
+        elif kind == 3:
+            line[i] = (line[i] + (left + up) // 2) & 0xFF
+        elif kind == 4:
+            up_left = prev[i - bpp] if i >= bpp else 0
+            p = left + up - up_left
+            pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+            pred = left if pa <= pb and pa <= pc else up if pb <= pc else up_left
+            line[i] = (line[i] + pred) & 0xFF
+        else:
+            raise AssertionError(f"unknown PNG filter {kind}")
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures: one child run, one rendered report, one server for the whole module
+
+
+@dataclass
+class Report:
+    results: Path
+    html: Path
+    base_url: str
+    scratch: Path
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
+    allure = allure_command()
+    chromium_command()  # fail before the long child run when a tool is missing
+    scratch = tmp_path_factory.mktemp("allure")
+    results, html = scratch / "results", scratch / "html"
+    failing = scratch / "test_failing_runbooks.py"
+    failing.write_text(FAILING_RUNBOOKS)
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            # The project's settings (strict markers, warnings as errors) for both files.
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            "--rootdir",
+            str(ROOT),
+            str(EXPERIMENT),
+            str(failing),
+            "--alluredir",
+            str(results),
+            "--k8sdr-slos=" + ",".join(f"{p}={s}s" for p, s in SLOS.items()),
+            f"--k8sdr-journal={scratch / 'journal.jsonl'}",
+        ],
+        cwd=scratch,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    summary = child.stdout.strip().splitlines()[-1] if child.stdout.strip() else ""
+    assert child.returncode == pytest.ExitCode.TESTS_FAILED, child.stdout + child.stderr
+    assert re.search(r"\b2 failed, 1 passed\b", summary), child.stdout + child.stderr
+    generate = subprocess.run(
+        [allure, "generate", str(results), "-o", str(html), "--clean"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert generate.returncode == 0, generate.stdout + generate.stderr
+    handler = functools.partial(QuietHandler, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="allure-report-http", daemon=True)
+    thread.start()
+    try:
+        yield Report(results, html, f"http://127.0.0.1:{server.server_address[1]}", scratch)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        """Keep the request log out of the test output."""
+
+
+def load(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def attachments_of(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """Attachments of a result or stage and of all its nested steps."""
+    found = list(node.get("attachments", []))
+    for step in node.get("steps", []):
+        found += attachments_of(step)
+    return found
+
+
+def raw_result(results: Path, name: str = TEST_NAME) -> dict[str, Any]:
+    matches = [r for r in map(load, results.glob("*-result.json")) if r.get("name") == name]
+    assert len(matches) == 1, [p.name for p in results.iterdir()]
+    result: dict[str, Any] = matches[0]
+    return result
+
+
+def rendered_case(html: Path) -> dict[str, Any]:
+    cases = [c for c in map(load, (html / "data" / "test-cases").glob("*.json"))]
+    matches = [c for c in cases if c.get("name") == TEST_NAME]
+    assert len(matches) == 1, [c.get("name") for c in cases]
+    case: dict[str, Any] = matches[0]
+    return case
+
+
+def rendered_attachment(case: dict[str, Any], name: str) -> dict[str, Any]:
+    stages = [*case.get("beforeStages", []), case["testStage"], *case.get("afterStages", [])]
+    found = [a for stage in stages for a in attachments_of(stage) if a["name"] == name]
+    assert len(found) == 1, f"{name} attached {len(found)} times"
+    return found[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. the raw allure results
+
+
+def test_raw_result_has_a_step_per_phase_and_the_timeline_attached(report: Report) -> None:
+    result = raw_result(report.results)
+    assert result["status"] == "passed"
+    assert [s["name"] for s in result["steps"]] == STEP_TITLES
+    assert all(s["status"] == "passed" for s in result["steps"])
+    for before, after in zip(result["steps"], result["steps"][1:], strict=False):
+        assert before["start"] <= before["stop"] <= after["start"] <= after["stop"]
+
+    # The runbook fixture attaches at its teardown, so the files may sit on the test itself or
+    # on the fixture's teardown in a container that names the test as its child.
+    attached = attachments_of(result)
+    for container in map(load, report.results.glob("*-container.json")):
+        if result["uuid"] in container.get("children", []):
+            for stage in container.get("befores", []) + container.get("afters", []):
+                attached += attachments_of(stage)
+    by_name = {a["name"]: a for a in attached}
+    assert {"timeline.json", "timeline.svg"} <= by_name.keys(), sorted(by_name)
+    assert by_name["timeline.json"]["type"] == "application/json"
+    assert by_name["timeline.svg"]["type"] == "image/svg+xml"
+
+    timeline = load(report.results / by_name["timeline.json"]["source"])
+    assert [p["phase"] for p in timeline["phases"]] == list(SLOS)
+    assert [p["verdict"] for p in timeline["phases"]] == ["ok"] * len(SLOS)
+    svg = (report.results / by_name["timeline.svg"]["source"]).read_text()
+    assert svg.startswith("<svg")
+    assert svg.count('<rect class="phase"') == len(SLOS)
+
+
+def test_raw_results_of_failing_runbooks_name_the_phase(report: Report) -> None:
+    slow = raw_result(report.results, "test_phase_misses_its_slo")
+    assert slow["status"] == "failed"
+    assert [(s["name"], s["status"]) for s in slow["steps"]] == [
+        ("phase slow (SLO 0.05s)", "failed")
+    ]
+    assert "exceeded its SLO" in slow["statusDetails"]["message"]
+    broken = raw_result(report.results, "test_tool_breaks")
+    assert broken["status"] == "broken"
+    assert [(s["name"], s["status"]) for s in broken["steps"]] == [("phase inject", "broken")]
+
+
+def test_environment_and_categories_are_written(report: Report) -> None:
+    lines = (report.results / "environment.properties").read_text().splitlines()
+    facts = dict(line.split("=", 1) for line in lines if line)
+    assert facts.get("backend") == "sim", facts
+    assert facts.get("profile") == "fast", facts
+    names = [c["name"] for c in load(report.results / "categories.json")]
+    assert {"SLO exceeded", "The tool failed"} <= set(names), names
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. the rendered HTML report
+
+
+def test_rendered_report_keeps_phases_environment_and_categories(report: Report) -> None:
+    assert (report.html / "index.html").is_file()
+    case = rendered_case(report.html)
+    assert case["status"] == "passed"
+    assert [s["name"] for s in case["testStage"]["steps"]] == STEP_TITLES
+    svg = rendered_attachment(case, "timeline.svg")
+    assert (report.html / "data" / "attachments" / svg["source"]).is_file()
+    environment = load(report.html / "widgets" / "environment.json")
+    assert {"name": "backend", "values": ["sim"]} in environment, environment
+    # The tree is category > message > test.
+    categories = {
+        c["name"]: sorted(t["name"] for message in c["children"] for t in message["children"])
+        for c in load(report.html / "data" / "categories.json")["children"]
+    }
+    assert categories == {
+        "SLO exceeded": ["test_phase_misses_its_slo"],
+        "The tool failed": ["test_tool_breaks"],
+    }, categories
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. the report in a browser
+
+
+def test_served_svg_attachment_draws_every_phase(report: Report) -> None:
+    svg = rendered_attachment(rendered_case(report.html), "timeline.svg")
+    url = f"{report.base_url}/data/attachments/{svg['source']}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        body = response.read().decode()
+    assert "<svg" in body
+    rects = re.findall(r'<rect class="phase"[^>]*><title>([^<]*)</title>', body)
+    assert [title.split(":")[0] for title in rects] == list(SLOS), rects
+
+
+def test_test_page_shows_the_phase_steps_and_the_timeline_attachment(report: Report) -> None:
+    uid = rendered_case(report.html)["uid"]
+    run = run_chromium(
+        report.scratch / "chromium-dom", f"{report.base_url}/#testresult/{uid}", "--dump-dom"
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    dom = run.stdout
+    # Set-up and tear-down stages (the fixtures) are rows of the same kind around the phases.
+    steps = re.findall(r'<div class="step__name">([^<]*)</div>', dom)
+    assert [s for s in steps if s.startswith("phase ")] == STEP_TITLES, steps
+    rows = re.findall(r'<div class="attachment-row__name[^"]*">([^<]*)</div>', dom)
+    assert {"timeline.svg", "timeline.json"} <= set(rows), rows
+
+
+def test_timeline_chart_renders_in_the_browser(report: Report) -> None:
+    case = rendered_case(report.html)
+    svg = rendered_attachment(case, "timeline.svg")
+    # `?attachment=<uid>` is the report's own route for an attachment opened full screen.
+    url = f"{report.base_url}/#testresult/{case['uid']}?attachment={svg['uid']}"
+    png = report.scratch / "timeline.png"
+    run = run_chromium(
+        report.scratch / "chromium-shot", url, "--window-size=1280,800", f"--screenshot={png}"
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    width, height, pixels = decode_png(png.read_bytes())
+    assert (width, height) == (1280, 800)
+    assert len(set(pixels)) > 50, "the screenshot is (nearly) blank"
+    # The bars of phases that met their SLO are solid green: a chart of ~760 px wide bars
+    # 22 px high covers thousands of pixels; without the chart the page has hardly any.
+    green = sum(1 for p in pixels if p == OK_GREEN)
+    assert green > 5000, f"only {green} pixels of the chart's green: chart not rendered ({png})"
