@@ -84,6 +84,14 @@ def assert_pods_rescheduled(
         namespace=workload.namespace,
         label_selector=workload.selector,
         explain=explain,
+        count=lambda s: (
+            sum(
+                1
+                for p in map(PodView.from_json, s.values())
+                if p.ready and not p.deleting and p.node != away_from and p.uid not in old
+            ),
+            workload.replicas,
+        ),
     )
 
 

@@ -302,6 +302,9 @@ class Cluster:
         self.policy = k8s.PolicyV1Api(api_client)
         self.api_deadline = api_deadline
         self.requests = 0  # API requests made through this facade, for the benchmarks
+        # Told about long waits: (what, done, total, elapsed); None when nobody listens.
+        self.progress: Callable[[str, int | None, int | None, float], None] | None = None
+        self.progress_done: Callable[[], None] | None = None
 
     @classmethod
     def from_kubeconfig(
@@ -472,12 +475,14 @@ class Cluster:
         explain: Callable[[Snapshot], str] | None = None,
         on_event: Callable[[str, JSON], None] | None = None,
         recheck_every: float | None = None,
+        count: Callable[[Snapshot], tuple[int, int]] | None = None,
     ) -> WaitResult[T]:
         """Wait until `predicate(snapshot)` is truthy; return its value and when it became so.
 
         `on_event(type, object)` sees every change (for histories such as split-brain checks).
         `recheck_every` re-evaluates the predicate at least that often even without events
         (each time resuming the watch from the last resourceVersion: no re-list).
+        `count(snapshot)` gives (done, total) for the live progress line.
         On timeout, `WaitTimeout` carries `description` and `explain(snapshot)`: what is left.
         """
         k = KINDS[kind]
@@ -501,7 +506,14 @@ class Cluster:
                     on_event("LISTED", obj)
             return str(listed["metadata"].get("resourceVersion", ""))
 
+        def report() -> None:
+            if self.progress is not None:
+                done, total = count(snapshot) if count else (None, None)
+                self.progress(description, done, total, time.monotonic() - start)
+
         def result(value: T) -> WaitResult[T]:
+            if self.progress_done is not None:
+                self.progress_done()
             return WaitResult(
                 value, datetime.now(UTC), time.monotonic() - start, self.requests - requests_before
             )
@@ -564,11 +576,14 @@ class Cluster:
                     value = predicate(snapshot)
                     if value:
                         return result(value)
+                    report()
             except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
                 # A cut stream: resume from the last resourceVersion we saw.
                 log.debug("watch of %s cut (%s); resuming from %s", kind, exc, rv)
             finally:
                 resp.release_conn()
+        if self.progress_done is not None:
+            self.progress_done()
         what = explain(snapshot) if explain else ""
         waited = time.monotonic() - start
         limit = " (cut short by the runbook phase's SLO)" if bounded else ""

@@ -24,6 +24,7 @@ from pytest_k8sdr.journal import UndoStack
 from pytest_k8sdr.lb.frontend import Frontend, open_frontend
 from pytest_k8sdr.report import (
     AllureSteps,
+    Progress,
     RunReport,
     allure_module,
     junit_properties,
@@ -217,9 +218,19 @@ def k8sdr_backend(
 
 
 @pytest.fixture(scope="session")
-def cluster(k8sdr_backend: Backend) -> Cluster:
-    """The typed facade over the session's cluster."""
-    return k8sdr_backend.cluster
+def cluster(request: pytest.FixtureRequest, k8sdr_backend: Backend) -> Cluster:
+    """The typed facade over the session's cluster.
+
+    Long waits show a live line on a terminal (what, how many of how many, elapsed); in CI logs
+    at most one line every 10 seconds, and none with -q.
+    """
+    facade = k8sdr_backend.cluster
+    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None and request.config.get_verbosity() >= 0 and facade.progress is None:
+        progress = Progress(terminal._tw._file)
+        facade.progress = progress.update
+        facade.progress_done = progress.done
+    return facade
 
 
 def _namespace_name(nodeid: str) -> str:

@@ -231,7 +231,9 @@ class Progress:
         text = f"k8sdr: waiting for {what}{count} ({elapsed:.0f}s)"
         now = time.monotonic()
         if self.tty:
-            self.stream.write("\r\x1b[2K" + text)
+            # Start on a line of our own, so pytest's progress line is not overwritten.
+            prefix = "\r\x1b[2K" if self._shown else "\n"
+            self.stream.write(prefix + text)
             self.stream.flush()
             self._shown = True
         elif now - self._last >= self.ci_interval:

@@ -38,6 +38,11 @@ http.server.ThreadingHTTPServer(("", 8080), H).serve_forever()
 """
 
 
+def _ready(raw: JSON) -> bool:
+    pod = PodView.from_json(raw)
+    return pod.ready and not pod.deleting and pod.phase == "Running"
+
+
 def _downward_env() -> list[JSON]:
     fields = {
         "POD_NAME": "metadata.name",
@@ -154,6 +159,7 @@ class Workload:
             namespace=self.namespace,
             label_selector=self.selector,
             explain=explain,
+            count=lambda s: (sum(1 for o in s.values() if _ready(o)), self.replicas),
         )
 
 

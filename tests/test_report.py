@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET
+from datetime import timedelta
+
+from pytest_k8sdr.report import Progress, RunReport, junit_properties, timeline_svg
+from pytest_k8sdr.runbook import Runbook
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def finished_runbook() -> Runbook:
+    book = Runbook("worker loss", slos={"fail": 30})
+    with book.phase("fail") as fail:
+        book.mark("node unreachable", fail.started + timedelta(seconds=4))
+        fail.observe(type("R", (), {"at": fail.started + timedelta(seconds=4)})())
+    with book.phase("self-heal"):
+        pass
+    return book
+
+
+def test_progress_in_ci_logs_prints_at_most_one_line_per_interval() -> None:
+    out = io.StringIO()
+    progress = Progress(out, ci_interval=3600)
+    for i in range(50):
+        progress.update("replicas Ready", i, 6, float(i))
+    progress.done()
+    lines = out.getvalue().splitlines()
+    assert lines == ["k8sdr: waiting for replicas Ready 0/6 (0s)"]
+
+
+def test_progress_on_a_terminal_rewrites_one_line_and_clears_it() -> None:
+    out = Tty()
+    progress = Progress(out)
+    progress.update("node Ready", None, None, 1.0)
+    progress.update("node Ready", None, None, 2.0)
+    progress.done()
+    text = out.getvalue()
+    assert text.startswith("\nk8sdr: waiting for node Ready (1s)")
+    assert "\r\x1b[2Kk8sdr: waiting for node Ready (2s)" in text
+    assert text.endswith("\r\x1b[2K")
+
+
+def test_table_and_junit_properties_name_every_phase_with_its_verdict() -> None:
+    book = finished_runbook()
+    report = RunReport()
+    report.add("experiments/test_x.py::test_worker_loss", book)
+    table = report.table()
+    assert "test_worker_loss" in table
+    assert "4.0s/30s ok" in table
+    props = dict(junit_properties(book))
+    assert props["k8sdr.phase.fail.seconds"] == "4.000"
+    assert props["k8sdr.phase.fail.slo_seconds"] == "30.000"
+    assert props["k8sdr.phase.self-heal.verdict"] == "ok"
+
+
+def test_timeline_svg_is_valid_and_has_a_bar_per_phase() -> None:
+    svg = timeline_svg(finished_runbook())
+    root = ET.fromstring(svg)
+    bars = [e for e in root.iter("{http://www.w3.org/2000/svg}rect") if e.get("class") == "phase"]
+    assert len(bars) == 2
+    assert "node unreachable (+4.0s)" in svg
