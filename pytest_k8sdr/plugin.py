@@ -228,8 +228,21 @@ def cluster(request: pytest.FixtureRequest, k8sdr_backend: Backend) -> Cluster:
     terminal = request.config.pluginmanager.get_plugin("terminalreporter")
     if terminal is not None and request.config.get_verbosity() >= 0 and facade.progress is None:
         progress = Progress(terminal._tw._file)
-        facade.progress = progress.update
-        facade.progress_done = progress.done
+        capman = request.config.pluginmanager.get_plugin("capturemanager")
+
+        def uncaptured(call: Callable[..., None]) -> Callable[..., None]:
+            # Waits run inside tests, whose output pytest captures: step outside it.
+            def run(*args: Any) -> None:
+                if capman is None:
+                    call(*args)
+                    return
+                with capman.global_and_fixture_disabled():
+                    call(*args)
+
+            return run
+
+        facade.progress = uncaptured(progress.update)
+        facade.progress_done = uncaptured(progress.done)
     return facade
 
 
