@@ -10,6 +10,7 @@ made it true arrived.
 from __future__ import annotations
 
 import contextvars
+import gc
 import json
 import logging
 import time
@@ -381,7 +382,7 @@ class Cluster:
         if field_selector:
             kwargs["field_selector"] = field_selector
         resp = self.call(fn, **kwargs)
-        return json.loads(resp.data)  # type: ignore[no-any-return]
+        return _parse(resp.data)
 
     def get_raw(self, kind: str, name: str, namespace: str | None = None) -> JSON | None:
         """One object as JSON, or None when it does not exist."""
@@ -653,6 +654,22 @@ class Cluster:
     def wait_node_gone(self, name: str, *, timeout: float = 60.0) -> WaitResult[NodeView | None]:
         """Wait until the Node object no longer exists."""
         return self.wait_node(name, lambda n: n is None, timeout=timeout, description="deleted")
+
+
+def _parse(data: bytes) -> JSON:
+    """Parse a (possibly huge) JSON body with the cyclic garbage collector paused.
+
+    A list of 30,000 pods allocates millions of containers; the collector re-scanning them as
+    they are created costs more than the parse itself (3.6s against 1.0s for 37 MB), and JSON
+    cannot hold a reference cycle, so there is nothing for it to find.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return json.loads(data)  # type: ignore[no-any-return]
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _lines(resp: Any) -> Iterator[bytes]:
