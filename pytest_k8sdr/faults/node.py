@@ -327,26 +327,12 @@ class NodeFaults:
         return report
 
     def _evict(self, pod: PodView, grace_period: int | None) -> str:
-        body: dict[str, Any] = {
-            "apiVersion": "policy/v1",
-            "kind": "Eviction",
-            "metadata": {"name": pod.name, "namespace": pod.namespace},
-        }
-        if grace_period is not None:
-            body["deleteOptions"] = {"gracePeriodSeconds": grace_period}
         try:
-            self.cluster.call(
-                self.cluster.core.create_namespaced_pod_eviction, pod.name, pod.namespace, body
-            )
+            return self.cluster.evict(pod, grace_period=grace_period)
         except ApiException as exc:
-            if exc.status == 404:
-                return "gone"
-            if exc.status == 429:
-                return "blocked"
             raise NodeFaultError(
                 pod.node or "?", "drain", f"eviction of {pod.key} failed: {exc.status} {exc.reason}"
             ) from exc
-        return "evicted"
 
     # ------------------------------------------------------------------ taints
 
