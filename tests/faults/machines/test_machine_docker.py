@@ -179,5 +179,6 @@ def test_partition_fills_the_api_server_address(
     m.partition()
     assert docker("exec", worker, "cat", "/tmp/cut").stdout == "127.0.0.1:6443\n"
     m.heal()
-    assert docker("exec", worker, "ls", "/tmp").stdout == ""
+    # Only /tmp/cut matters: a checkout under /tmp is bind-mounted into the node as well.
+    assert "cut" not in docker("exec", worker, "ls", "/tmp").stdout.split()
     assert len(stack) == 0
