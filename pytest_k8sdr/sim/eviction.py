@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pytest_k8sdr.sim.apierrors import ApiError, bad_request, too_many_requests
+from pytest_k8sdr.sim.controllers._base import selector_is_empty, selector_matches
 from pytest_k8sdr.sim.store import JSON, Store
 
 # MaxDisruptedPodSize: a budget with this many unconfirmed evictions refuses more.
@@ -27,22 +28,7 @@ def _now() -> str:
 
 def _labels_match(selector: JSON | None, labels: dict[str, str]) -> bool:
     # eviction.go getPodDisruptionBudgets: a nil or empty selector matches nothing here.
-    if not selector or (not selector.get("matchLabels") and not selector.get("matchExpressions")):
-        return False
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or ():
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+    return not selector_is_empty(selector) and selector_matches(selector, labels)
 
 
 def _is_ready(pod: JSON) -> bool:
