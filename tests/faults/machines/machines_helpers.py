@@ -218,14 +218,21 @@ def ensure_docker_engine(log: Path, timeout: float = 60) -> None:
     """Start dockerd when no engine answers (it is left running for later sessions)."""
     if docker("info", check=False).returncode == 0:
         return
-    with log.open("ab") as out:
-        subprocess.Popen(
-            ["dockerd", "--data-root", "/var/lib/docker"],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
+    # Detach through a shell that exits at once: dockerd is reparented to init, so no Popen
+    # object is left to be collected while the engine still runs (a ResourceWarning, which
+    # the suite turns into an error).
+    subprocess.run(
+        [
+            "sh",
+            "-c",
+            'dockerd --data-root /var/lib/docker >>"$1" 2>&1 </dev/null &',
+            "sh",
+            str(log),
+        ],
+        check=True,
+        start_new_session=True,
+        timeout=10,
+    )
     deadline = time.monotonic() + timeout
     while docker("info", check=False).returncode != 0:
         if time.monotonic() > deadline:
