@@ -115,8 +115,15 @@ def _kill(fig: Figures | None, lines: list[str]) -> str:
     r = fig["replicas_ready"]
     failed = len(fig.get("failed_trials") or [])
     return (
-        f"kill to replicas Ready {r['measured_s']:.1f} s: +{r['overhead_s']:.1f} s over the "
-        f"{r['minimum_s']:.1f} s minimum (x{r['ratio']:.2f})"
+        f"kill to replicas Ready {r['measured_s']:.2f} s: {r['overhead_s']:+.2f} s over the "
+        f"{r['minimum_s']:.1f} s minimum (x{r['ratio']:.2f}; upstream's structure gives "
+        f"{r.get('upstream_mean_s', 0):.1f} s on average)"
+        + (
+            f"; taint to Ready {fig['taint_to_ready']['overhead_s']:+.2f} s over "
+            "toleration + start delay"
+            if "taint_to_ready" in fig
+            else ""
+        )
         + (f"; {failed} of {fig['trials']} trials timed out" if failed else "")
     )
 
