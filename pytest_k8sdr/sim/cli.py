@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     node = with_dir(sub.add_parser("node", help="act on one simulated node"))
     node.add_argument("op", choices=sorted(NODE_OPS))
     node.add_argument("name")
+    ctl = with_dir(
+        sub.add_parser(
+            "controller", help="list the controllers, or switch one on or off while it runs"
+        )
+    )
+    ctl.add_argument("op", choices=["list", "enable", "disable"])
+    ctl.add_argument("name", nargs="?")
     return parser
 
 
@@ -115,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                     state, address = "hollow", "-"
                 print(f"node {name:<28} {address:<14} {state}")
             return 0
+        if args.command == "controller":
+            return _controller(cluster, args.op, args.name)
         NODE_OPS[args.op](cluster, args.name)
         print(f"{args.op} {args.name}: {cluster.node_state(args.name)}")
         return 0
@@ -124,6 +133,19 @@ def main(argv: list[str] | None = None) -> int:
     except (SimLaunchError, RuntimeError, OSError) as exc:
         print(f"k8sdr sim {args.command}: {exc}", file=sys.stderr)
         return 1
+
+
+def _controller(cluster: SimCluster, op: str, name: str | None) -> int:
+    if op == "list":
+        for controller, running in cluster.controllers().items():
+            print(f"{controller:<28} {'on' if running else 'off'}")
+        return 0
+    if not name:
+        raise ValueError(f"controller {op} needs a controller name")
+    changed = cluster.set_controller(name, enabled=op == "enable")
+    state = "on" if op == "enable" else "off"
+    print(f"{name}: {state}" + ("" if changed else " (already)"))
+    return 0
 
 
 if __name__ == "__main__":

@@ -420,6 +420,28 @@ class SimCluster:
         """Start the container runtime again."""
         self._control(name, "start-runtime", "running")
 
+    # -- controllers ----------------------------------------------------------------
+
+    def controllers(self) -> dict[str, bool]:
+        """Every switchable controller of the running control plane: name -> running."""
+        states: dict[str, bool] = self._client().get_json("/k8sdr/v1/controllers")["controllers"]
+        return states
+
+    def set_controller(self, name: str, *, enabled: bool) -> bool:
+        """Switch a controller on or off while the cluster runs; returns whether it changed.
+
+        As if kube-controller-manager (or kube-scheduler) were restarted with `--controllers`
+        listing it or `-NAME`: switched off, it makes no further writes; switched on again, it
+        starts from a fresh list. An unknown name is a ValueError naming the accepted ones.
+        """
+        states = self.controllers()
+        if name not in states:
+            raise ValueError(f"unknown controller {name!r}; accepted: {', '.join(states)}")
+        answer = self._client().request(
+            "PUT", f"/k8sdr/v1/controllers/{name}", {"enabled": enabled}
+        )
+        return bool(answer.get("changed"))
+
     def _require_alive(self, agent: _Agent) -> None:
         if not _alive(agent.pid):
             raise SimLaunchError(f"node {agent.name!r} is stopped (agent pid {agent.pid} is gone)")

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from aiohttp import web
@@ -41,6 +41,9 @@ from pytest_k8sdr.sim.protobuf import decode_protobuf_body
 from pytest_k8sdr.sim.resources import BY_GVR, GROUPS
 from pytest_k8sdr.sim.store import JSON, ResourceType, Store
 from pytest_k8sdr.sim.tables import table_for
+
+if TYPE_CHECKING:
+    from pytest_k8sdr.sim.controllers import ControllerManager
 
 log = logging.getLogger("pytest_k8sdr.sim.server")
 
@@ -129,6 +132,8 @@ class ApiServer:
         self._token = settings.token.encode()
         self._rng = random.Random()
         self._watch_tasks: set[asyncio.Task[Any]] = set()
+        # Set by serve() once the controllers run: /k8sdr/v1/controllers switches them.
+        self.controllers: ControllerManager | None = None
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
 
@@ -165,6 +170,39 @@ class ApiServer:
                 ApiError(500, "InternalError", f"Internal error occurred: {exc}")
             )
 
+    async def _control(self, request: web.Request, parts: list[str]) -> web.Response:
+        """The simulator's own control API (not Kubernetes'): switch controllers at runtime.
+
+        GET /k8sdr/v1/controllers: {"controllers": {name: enabled}};
+        PUT /k8sdr/v1/controllers/NAME with {"enabled": bool}: switch one, answers the states.
+        """
+        if parts[:2] != ["v1", "controllers"] or len(parts) > 3 or self.controllers is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        manager = self.controllers
+        if len(parts) == 2:
+            if request.method != "GET":
+                raise _method_not_allowed()
+            return _json_response({"controllers": manager.states()})
+        name = parts[2]
+        if name not in manager.states():
+            accepted = ", ".join(manager.states())
+            raise ApiError(404, "NotFound", f"unknown controller {name!r}; accepted: {accepted}")
+        if request.method == "GET":
+            return _json_response({"name": name, "enabled": manager.states()[name]})
+        if request.method not in ("PUT", "PATCH"):
+            raise _method_not_allowed()
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except ValueError as exc:
+            raise bad_request(f"body is not JSON: {exc}") from exc
+        enabled = body.get("enabled") if isinstance(body, dict) else None
+        if not isinstance(enabled, bool):
+            raise bad_request('body must be {"enabled": true|false}')
+        changed = manager.set(name, enabled=enabled)
+        if changed:
+            log.warning("controller %s switched %s", name, "on" if enabled else "off")
+        return _json_response({"name": name, "enabled": enabled, "changed": changed})
+
     def _authenticated(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
@@ -180,6 +218,8 @@ class ApiServer:
             return _json_response(KUBE_VERSION)
         if head == "openapi":
             return _json_response(_openapi(parts[1:]))
+        if head == "k8sdr":
+            return await self._control(request, parts[1:])
         if head == "api":
             if len(parts) == 1:
                 return _json_response(self._api_versions(request))
@@ -781,7 +821,7 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve until `stop` is set (or forever): TLS, the Store, the controllers."""
-    from pytest_k8sdr.sim.controllers import start_controllers
+    from pytest_k8sdr.sim.controllers import ControllerManager
 
     _check_host(host)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -796,7 +836,9 @@ async def serve(
     await site.start()
     addresses = runner.addresses
     bound_port = int(addresses[0][1]) if addresses else port
-    tasks = start_controllers(store, settings.profile, set(settings.disabled_controllers))
+    controllers = ControllerManager(store, settings.profile)
+    controllers.start(set(settings.disabled_controllers))
+    server.controllers = controllers
     url = f"https://{host}:{bound_port}"
     kubeconfig.write(state_dir / "kubeconfig", url, certs.ca_pem, settings.token)
     info = {
@@ -819,8 +861,7 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        for t in tasks:
-            t.cancel()
+        controllers.stop()
         await server.close_watches()
         await runner.cleanup()
 

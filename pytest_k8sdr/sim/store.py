@@ -280,6 +280,8 @@ class Store:
         self._pods_by_node: dict[str, dict[tuple[str, str], _Entry]] = {}
         self._uids: dict[str, tuple[str, str, str]] = {}
         self._dependents: dict[str, set[tuple[str, str, str]]] = {}
+        # Ownership GC (kube-controller-manager's "garbagecollector"): switchable at runtime.
+        self._ownership_gc = True
         # One history per resource type, as upstream keeps one watch cache per resource.
         self._history: dict[str, _History] = {}
         self.history_window = history_window
@@ -568,9 +570,21 @@ class Store:
 
         return unsubscribe
 
-    def add_admission(self, plural: str, hook: Callable[[str, JSON, JSON | None], None]) -> None:
-        """Mutating admission: hook("CREATE"|"UPDATE", new_obj, old_obj) may edit new_obj."""
-        self._admission.setdefault(plural, []).append(hook)
+    def add_admission(
+        self, plural: str, hook: Callable[[str, JSON, JSON | None], None]
+    ) -> Callable[[], None]:
+        """Mutating admission: hook("CREATE"|"UPDATE", new_obj, old_obj) may edit new_obj.
+
+        Returns a function that removes the hook (an admission plugin switched off).
+        """
+        hooks = self._admission.setdefault(plural, [])
+        hooks.append(hook)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                hooks.remove(hook)
+
+        return remove
 
     def register_subresource(
         self, plural: str, subresource: str, handler: Callable[[str | None, str, JSON], JSON]
@@ -1205,11 +1219,42 @@ class Store:
 
     # -- garbage collection (ownerReferences) --------------------------------------
 
+    @property
+    def ownership_gc(self) -> bool:
+        """Whether dependents of deleted owners are collected (the "garbagecollector")."""
+        return self._ownership_gc
+
+    def set_ownership_gc(self, enabled: bool) -> None:
+        """Switch ownership GC; switched on, it catches up as upstream's does on start.
+
+        Off: dependents of deleted owners stay, objects created with absent owners stay and
+        foreground deletions stay pending (their owners keep the foregroundDeletion
+        finalizer), as with kube-controller-manager's `--controllers=-garbagecollector`.
+        On: the garbage collector's first sync collects every dependent whose owners are all
+        absent and finishes the foreground deletions whose dependents are gone
+        (pkg/controller/garbagecollector/garbagecollector.go: the graph is built from a full
+        list, then every node with absent owners is queued).
+        """
+        was, self._ownership_gc = self._ownership_gc, enabled
+        if was or not enabled:
+            return
+        for uid in sorted(u for u in self._dependents if u not in self._uids):
+            self._collect_dependents(uid)
+        for uid, (plural, ns, name) in sorted(self._uids.items()):
+            entry = self._data[plural].get(ns, {}).get(name)
+            if entry is not None and "foregroundDeletion" in (
+                entry.obj["metadata"].get("finalizers") or []
+            ):
+                self._collect_dependents(uid, force=True)
+                self._maybe_finish_foreground(uid)
+
     def _owner_exists(self, ref: JSON) -> bool:
         return ref.get("uid", "") in self._uids
 
     def _collect_dependents(self, uid: str, *, force: bool = False) -> None:
         """Background GC: delete dependents whose owners are all gone (or `force`)."""
+        if not self._ownership_gc:
+            return
         for plural, ns, name in sorted(self._dependents.get(uid, ())):
             entry = self._data[plural].get(ns, {}).get(name)
             if entry is None:
@@ -1230,6 +1275,8 @@ class Store:
         """
 
         def collect() -> None:
+            if not self._ownership_gc:
+                return
             entry = self._data[plural].get(ns, {}).get(name)
             if entry is None or entry.obj["metadata"].get("uid") != uid:
                 return
@@ -1257,6 +1304,8 @@ class Store:
             self._commit(plural, "MODIFIED", ns, name, new, entry)
 
     def _maybe_finish_foreground(self, owner_uid: str) -> None:
+        if not self._ownership_gc:
+            return
         where = self._uids.get(owner_uid)
         if where is None or self._dependents.get(owner_uid):
             return

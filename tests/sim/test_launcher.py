@@ -42,11 +42,34 @@ def test_cli_up_status_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         assert f"already running from {state}" in capsys.readouterr().err
         assert cli.main(["node", "kill", "nope", *args]) == 2
         assert "unknown node 'nope'" in capsys.readouterr().err
+        _switch_controllers(state, args, capsys)
     finally:
         assert cli.main(["down", *args]) == 0
     assert not _pid_alive(pid)
     assert cli.main(["status", *args]) == 1
     assert "no simulated cluster" in capsys.readouterr().err
+
+
+def _switch_controllers(state: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`k8sdr sim controller list|disable|enable` against the running server."""
+    assert cli.main(["controller", "list", *args]) == 0
+    listed = dict(line.split() for line in capsys.readouterr().out.splitlines())
+    assert listed["scheduler"] == "on"
+    assert listed["garbagecollector"] == "on"
+    assert cli.main(["controller", "disable", "scheduler", *args]) == 0
+    assert capsys.readouterr().out.strip() == "scheduler: off"
+    cluster = SimCluster.attach(state)
+    assert cluster.controllers()["scheduler"] is False
+    assert cli.main(["controller", "disable", "scheduler", *args]) == 0
+    assert capsys.readouterr().out.strip() == "scheduler: off (already)"
+    assert cli.main(["controller", "disable", "schedular", *args]) == 2
+    assert "unknown controller 'schedular'; accepted: " in capsys.readouterr().err
+    assert cli.main(["controller", "enable", *args]) == 2
+    assert "needs a controller name" in capsys.readouterr().err
+    with pytest.raises(SimLaunchError, match=r"HTTP 400.*enabled"):
+        cluster._client().request("PUT", "/k8sdr/v1/controllers/scheduler", {"enabled": "no"})
+    assert cluster.set_controller("scheduler", enabled=True) is True
+    assert cluster.controllers()["scheduler"] is True
 
 
 def test_bad_input_is_refused_before_starting(

@@ -2,8 +2,13 @@
 
 `--disable-controller NAME` works like kube-controller-manager's `--controllers=-NAME`; the
 scheduler and the DefaultTolerationSeconds admission plugin are switchable the same way.
-Ownership GC ("garbagecollector") lives in the store; pods/eviction is API-server logic and is
-served whatever is disabled.
+Ownership GC ("garbagecollector") lives in the store and is switched there; pods/eviction is
+API-server logic and is served whatever is disabled.
+
+A `ControllerManager` also switches them while the cluster runs (the server's
+`/k8sdr/v1/controllers` endpoint, `k8sdr sim controller`): what a restart of
+kube-controller-manager or kube-scheduler with a different `--controllers` list does, without
+the restart. A controller switched on again starts from a fresh list of its world.
 
 Not modelled: scheduler preemption, inter-pod (anti-)affinity, volumes and PVC templates,
 ControllerRevision objects, orphan adoption by ReplicaSets, Deployment progress deadlines,
@@ -31,7 +36,7 @@ from pytest_k8sdr.sim.controllers.tainteviction import TaintEvictionController
 from pytest_k8sdr.sim.profiles import Profile
 from pytest_k8sdr.sim.store import Store
 
-__all__ = ["CONTROLLERS", "Controller", "start_controllers"]
+__all__ = ["CONTROLLERS", "Controller", "ControllerManager", "start_controllers"]
 
 CONTROLLERS: dict[str, type[Controller]] = {
     c.name: c
@@ -53,8 +58,70 @@ CONTROLLERS: dict[str, type[Controller]] = {
 }
 
 
-# Switchable elsewhere: ownerReference GC is the store's (it ignores this set).
-HANDLED_ELSEWHERE = frozenset({"garbagecollector"})
+# Switched in the store, not by a Controller instance.
+GARBAGE_COLLECTOR = "garbagecollector"
+HANDLED_ELSEWHERE = frozenset({GARBAGE_COLLECTOR})
+
+
+def _check_names(names: set[str]) -> None:
+    unknown = sorted(names - set(CONTROLLERS) - HANDLED_ELSEWHERE)
+    if unknown:
+        accepted = ", ".join(sorted({*CONTROLLERS, *HANDLED_ELSEWHERE}))
+        raise ValueError(f"unknown controller(s) {', '.join(unknown)}; accepted: {accepted}")
+
+
+class ControllerManager:
+    """The running controllers, each switchable on and off by name while the loop runs."""
+
+    def __init__(self, store: Store, profile: Profile) -> None:
+        self.store = store
+        self._ctx = Context(store, profile)
+        self._running: dict[str, Controller] = {}
+
+    def start(self, disabled: set[str]) -> None:
+        """Start every controller not in `disabled` (ValueError on an unknown name first)."""
+        _check_names(disabled)
+        eviction.register(self.store)
+        if GARBAGE_COLLECTOR in disabled:
+            self.store.set_ownership_gc(False)
+        for name in CONTROLLERS:
+            if name not in disabled:
+                self.set(name, enabled=True)
+
+    def states(self) -> dict[str, bool]:
+        """Whether each switchable name runs, by name."""
+        states = {name: name in self._running for name in CONTROLLERS}
+        states[GARBAGE_COLLECTOR] = self.store.ownership_gc
+        return dict(sorted(states.items()))
+
+    def set(self, name: str, *, enabled: bool) -> bool:
+        """Switch `name` on or off; returns whether anything changed."""
+        _check_names({name})
+        if name == GARBAGE_COLLECTOR:
+            changed = self.store.ownership_gc != enabled
+            self.store.set_ownership_gc(enabled)
+            return changed
+        running = self._running.get(name)
+        if enabled == (running is not None):
+            return False
+        if running is not None:
+            running.stop()
+            del self._running[name]
+            return True
+        controller = CONTROLLERS[name](self._ctx)
+        controller.start()
+        self._running[name] = controller
+        return True
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The tasks of the running controllers."""
+        return [t for c in self._running.values() for t in c._tasks]
+
+    def stop(self) -> None:
+        """Stop every controller."""
+        for controller in self._running.values():
+            controller.stop()
+        self._running.clear()
 
 
 def start_controllers(
@@ -65,15 +132,6 @@ def start_controllers(
     An unknown name in `disabled` is a ValueError naming the accepted ones, before anything
     starts.
     """
-    unknown = sorted(set(disabled) - set(CONTROLLERS) - HANDLED_ELSEWHERE)
-    if unknown:
-        accepted = ", ".join(sorted({*CONTROLLERS, *HANDLED_ELSEWHERE}))
-        raise ValueError(f"unknown controller(s) {', '.join(unknown)}; accepted: {accepted}")
-    eviction.register(store)
-    ctx = Context(store, profile)
-    tasks: list[asyncio.Task[None]] = []
-    for name, cls in CONTROLLERS.items():
-        if name in disabled:
-            continue
-        tasks.extend(cls(ctx).start())
-    return tasks
+    manager = ControllerManager(store, profile)
+    manager.start(disabled)
+    return manager.tasks()

@@ -429,11 +429,20 @@ class Informer:
             self._put(item)
         self._unsubscribe = store.subscribe(plural, self._on_event)
 
-    def add_handler(self, handler: Handler) -> None:
-        """Call handler(type, old, new) after every change; replays ADDED for cached objects."""
+    def add_handler(self, handler: Handler) -> Callable[[], None]:
+        """Call handler(type, old, new) after every change; replays ADDED for cached objects.
+
+        Returns a function that removes the handler again.
+        """
         self._handlers.append(handler)
         for obj in list(self.objects.values()):
             handler("ADDED", None, obj)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._handlers.remove(handler)
+
+        return remove
 
     def add_index(self, fn: Callable[[JSON], Iterable[str]]) -> dict[str, dict[Key, JSON]]:
         """An index: value -> {key: object} for every value fn(object) yields."""
@@ -654,15 +663,41 @@ class Controller:
         self.profile = ctx.profile
         self.informers = ctx.informers
         self.recorder = ctx.recorder
+        self._tasks: list[asyncio.Task[None]] = []
+        self._undo: list[Callable[[], None]] = []
 
     def start(self) -> list[asyncio.Task[None]]:
         """Register handlers and start this controller's tasks."""
         raise NotImplementedError
 
+    def stop(self) -> None:
+        """Switch the controller off: its tasks are cancelled and its handlers removed.
+
+        Every write a controller makes runs in one of its tasks (handlers only cache and
+        enqueue), so once this returns it writes nothing more. A controller is not started
+        twice: switching it on again builds a new instance, which lists its world afresh as a
+        restarted kube-controller-manager does.
+        """
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+
+    def watch(self, informer: Informer, handler: Handler) -> None:
+        """informer.add_handler(handler), removed again by stop()."""
+        self._undo.append(informer.add_handler(handler))
+
+    def on_stop(self, undo: Callable[[], None]) -> None:
+        """Run `undo` when the controller is stopped (e.g. remove an admission hook)."""
+        self._undo.append(undo)
+
     def _spawn(self, coro: Any, what: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
             coro, name=f"{self.name}:{what}"
         )
+        self._tasks.append(task)
         return task
 
 

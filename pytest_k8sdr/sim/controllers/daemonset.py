@@ -96,9 +96,9 @@ class DaemonSetController(Controller):
         self.pods = self.informers.get("pods")
         self.pods_by_owner = self.informers.by_owner("pods")
         self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
-        self.sets.add_handler(lambda t, o, n: self.queue.add(key_of(n or o or {})))
-        self.nodes.add_handler(self._on_node)
-        self.pods.add_handler(self._on_pod)
+        self.watch(self.sets, lambda t, o, n: self.queue.add(key_of(n or o or {})))
+        self.watch(self.nodes, self._on_node)
+        self.watch(self.pods, self._on_pod)
         return [self._spawn(self.queue.run(), "queue")]
 
     def _on_node(self, etype: str, old: JSON | None, new: JSON | None) -> None:

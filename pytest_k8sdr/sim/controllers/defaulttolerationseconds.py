@@ -71,5 +71,5 @@ class DefaultTolerationSeconds(Controller):
                     p.default_unreachable_toleration_seconds,
                 )
 
-        self.store.add_admission("pods", hook)
+        self.on_stop(self.store.add_admission("pods", hook))
         return []

@@ -82,8 +82,8 @@ class DeploymentController(Controller):
         self.sets = self.informers.get("replicasets")
         self.sets_by_owner = self.informers.by_owner("replicasets")
         self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
-        self.deployments.add_handler(lambda t, o, n: self.queue.add(key_of(n or o or {})))
-        self.sets.add_handler(self._on_rs)
+        self.watch(self.deployments, lambda t, o, n: self.queue.add(key_of(n or o or {})))
+        self.watch(self.sets, self._on_rs)
         return [self._spawn(self.queue.run(), "queue")]
 
     def _on_rs(self, etype: str, old: JSON | None, new: JSON | None) -> None:

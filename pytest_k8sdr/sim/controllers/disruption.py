@@ -50,8 +50,8 @@ class DisruptionController(Controller):
         self.pdbs = self.informers.get("poddisruptionbudgets")
         self.pods = self.informers.get("pods")
         self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
-        self.pdbs.add_handler(lambda t, o, n: self.queue.add(key_of(n or o or {})))
-        self.pods.add_handler(self._on_pod)
+        self.watch(self.pdbs, lambda t, o, n: self.queue.add(key_of(n or o or {})))
+        self.watch(self.pods, self._on_pod)
         return [self._spawn(self.queue.run(), "queue")]
 
     def _on_pod(self, etype: str, old: JSON | None, new: JSON | None) -> None:

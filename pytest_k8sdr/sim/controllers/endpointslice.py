@@ -79,8 +79,8 @@ class _ServiceFollower(Controller):
         self.queue: WorkQueue[Key] = WorkQueue(self.name, self._sync)
         # At start the pods' replay fills the memberships: no per-Service namespace scan.
         self._starting = True
-        self.services.add_handler(self._on_service)
-        self.pods.add_handler(self._on_pod)
+        self.watch(self.services, self._on_service)
+        self.watch(self.pods, self._on_pod)
         self._starting = False
         self._extra_handlers()
         return [self._spawn(self.queue.run(), "queue")]
@@ -149,7 +149,7 @@ class EndpointSliceController(_ServiceFollower):
 
     def _extra_handlers(self) -> None:
         self.slices = self.informers.get("endpointslices")
-        self.slices.add_handler(self._on_slice)
+        self.watch(self.slices, self._on_slice)
 
     def _on_slice(self, etype: str, old: JSON | None, new: JSON | None) -> None:
         obj = new or old or {}

@@ -27,7 +27,7 @@ class NamespaceController(Controller):
         """Follow namespaces."""
         self.namespaces = self.informers.get("namespaces")
         self.queue: WorkQueue[str] = WorkQueue(NAME, self._sync)
-        self.namespaces.add_handler(self._on_namespace)
+        self.watch(self.namespaces, self._on_namespace)
         return [self._spawn(self.queue.run(), "queue")]
 
     def _on_namespace(self, etype: str, old: JSON | None, new: JSON | None) -> None:

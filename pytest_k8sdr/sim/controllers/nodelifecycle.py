@@ -142,8 +142,8 @@ class NodeLifecycleController(Controller):
             f"{NAME}-noschedule", self._do_no_schedule_tainting
         )
         self.pod_queue: WorkQueue[Key] = WorkQueue(f"{NAME}-pods", self._process_pod)
-        self.nodes.add_handler(self._on_node)
-        self.pods.add_handler(self._on_pod)
+        self.watch(self.nodes, self._on_node)
+        self.watch(self.pods, self._on_pod)
         return [
             self._spawn(self.no_schedule_queue.run(), "noschedule"),
             self._spawn(self.pod_queue.run(), "pods"),

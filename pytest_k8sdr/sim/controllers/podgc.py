@@ -45,7 +45,7 @@ class PodGCController(Controller):
         self.pods_by_node = self.informers.pods_by_node
         self.terminated: dict[Key, JSON] = {}
         self.quarantine: dict[str, float] = {}  # node name -> when it may be confirmed gone
-        self.pods.add_handler(self._on_pod)
+        self.watch(self.pods, self._on_pod)
         return [self._spawn(every(self.profile.podgc_period, self.gc, name=NAME), "loop")]
 
     def _on_pod(self, etype: str, old: JSON | None, new: JSON | None) -> None:

@@ -89,8 +89,8 @@ class ReplicaSetController(Controller):
         self.pods = self.informers.get("pods")
         self.pods_by_owner = self.informers.by_owner("pods")
         self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
-        self.sets.add_handler(self._on_set)
-        self.pods.add_handler(self._on_pod)
+        self.watch(self.sets, self._on_set)
+        self.watch(self.pods, self._on_pod)
         return [self._spawn(self.queue.run(), "queue")]
 
     def _on_set(self, etype: str, old: JSON | None, new: JSON | None) -> None:

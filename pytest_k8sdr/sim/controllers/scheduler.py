@@ -84,8 +84,8 @@ class Scheduler(Controller):
         # One pod per turn of the event loop: a scheduling cycle is O(nodes).
         self.queue: WorkQueue[Key] = WorkQueue(NAME, self._schedule_one, batch=1)
         self._flush_pending = False
-        self.pods.add_handler(self._on_pod)
-        self.nodes.add_handler(self._on_node)
+        self.watch(self.pods, self._on_pod)
+        self.watch(self.nodes, self._on_node)
         return [self._spawn(self.queue.run(), "queue"), self._spawn(self._flush_loop(), "flush")]
 
     # --- cache ------------------------------------------------------------------------------

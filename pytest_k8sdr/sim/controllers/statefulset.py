@@ -56,8 +56,8 @@ class StatefulSetController(Controller):
         self.sets = self.informers.get("statefulsets")
         self.pods = self.informers.get("pods")
         self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
-        self.sets.add_handler(lambda t, o, n: self.queue.add(key_of(n or o or {})))
-        self.pods.add_handler(self._on_pod)
+        self.watch(self.sets, lambda t, o, n: self.queue.add(key_of(n or o or {})))
+        self.watch(self.pods, self._on_pod)
         return [self._spawn(self.queue.run(), "queue")]
 
     def _on_pod(self, etype: str, old: JSON | None, new: JSON | None) -> None:

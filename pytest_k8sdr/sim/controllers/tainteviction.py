@@ -76,8 +76,8 @@ class TaintEvictionController(Controller):
         self.node_queue: WorkQueue[str] = WorkQueue(f"{NAME}-nodes", self._handle_node)
         self.pod_queue: WorkQueue[Key] = WorkQueue(f"{NAME}-pods", self._handle_pod)
         self.delete_queue: WorkQueue[Key] = WorkQueue(f"{NAME}-delete", self._delete_pod)
-        self.nodes.add_handler(self._on_node)
-        self.pods.add_handler(self._on_pod)
+        self.watch(self.nodes, self._on_node)
+        self.watch(self.pods, self._on_pod)
         return [
             self._spawn(self.node_queue.run(), "nodes"),
             self._spawn(self.pod_queue.run(), "pods"),

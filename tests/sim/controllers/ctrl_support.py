@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers import start_controllers
+from pytest_k8sdr.sim.controllers import ControllerManager
 from pytest_k8sdr.sim.profiles import FAST, Profile
 from pytest_k8sdr.sim.store import Store, WatchEvent
 
@@ -257,7 +257,9 @@ class Cluster:
         self.profile = profile
         self.store = Store()
         self.kubelets: dict[str, FakeKubelet] = {}
-        self.tasks = start_controllers(self.store, profile, set(disabled))
+        self.controllers = ControllerManager(self.store, profile)
+        self.controllers.start(set(disabled))
+        self.tasks = self.controllers.tasks()
         self._changed = asyncio.Event()
         for plural in WATCHED:
             self.store.subscribe(plural, self._on_change)
@@ -308,9 +310,11 @@ class Cluster:
         """Stop kubelets and controllers."""
         for kubelet in self.kubelets.values():
             kubelet.kill()
-        for task in self.tasks:
+        tasks = [*self.tasks, *self.controllers.tasks()]
+        self.controllers.stop()
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- reading ----------------------------------------------------------------------------
 
