@@ -4,9 +4,10 @@ The experiments of `experiments/` run in a child pytest against a simulated clus
 controller switched off (as kube-controller-manager's `--controllers=-NAME` would); the run must
 fail, and the failure must name the runbook phase that did not hold.
 
-The scheduler and the workload controllers are not in the list: with them off the workload is
-never placed, so the run fails before the first phase (switching a controller off mid-run is not
-supported by the simulator).
+Controllers that place the workload in the first place (the scheduler, the ReplicaSet and
+StatefulSet controllers) are switched off while the cluster runs, right after the experiment's
+workload is Ready (what restarting kube-scheduler or kube-controller-manager without them
+would do): with them off from the start the run would fail before its first phase.
 """
 
 from __future__ import annotations
@@ -18,18 +19,33 @@ import pytest
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
+ISOLATION = "test_isolation.py::test_deleting_the_node_releases_the_statefulset"
+
 CASES = [
     # (experiment, disabled controller, phase that must fail, SLO overrides)
     ("test_node_failure.py", "nodelifecycle", "fail", "fail=8s"),
     ("test_node_failure.py", "taint-eviction-controller", "self-heal", "self-heal=15s"),
     ("test_node_failure.py", "endpointslice", "self-heal", "self-heal=15s"),
-    (
-        "test_isolation.py::test_deleting_the_node_releases_the_statefulset",
-        "podgc",
-        "isolate",
-        "isolate=8s",
-    ),
+    (ISOLATION, "podgc", "isolate", "isolate=8s"),
+    # Switched off once the workload is placed (RUNTIME below).
+    ("test_node_failure.py", "scheduler", "self-heal", "self-heal=15s"),
+    ("test_node_failure.py", "replicaset", "self-heal", "self-heal=15s"),
+    (ISOLATION, "statefulset", "self-heal", "self-heal=8s"),
 ]
+RUNTIME = {"scheduler", "replicaset", "statefulset"}
+
+# The child's conftest: the plugin's make_workload, then the controller switched off.
+SWITCH_OFF_AFTER_PLACEMENT = """
+
+@pytest.fixture
+def make_workload(make_workload, k8sdr_backend):
+    def deploy_then_switch_off(*args, **kwargs):
+        workload = make_workload(*args, **kwargs)
+        assert k8sdr_backend.sim.set_controller({name!r}, enabled=False)
+        return workload
+
+    return deploy_then_switch_off
+"""
 
 
 def run_experiment(
@@ -37,16 +53,17 @@ def run_experiment(
 ) -> pytest.RunResult:
     file = target.split("::")[0]
     shutil.copy(EXPERIMENTS / file, pytester.path / file)
-    disabled_list = repr([disabled] if disabled else [])
-    pytester.makeconftest(
-        f"""
+    at_start = repr([disabled] if disabled and disabled not in RUNTIME else [])
+    conftest = f"""
 import pytest
 
 @pytest.fixture(scope="session")
 def k8sdr_sim_options():
-    return {{"workers": 3, "disabled_controllers": {disabled_list}}}
+    return {{"workers": 3, "disabled_controllers": {at_start}}}
 """
-    )
+    if disabled in RUNTIME:
+        conftest += SWITCH_OFF_AFTER_PLACEMENT.format(name=disabled)
+    pytester.makeconftest(conftest)
     return pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", target, f"--k8sdr-slos={slos}", timeout=240
     )
