@@ -56,20 +56,16 @@ def assert_pods_rescheduled(
         replaced_uids = [p.uid for p in workload.pods() if p.node == away_from]
     old = set(replaced_uids)
 
-    def healed(s: Snapshot) -> list[PodView] | None:
-        live = [
-            p
-            for p in map(PodView.from_json, s.values())
-            if p.ready and not p.deleting and p.phase == "Running"
-        ]
+    def healed(s: Snapshot[PodView]) -> list[PodView] | None:
+        live = [p for p in s.values() if p.ready and not p.deleting and p.phase == "Running"]
         if len(live) < workload.replicas:
             return None
         if any(p.node == away_from or p.uid in old for p in live):
             return None
         return live
 
-    def explain(s: Snapshot) -> str:
-        pods = list(map(PodView.from_json, s.values()))
+    def explain(s: Snapshot[PodView]) -> str:
+        pods = list(s.values())
         return (
             f"want {workload.replicas} Ready replicas of {workload.kind} "
             f"{workload.namespace}/{workload.name}, none on {away_from} and none of the "
@@ -87,11 +83,12 @@ def assert_pods_rescheduled(
         count=lambda s: (
             sum(
                 1
-                for p in map(PodView.from_json, s.values())
+                for p in s.values()
                 if p.ready and not p.deleting and p.node != away_from and p.uid not in old
             ),
             workload.replicas,
         ),
+        project=PodView.slim,
     )
 
 
@@ -107,7 +104,7 @@ def assert_endpoints_exclude_node(
     """The Service's ready endpoints name no pod on `node`, and at least `min_ready` remain."""
     __tracebackhide__ = True
 
-    def ready_endpoints(s: Snapshot) -> list[JSON]:
+    def ready_endpoints(s: Snapshot[JSON]) -> list[JSON]:
         return [
             ep
             for sl in s.values()
@@ -115,13 +112,13 @@ def assert_endpoints_exclude_node(
             if (ep.get("conditions") or {}).get("ready")
         ]
 
-    def holds(s: Snapshot) -> list[JSON] | None:
+    def holds(s: Snapshot[JSON]) -> list[JSON] | None:
         ready = ready_endpoints(s)
         if any(ep.get("nodeName") == node for ep in ready) or len(ready) < min_ready:
             return None
         return ready
 
-    def explain(s: Snapshot) -> str:
+    def explain(s: Snapshot[JSON]) -> str:
         lines = [
             f"  {ep.get('addresses')} on {ep.get('nodeName')} conditions={ep.get('conditions')}"
             for sl in s.values()
@@ -164,14 +161,15 @@ def assert_node_isolated(
     __tracebackhide__ = True
     cluster.wait_node_gone(node, timeout=timeout)
 
-    def explain(s: Snapshot) -> str:
-        return f"pods still bound to {node}:\n{_pod_lines(map(PodView.from_json, s.values()))}"
+    def explain(s: Snapshot[PodView]) -> str:
+        return f"pods still bound to {node}:\n{_pod_lines(s.values())}"
 
     result: WaitResult[bool] = cluster.wait(
         "pods",
         lambda s: not s.objects,
         timeout=timeout,
         description=f"pods bound to deleted node {node} to be garbage-collected",
+        project=PodView.slim,
         field_selector=f"spec.nodeName={node}",
         explain=explain,
     )

@@ -140,13 +140,12 @@ class Workload:
     def wait_ready(self, *, timeout: float = 120.0) -> WaitResult[list[PodView]]:
         """Wait until `replicas` pods are Running, Ready and not terminating."""
 
-        def ready(s: Snapshot) -> list[PodView] | None:
-            pods = [PodView.from_json(o) for o in s.values()]
-            live = [p for p in pods if p.ready and not p.deleting and p.phase == "Running"]
+        def ready(s: Snapshot[PodView]) -> list[PodView] | None:
+            live = [p for p in s.values() if p.ready and not p.deleting and p.phase == "Running"]
             return live if len(live) >= self.replicas else None
 
-        def explain(s: Snapshot) -> str:
-            pods = sorted((PodView.from_json(o) for o in s.values()), key=lambda p: p.key)
+        def explain(s: Snapshot[PodView]) -> str:
+            pods = sorted(s.values(), key=lambda p: p.key)
             lines = [f"  {p.describe()}" for p in pods] or ["  (no pods)"]
             return f"want {self.replicas} Ready replicas; pods now:\n" + "\n".join(lines)
 
@@ -158,6 +157,7 @@ class Workload:
             "Ready replicas",
             namespace=self.namespace,
             label_selector=self.selector,
+            project=PodView.slim,
             explain=explain,
             count=lambda s: (sum(1 for o in s.values() if _ready(o)), self.replicas),
         )

@@ -56,3 +56,73 @@ def test_a_wait_inside_a_phase_ends_at_the_phase_slo(cluster: Cluster) -> None:
     assert time.monotonic() - start < 10
     assert "cut short by the runbook phase's SLO" in str(info.value)
     assert book.summary()[0]["verdict"] == "slo-exceeded"
+
+
+def _events(cluster: Cluster, namespace: str, n: int) -> None:
+    """`n` Events in `namespace` (inert objects: nothing acts on them)."""
+    for i in range(n):
+        cluster.call(
+            cluster.core.create_namespaced_event,
+            namespace,
+            {
+                "metadata": {"name": f"e{i:04d}"},
+                "involvedObject": {"kind": "Pod", "name": f"p{i}", "namespace": namespace},
+                "reason": "Test",
+                "message": "paging",
+                "type": "Normal",
+            },
+            _preload_content=False,
+        )
+
+
+def test_lists_are_read_in_pages_and_waits_keep_only_projections(
+    cluster: Cluster, namespace: str
+) -> None:
+    _events(cluster, namespace, 1100)
+    before = cluster.requests
+    listed = cluster.list_raw("events", namespace)
+    assert cluster.requests - before == 3  # pages of 500, 500 and 100
+    assert len(listed["items"]) == 1100
+    assert len({e["metadata"]["name"] for e in listed["items"]}) == 1100
+    assert "continue" not in listed["metadata"]
+    pages = list(cluster.list_pages("events", namespace))
+    assert [len(p["items"]) for p, _ in pages] == [500, 500, 100]
+    assert [fresh for _, fresh in pages] == [True, False, False]
+    assert {p["metadata"]["resourceVersion"] for p, _ in pages} == {
+        listed["metadata"]["resourceVersion"]
+    }
+    got = cluster.wait(
+        "events",
+        lambda s: list(s.values()) if len(s.objects) == 1100 else None,
+        timeout=10,
+        description="every event",
+        namespace=namespace,
+        project=lambda e: e["metadata"]["name"],
+    )
+    assert sorted(got.value) == [f"e{i:04d}" for i in range(1100)]
+
+
+class _ContinueExpires(Cluster):
+    """The facade, with the API answering 410 once to the first continued list."""
+
+    expired = False
+
+    def call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if "_continue" in kwargs and not self.expired:
+            from kubernetes.client.rest import ApiException
+
+            self.expired = True
+            raise ApiException(status=410, reason="Expired")
+        return super().call(fn, *args, **kwargs)
+
+
+def test_an_expired_continue_token_falls_back_to_a_whole_list(
+    cluster: Cluster, namespace: str
+) -> None:
+    _events(cluster, namespace, 600)
+    flaky = _ContinueExpires(cluster.api_client)
+    pages = list(flaky.list_pages("events", namespace))
+    assert flaky.expired
+    # The first page, then the whole list again, unpaginated and marked fresh.
+    assert [(len(p["items"]), fresh) for p, fresh in pages] == [(500, True), (600, True)]
+    assert len(flaky.list_raw("events", namespace)["items"]) == 600
