@@ -537,18 +537,18 @@ class Cluster:
     def wait(
         self,
         kind: str,
-        predicate: Callable[[Snapshot[Any]], T | None],
+        predicate: Callable[[Snapshot[V]], T | None],
         *,
         timeout: float,
         description: str,
         namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
-        explain: Callable[[Snapshot[Any]], str] | None = None,
+        explain: Callable[[Snapshot[V]], str] | None = None,
         on_event: Callable[[str, JSON], None] | None = None,
         recheck_every: float | None = None,
-        count: Callable[[Snapshot[Any]], tuple[int, int]] | None = None,
-        project: Callable[[JSON], Any] | None = None,
+        count: Callable[[Snapshot[V]], tuple[int, int]] | None = None,
+        project: Callable[[JSON], V] | None = None,
     ) -> WaitResult[T]:
         """Wait until `predicate(snapshot)` is truthy; return its value and when it became so.
 
@@ -571,7 +571,7 @@ class Cluster:
         if outer is not None and bounded:
             deadline = max(start, outer)
         requests_before = self.requests
-        snapshot: Snapshot[Any] = Snapshot()
+        snapshot: Snapshot[V] = Snapshot()
         keep: Callable[[JSON], Any] = project or (lambda obj: obj)
 
         def relist() -> str:

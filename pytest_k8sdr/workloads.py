@@ -38,8 +38,7 @@ http.server.ThreadingHTTPServer(("", 8080), H).serve_forever()
 """
 
 
-def _ready(raw: JSON) -> bool:
-    pod = PodView.from_json(raw)
+def _ready(pod: PodView) -> bool:
     return pod.ready and not pod.deleting and pod.phase == "Running"
 
 
@@ -141,7 +140,7 @@ class Workload:
         """Wait until `replicas` pods are Running, Ready and not terminating."""
 
         def ready(s: Snapshot[PodView]) -> list[PodView] | None:
-            live = [p for p in s.values() if p.ready and not p.deleting and p.phase == "Running"]
+            live = [p for p in s.values() if _ready(p)]
             return live if len(live) >= self.replicas else None
 
         def explain(s: Snapshot[PodView]) -> str:
