@@ -42,6 +42,9 @@ ITEM_SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
 PREVIOUS_SIGTERM_KEY = pytest.StashKey[Any]()
 REPORT_KEY = pytest.StashKey[RunReport]()
 FACTS_KEY = pytest.StashKey[dict[str, str]]()
+# The test's runbook and its allure steps, and whether its attachments were made.
+ALLURE_KEY = pytest.StashKey[tuple[Runbook, AllureSteps]]()
+ATTACHED_KEY = pytest.StashKey[bool]()
 
 
 class Terminated(KeyboardInterrupt):
@@ -317,6 +320,7 @@ def runbook(
     steps = AllureSteps(allure_module()) if _allure_active(request.config) else None
     if steps is not None:
         book.listeners.append(steps)
+        request.node.stash[ALLURE_KEY] = (book, steps)
     try:
         yield book
     finally:
@@ -325,8 +329,23 @@ def runbook(
             record_property(key, value)
         if k8sdr_settings.report_dir is not None and book.phases:
             write_timeline(book, k8sdr_settings.report_dir, request.node.nodeid)
-        if steps is not None and book.phases:
+        if steps is not None and book.phases and not request.node.stash.get(ATTACHED_KEY, False):
             steps.attach(book)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Attach the runbook's timeline to the test's own allure body, not its fixture teardown.
+
+    The runbook fixture attaches at teardown only what this missed (a test that never ran).
+    """
+    try:
+        return (yield)
+    finally:
+        pair = item.stash.get(ALLURE_KEY, None)
+        if pair is not None and pair[0].phases:
+            pair[1].attach(pair[0])
+            item.stash[ATTACHED_KEY] = True
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

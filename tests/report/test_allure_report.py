@@ -278,13 +278,12 @@ def test_raw_result_has_a_step_per_phase_and_the_timeline_attached(report: Repor
     for before, after in zip(result["steps"], result["steps"][1:], strict=False):
         assert before["start"] <= before["stop"] <= after["start"] <= after["stop"]
 
-    # The runbook fixture attaches at its teardown, so the files may sit on the test itself or
-    # on the fixture's teardown in a container that names the test as its child.
-    attached = attachments_of(result)
+    # Attached to the test's own body (after its call), not to a fixture's teardown.
+    attached = list(result.get("attachments", []))
     for container in map(load, report.results.glob("*-container.json")):
         if result["uuid"] in container.get("children", []):
             for stage in container.get("befores", []) + container.get("afters", []):
-                attached += attachments_of(stage)
+                assert not attachments_of(stage), stage["name"]
     by_name = {a["name"]: a for a in attached}
     assert {"timeline.json", "timeline.svg"} <= by_name.keys(), sorted(by_name)
     assert by_name["timeline.json"]["type"] == "application/json"
