@@ -354,8 +354,12 @@ class Cluster:
         """Call a generated client method, retrying transient failures until the API deadline.
 
         429 honours Retry-After; 5xx and connection errors back off exponentially. When the API
-        stays down past the deadline, `ApiUnavailable` says so instead of hanging.
+        stays down past the deadline, `ApiUnavailable` says so instead of hanging. A request
+        without its own `_request_timeout` gets one (connect 5 s, read the API deadline), so a
+        server that accepts but never answers is retried, then reported, not waited on forever.
         """
+        if "_request_timeout" not in kwargs:
+            kwargs["_request_timeout"] = (5.0, max(self.api_deadline, 1.0))
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_transient),
             wait=_retry_after,

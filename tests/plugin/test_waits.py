@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from pytest_k8sdr import SLOExceeded
-from pytest_k8sdr.cluster import Cluster, WaitTimeout
+from pytest_k8sdr.cluster import ApiUnavailable, Cluster, WaitTimeout
 from pytest_k8sdr.runbook import Runbook
+from pytest_k8sdr.sim import SimCluster
 
 NODE = "k8sdr-worker"
 
@@ -126,3 +130,19 @@ def test_an_expired_continue_token_falls_back_to_a_whole_list(
     # The first page, then the whole list again, unpaginated and marked fresh.
     assert [(len(p["items"]), fresh) for p, fresh in pages] == [(500, True), (600, True)]
     assert len(flaky.list_raw("events", namespace)["items"]) == 600
+
+
+def test_an_api_server_that_never_answers_is_reported_not_waited_on(tmp_path: Path) -> None:
+    sim = SimCluster.start(tmp_path / "sim", workers=0)
+    api = Cluster.from_kubeconfig(sim.kubeconfig_path, api_deadline=3)
+    try:
+        assert api.nodes() == []  # answering (no nodes were started)
+        os.kill(sim.server_pid, signal.SIGSTOP)  # accepts connections, answers nothing
+        began = time.monotonic()
+        with pytest.raises(ApiUnavailable, match="for 3s"):
+            api.nodes()
+        assert time.monotonic() - began < 30
+    finally:
+        os.kill(sim.server_pid, signal.SIGCONT)
+        api.close()
+        sim.stop()
