@@ -87,3 +87,46 @@ def test_experiment_fails_when_its_slo_is_below_what_the_cluster_can_do(
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED, out
     assert "phase 'fail' exceeded its SLO" in out, out
+
+
+# Each experiment file and the phase it starts with.
+FIRST_PHASES = {
+    "test_isolation.py": "fail",
+    "test_load_balancer.py": "fail",
+    "test_maintenance.py": "isolate",
+    "test_node_failure.py": "fail",
+    "test_partition.py": "fail",
+    "test_rebalance.py": "fail",
+    "test_runbook.py": "fail",
+}
+# Every phase at 0.2 s: nothing that waits on the cluster can meet it.
+IMPOSSIBLE = ",".join(
+    f"{phase}=0.2s"
+    for phase in (
+        "fail",
+        "isolate",
+        "self-heal",
+        "drain LB",
+        "restore",
+        "relabel",
+        "revert LB",
+        "rebalance",
+    )
+)
+
+
+def test_every_experiment_is_listed() -> None:
+    assert sorted(FIRST_PHASES) == sorted(p.name for p in EXPERIMENTS.glob("test_*.py"))
+
+
+@pytest.mark.parametrize("experiment", sorted(FIRST_PHASES))
+def test_every_experiment_fails_naming_its_phase_when_no_slo_can_be_met(
+    pytester: pytest.Pytester, experiment: str
+) -> None:
+    result = run_experiment(pytester, experiment, None, IMPOSSIBLE)
+    out = result.stdout.str()
+    outcomes = result.parseoutcomes()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, out
+    assert outcomes.get("failed", 0) >= 1, outcomes
+    assert not outcomes.get("passed"), outcomes
+    assert f"phase {FIRST_PHASES[experiment]!r} exceeded its SLO" in out, out
