@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_k8sdr.runbook import PHASES
+
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 ISOLATION = "test_isolation.py::test_deleting_the_node_releases_the_statefulset"
@@ -100,19 +102,7 @@ FIRST_PHASES = {
     "test_runbook.py": "fail",
 }
 # Every phase at 0.2 s: nothing that waits on the cluster can meet it.
-IMPOSSIBLE = ",".join(
-    f"{phase}=0.2s"
-    for phase in (
-        "fail",
-        "isolate",
-        "self-heal",
-        "drain LB",
-        "restore",
-        "relabel",
-        "revert LB",
-        "rebalance",
-    )
-)
+IMPOSSIBLE = ",".join(f"{phase}=0.2s" for phase in PHASES)
 
 
 def test_every_experiment_is_listed() -> None:
