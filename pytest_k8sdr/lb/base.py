@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
+from pytest_k8sdr.journal import JournalRecord, UndoEntry, UndoStack
 from pytest_k8sdr.lb.errors import LBConfigError
 
 #: How a node name maps to its address (the Node's InternalIP): a dict, or a callable that
@@ -67,6 +70,58 @@ class LoadBalancer(Protocol):
     def restore(self, node: str) -> None:
         """Put back what `drain` changed for the node, exactly as it was."""
         ...
+
+
+class JournaledDrains:
+    """What the drivers share: node addresses, the undo stack, one undo entry per drained address.
+
+    A driver calls `_register_drain` before it changes anything, `_undo_drain` first in
+    `restore`, and `_changed` once a change took effect; it holds `_lock` around both.
+    """
+
+    def __init__(self, nodes: NodeAddresses | None, undo: UndoStack | None) -> None:
+        self.nodes = nodes
+        self.undo = undo if undo is not None else UndoStack()
+        self._lock = threading.RLock()
+        self._entries: dict[str, UndoEntry] = {}
+        self._last_change: float | None = None
+
+    @property
+    def name(self) -> str:
+        """A short description for messages (each driver says what and where)."""
+        raise NotImplementedError
+
+    @property
+    def last_change(self) -> float | None:
+        """`time.monotonic()` right after the last drain or restore took effect."""
+        return self._last_change
+
+    def address_of(self, node: str) -> str:
+        """The node's address, through `nodes`."""
+        return resolve_address(node, self.nodes)
+
+    def _changed(self) -> None:
+        self._last_change = time.monotonic()
+
+    def _register_drain(
+        self, node: str, address: str, undo: Callable[[], None], record: dict[str, Any]
+    ) -> None:
+        """Push the undo of draining `address` (once: a second drain keeps the first undo)."""
+        registered = self._entries.get(address)
+        if registered is None or registered.done:  # done: unwound by the stack meanwhile
+            self._entries[address] = self.undo.push(
+                f"restore {node} ({address}) in {self.name}",
+                undo,
+                JournalRecord("lb-drain", record, node=node_of(node)),
+            )
+
+    def _undo_drain(self, address: str) -> bool:
+        """Run our own pending undo of `address`; False when there is none (not ours)."""
+        entry = self._entries.pop(address, None)
+        if entry is None or entry.done:
+            return False
+        self.undo.run(entry)
+        return True
 
 
 def resolve_address(node: str, nodes: NodeAddresses | None) -> str:

@@ -11,14 +11,12 @@ without a server-state file: that is HAProxy's behaviour, and the reason to rest
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from pytest_k8sdr.journal import JournalRecord, UndoEntry, UndoStack
-from pytest_k8sdr.lb.base import Member, NodeAddresses, host_record, node_of, resolve_address
+from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.lb.base import JournaledDrains, Member, NodeAddresses, host_record
 from pytest_k8sdr.lb.errors import (
     LBCommandFailed,
     LBConfigError,
@@ -143,7 +141,7 @@ class _ServerState:
         return "ready"
 
 
-class HAProxyLB:
+class HAProxyLB(JournaledDrains):
     """Drain and restore nodes in the HAProxy backend `backend` through its runtime API.
 
     `runtime` is a `RuntimeAPI`, or a UNIX socket path on this machine. `undo` receives the
@@ -161,30 +159,17 @@ class HAProxyLB:
     ) -> None:
         if mode not in ("maint", "drain"):
             raise LBConfigError(f"HAProxy drain mode must be 'maint' or 'drain', not {mode!r}")
+        super().__init__(nodes, undo)
         self.backend = backend
         self.runtime: RuntimeAPI = (
             SocketRuntimeAPI(runtime) if isinstance(runtime, str) else runtime
         )
-        self.nodes = nodes
         self.mode: HAProxyDrainMode = mode
-        self.undo = undo if undo is not None else UndoStack()
-        self._lock = threading.RLock()
-        self._entries: dict[str, UndoEntry] = {}
-        self._last_change: float | None = None
 
     @property
     def name(self) -> str:
         """``haproxy backend NAME at SOCKET``."""
         return f"haproxy backend {self.backend!r} at {self.runtime.name}"
-
-    @property
-    def last_change(self) -> float | None:
-        """`time.monotonic()` right after the last drain or restore was applied."""
-        return self._last_change
-
-    def address_of(self, node: str) -> str:
-        """The node's address, through `nodes`."""
-        return resolve_address(node, self.nodes)
 
     def members(self) -> list[Member]:
         """The backend's servers as HAProxy reports them (`show servers state`)."""
@@ -220,32 +205,25 @@ class HAProxyLB:
             if not targets:
                 return  # already out of rotation
             previous = {s.name: s.admin for s in targets}
-            registered = self._entries.get(address)
-            if registered is None or registered.done:  # done: unwound by the stack meanwhile
-                self._entries[address] = self.undo.push(
-                    f"restore {node} ({address}) in {self.name}",
-                    lambda: self._set_states(previous),
-                    JournalRecord(
-                        "lb-drain",
-                        {
-                            "lb": "haproxy",
-                            "backend": self.backend,
-                            "runtime": runtime_record(self.runtime),
-                            "address": address,
-                            "previous": previous,
-                        },
-                        node=node_of(node),
-                    ),
-                )
+            self._register_drain(
+                node,
+                address,
+                lambda: self._set_states(previous),
+                {
+                    "lb": "haproxy",
+                    "backend": self.backend,
+                    "runtime": runtime_record(self.runtime),
+                    "address": address,
+                    "previous": previous,
+                },
+            )
             self._set_states({s.name: self.mode for s in targets})
 
     def restore(self, node: str) -> None:
         """Set the node's servers back to the state they had before `drain`."""
         address = self.address_of(node)
         with self._lock:
-            entry = self._entries.pop(address, None)
-            if entry is not None and not entry.done:
-                self.undo.run(entry)
+            if self._undo_drain(address):
                 return
             # Drained by someone else (another process): only our own forced states are lifted.
             servers = self._servers_at(node, address)
@@ -276,7 +254,7 @@ class HAProxyLB:
             wrong = {k: now.get(k) for k, v in states.items() if now.get(k) != v}
             if wrong:
                 raise LBCommandFailed(f"{self.name}: servers not in the state set: {wrong}")
-            self._last_change = time.monotonic()
+            self._changed()
 
     def _states(self) -> list[_ServerState]:
         answer = self.runtime.send(f"show servers state {self.backend}")

@@ -21,19 +21,16 @@ its original bytes back if the test fails; nginx itself never loads it, as it is
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pytest_k8sdr.journal import JournalRecord, UndoEntry, UndoStack
+from pytest_k8sdr.journal import UndoStack
 from pytest_k8sdr.lb.base import (
+    JournaledDrains,
     Member,
     NodeAddresses,
     host_record,
-    node_of,
-    resolve_address,
     split_host_port,
 )
 from pytest_k8sdr.lb.errors import (
@@ -53,7 +50,7 @@ _MARK_DOWN = " #k8sdr-drained:down# "
 _CHECK_SUFFIX = ".k8sdr-check"
 
 
-class NginxLB:
+class NginxLB(JournaledDrains):
     """Drain and restore nodes in the `upstream` block `upstream` of an nginx configuration.
 
     `config` is the main configuration (passed as ``-c``; None lets nginx use its built-in
@@ -85,29 +82,16 @@ class NginxLB:
         self.upstream = upstream
         self.config = config
         self.file = path
-        self.nodes = nodes
+        super().__init__(nodes, undo)
         self.host: ConfigHost = host if host is not None else LocalHost()
         self.nginx = tuple(nginx)
         self.mode: DrainMode = mode
-        self.undo = undo if undo is not None else UndoStack()
         self.timeout = timeout
-        self._lock = threading.RLock()
-        self._entries: dict[str, UndoEntry] = {}
-        self._last_change: float | None = None
 
     @property
     def name(self) -> str:
         """``nginx upstream NAME in FILE on HOST``."""
         return f"nginx upstream {self.upstream!r} in {self.file} on {self.host.name}"
-
-    @property
-    def last_change(self) -> float | None:
-        """`time.monotonic()` right after the last reload that drained or restored a node."""
-        return self._last_change
-
-    def address_of(self, node: str) -> str:
-        """The node's address, through `nodes`."""
-        return resolve_address(node, self.nodes)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -158,35 +142,28 @@ class NginxLB:
                 raise LBConfigInvalid(
                     f"nginx -t fails on {self.host.name} before any change: {current.output}"
                 )
-            registered = self._entries.get(address)
-            if registered is None or registered.done:  # done: unwound by the stack meanwhile
-                self._entries[address] = self.undo.push(
-                    f"restore {node} ({address}) in {self.name}",
-                    lambda: self._restore_address(address),
-                    JournalRecord(
-                        "lb-drain",
-                        {
-                            "lb": "nginx",
-                            "upstream": self.upstream,
-                            "config": self.config,
-                            "file": self.file,
-                            "nginx": list(self.nginx),
-                            "host": host_record(self.host),
-                            "address": address,
-                            "mode": self.mode,
-                        },
-                        node=node_of(node),
-                    ),
-                )
+            self._register_drain(
+                node,
+                address,
+                lambda: self._restore_address(address),
+                {
+                    "lb": "nginx",
+                    "upstream": self.upstream,
+                    "config": self.config,
+                    "file": self.file,
+                    "nginx": list(self.nginx),
+                    "host": host_record(self.host),
+                    "address": address,
+                    "mode": self.mode,
+                },
+            )
             self._apply(original, new, f"drain {node} ({address})")
 
     def restore(self, node: str) -> None:
         """Put back the exact original server lines of the node, then reload."""
         address = self.address_of(node)
         with self._lock:
-            entry = self._entries.pop(address, None)
-            if entry is not None and not entry.done:
-                self.undo.run(entry)
+            if self._undo_drain(address):
                 return
             text, block = self._read_block()
             if not any(_host(s) == address for s in block.servers) and not _drained_lines(
@@ -251,7 +228,7 @@ class NginxLB:
             raise LBCommandFailed(
                 f"{what}: nginx -s reload failed on {self.host.name} ({state}): {reload.output}"
             )
-        self._last_change = time.monotonic()
+        self._changed()
 
     def _check_copy(self, data: bytes, what: str) -> None:
         # A sibling of the main file: relative includes resolve as they do for the original.
