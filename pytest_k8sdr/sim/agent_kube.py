@@ -291,13 +291,16 @@ def object_key(obj: JSON) -> str:
 
 
 Handler = Callable[[str, JSON | None, JSON | None], None]
+Transform = Callable[[JSON], JSON]
 
 
 class Informer:
     """List, then watch from the list's resourceVersion; re-list on 410 or a broken stream.
 
     `handler(key, old, new)` runs for every change (new None = deleted). Objects are kept
-    in `items`. A re-list reports the objects that vanished meanwhile as deletions.
+    in `items`, passed through `transform` first when given (as client-go's SetTransform: keep
+    only the fields the handlers read; it must keep `metadata.resourceVersion`). A re-list
+    reports the objects that vanished meanwhile as deletions.
     """
 
     def __init__(
@@ -308,8 +311,10 @@ class Informer:
         field_selector: str | None = None,
         label_selector: str | None = None,
         watch_timeout: tuple[int, int] = (300, 600),
+        transform: Transform | None = None,
     ) -> None:
         self.client = client
+        self.transform = transform
         self.path = path
         self.field_selector = field_selector
         self.label_selector = label_selector
@@ -360,7 +365,13 @@ class Informer:
 
     async def _relist(self) -> str:
         listing = await self.client.request("GET", self.path, params=self._params())
-        fresh = {object_key(obj): obj for obj in listing.get("items") or []}
+        rv = str((listing.get("metadata") or {}).get("resourceVersion", ""))
+        objs = listing.get("items") or []
+        del listing  # a 30,000-pod list: drop the full objects as soon as they are slimmed
+        if self.transform is not None:
+            objs = [self.transform(obj) for obj in objs]
+        fresh = {object_key(obj): obj for obj in objs}
+        del objs
         old_items = self.items
         self.items = fresh
         for key, old in old_items.items():
@@ -374,7 +385,7 @@ class Informer:
                 self._emit(key, prior, obj)
         self.synced.set()
         self.last_event_at = time.monotonic()
-        return str((listing.get("metadata") or {}).get("resourceVersion", ""))
+        return rv
 
     async def _watch(self, rv: str) -> str | None:
         """Follow one watch stream; the RV to resume from, or None to re-list."""
@@ -429,6 +440,8 @@ class Informer:
             self.items.pop(key, None)
             self._emit(key, old, None)
         elif etype in ("ADDED", "MODIFIED"):
+            if self.transform is not None:
+                obj = self.transform(obj)
             self.items[key] = obj
             self._emit(key, old, obj)
         return rv

@@ -22,10 +22,12 @@ import contextlib
 import ipaddress
 import logging
 import random
+import sys
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_k8sdr.sim.agent_kube import (
@@ -140,11 +142,12 @@ def _rv(obj: JSON | None) -> int:
     return int(value) if value.isdigit() else 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _PodWorker:
+    """One pod's sync state. Its task exists only while a pass is due or running."""
+
     uid: str
-    pod: JSON
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    pod: JSON  # slimmed (`slim_pod`)
     gone: bool = False
     cold: bool = False  # must go through the start delay even if the API says Running
     start_at: float | None = None
@@ -152,19 +155,169 @@ class _PodWorker:
     delete_sent_at: float | None = None
     last_patch_at: float = 0.0
     last_patch_sig: Any = None
+    failures: int = 0
+    dirty: bool = False  # woken during a pass: run another one
+    queued: bool = False  # waiting for a slot of the PassLimiter
     task: asyncio.Task[None] | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+_intern = sys.intern
+
+
+def _str(value: Any) -> Any:
+    return _intern(value) if isinstance(value, str) else value
+
+
+def slim_pod(pod: JSON) -> JSON:
+    """The fields of a pod the kubelet reads; everything else is dropped.
+
+    A hollow agent holds 30,000 pods: full objects cost about 20 KiB each in Python, these
+    about 2 KiB (keys are shared constants, repeated values interned).
+    """
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    slim_meta: JSON = {
+        "name": meta.get("name"),
+        "namespace": _str(meta.get("namespace")),
+        "uid": meta.get("uid"),
+        "resourceVersion": meta.get("resourceVersion"),
+    }
+    for key in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+        if meta.get(key) is not None:
+            slim_meta[key] = meta[key]
+    shutdown = (meta.get("annotations") or {}).get(SHUTDOWN_ANNOTATION)
+    if shutdown is not None:
+        slim_meta["annotations"] = {SHUTDOWN_ANNOTATION: shutdown}
+    slim_spec: JSON = {
+        "nodeName": _str(spec.get("nodeName")),
+        "containers": [
+            {
+                "name": _str(c.get("name")),
+                "image": _str(c.get("image", "")),
+                "ports": [
+                    {
+                        "containerPort": p.get("containerPort"),
+                        "protocol": _str(p.get("protocol", "TCP")),
+                    }
+                    for p in c.get("ports") or []
+                ],
+            }
+            for c in spec.get("containers") or []
+        ],
+    }
+    if spec.get("hostNetwork"):
+        slim_spec["hostNetwork"] = True
+    slim_status: JSON = {}
+    for key in ("phase", "qosClass"):
+        if status.get(key) is not None:
+            slim_status[key] = _str(status[key])
+    for key in ("podIP", "startTime"):
+        if status.get(key) is not None:
+            slim_status[key] = status[key]
+    if status.get("conditions"):
+        slim_status["conditions"] = [
+            {
+                "type": _str(c.get("type")),
+                "status": _str(c.get("status")),
+                "lastTransitionTime": c.get("lastTransitionTime"),
+            }
+            for c in status["conditions"]
+        ]
+    if status.get("containerStatuses"):
+        slim_status["containerStatuses"] = [
+            {
+                "name": _str(s.get("name")),
+                "ready": bool(s.get("ready")),
+                "state": {
+                    _str(k): {"startedAt": (v or {}).get("startedAt")}
+                    for k, v in (s.get("state") or {}).items()
+                },
+            }
+            for s in status["containerStatuses"]
+        ]
+    return {"metadata": slim_meta, "spec": slim_spec, "status": slim_status}
+
+
+def slim_node(node: JSON) -> JSON:
+    """The fields of a Node the kubelet reads (its identity and the status it compares)."""
+    meta = node.get("metadata") or {}
+    status = node.get("status") or {}
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        "status": {
+            "conditions": [
+                {
+                    "type": _str(c.get("type")),
+                    "status": _str(c.get("status")),
+                    "reason": _str(c.get("reason")),
+                    "message": _str(c.get("message")),
+                    "lastTransitionTime": c.get("lastTransitionTime"),
+                }
+                for c in status.get("conditions") or []
+            ],
+            "addresses": status.get("addresses") or [],
+            "allocatable": status.get("allocatable") or {},
+            "nodeInfo": status.get("nodeInfo") or {},
+        },
+    }
 
 
 DONE = -1.0
+# Concurrent pod sync passes: above the client's connection pool, so the pool stays full.
+DEFAULT_PASS_LIMIT = 128
+
+
+class PassLimiter:
+    """At most `limit` pod sync passes at once, the rest wait in FIFO order.
+
+    Bounds what a burst costs: 30,000 pods bound at once would otherwise build 30,000 status
+    patches that all wait for one of the client's connections.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        self.limit = limit
+        self.active = 0
+        self._waiting: deque[Callable[[], bool]] = deque()
+
+    def submit(self, start: Callable[[], bool]) -> None:
+        """Call `start` when a slot is free; it returns False when it no longer needs one."""
+        self._waiting.append(start)
+        self._fill()
+
+    def release(self) -> None:
+        """A pass that `start` began has ended."""
+        self.active -= 1
+        self._fill()
+
+    def _fill(self) -> None:
+        while self._waiting and self.active < self.limit:
+            start = self._waiting.popleft()
+            self.active += 1
+            if not start():
+                self.active -= 1
 
 
 class Kubelet:
     """One node's kubelet: register, heartbeat, and run the pods bound to the node."""
 
     def __init__(
-        self, spec: NodeSpec, client: ApiClient, runtime: Runtime, profile: Profile
+        self,
+        spec: NodeSpec,
+        client: ApiClient,
+        runtime: Runtime,
+        profile: Profile,
+        limiter: PassLimiter | None = None,
     ) -> None:
         self.spec = spec
+        self.limiter = limiter or PassLimiter(DEFAULT_PASS_LIMIT)
         self.client = client
         self.runtime = runtime
         self.profile = profile
@@ -180,6 +333,9 @@ class Kubelet:
         self._last_report = 0.0
         self._running = False
         self.lease_renewals = 0
+        # Computed once: 1,000 hollow kubelets build their status every second (fast profile).
+        self._machine_id = uuid.uuid5(uuid.NAMESPACE_DNS, spec.name).hex
+        self._system_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, spec.name))
 
     # lifecycle
 
@@ -199,6 +355,9 @@ class Kubelet:
         """Stop like a kubelet process: nothing is deleted, pods keep running in the runtime."""
         self._running = False
         tasks = list(self._tasks) + [w.task for w in self._workers.values() if w.task]
+        for worker in self._workers.values():
+            if worker.timer is not None:
+                worker.timer.cancel()
         self._tasks = []
         self._workers.clear()
         await cancel_all(tasks)
@@ -210,8 +369,8 @@ class Kubelet:
         await asyncio.sleep(self.profile.kubelet_registration_delay)
         await self._register()
         self._tasks.append(asyncio.create_task(self._status_loop()))
-        for worker in self._workers.values():
-            self._ensure_worker_task(worker)
+        for worker in list(self._workers.values()):
+            self._wake(worker)
 
     # registration
 
@@ -319,7 +478,7 @@ class Kubelet:
         same = self.node is not None and node["metadata"].get("uid") == self.node_uid
         if same and _rv(node) < _rv(self.node):
             return
-        self.node = node
+        self.node = slim_node(node)
         self.node_uid = node["metadata"].get("uid")
 
     def on_node(self, node: JSON | None) -> None:
@@ -453,8 +612,8 @@ class Kubelet:
             "allocatable": dict(resources),
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {
-                "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, self.spec.name).hex,
-                "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, self.spec.name)),
+                "machineID": self._machine_id,
+                "systemUUID": self._system_uuid,
                 "bootID": self.runtime.boot_id,
                 "kernelVersion": "6.1.0-k8sdr-sim",
                 "osImage": "k8sdr simulated node",
@@ -542,7 +701,7 @@ class Kubelet:
             worker = self._workers.get(old_uid)
             if worker is not None:
                 worker.gone = True
-                worker.wake.set()
+                self._wake(worker)
         if new is None or not new_uid:
             return
         if (new.get("spec") or {}).get("nodeName") != self.spec.name:
@@ -554,11 +713,9 @@ class Kubelet:
             if ip and not self._host_network(new):
                 self.ipam.reserve(new_uid, ip)
             self._workers[new_uid] = worker
-            if self.registered:
-                self._ensure_worker_task(worker)
         elif _rv(new) >= _rv(worker.pod):
             worker.pod = new
-        worker.wake.set()
+        self._wake(worker)
 
     def pods(self) -> list[JSON]:
         """The pods this kubelet knows about."""
@@ -566,36 +723,71 @@ class Kubelet:
 
     def runtime_changed(self) -> None:
         """The runtime went down or came back: re-sync every pod and the node status."""
-        for worker in self._workers.values():
+        for worker in list(self._workers.values()):
             if not self.runtime.up:
                 worker.cold = True
                 worker.start_at = None
-            worker.wake.set()
+            self._wake(worker)
         self.poke_status()
 
-    def _ensure_worker_task(self, worker: _PodWorker) -> None:
-        if worker.task is None and self._running:
-            worker.task = asyncio.create_task(self._pod_worker(worker))
+    def _wake(self, worker: _PodWorker) -> None:
+        """Run a sync pass of the pod now (another one after the current pass, if running).
+
+        Upstream runs a goroutine per pod (pkg/kubelet/pod_workers.go); here a pod has a task
+        only while a pass runs, and a timer while one is due, so 30,000 settled hollow pods
+        cost no tasks.
+        """
+        if worker.task is not None:
+            worker.dirty = True
+            return
+        if worker.queued or not (self._running and self.registered):
+            return  # queued: the pass will see the change; not registered: _main wakes all
+        if worker.timer is not None:
+            worker.timer.cancel()
+            worker.timer = None
+        worker.queued = True
+        self.limiter.submit(lambda: self._start_pass(worker))
+
+    def _start_pass(self, worker: _PodWorker) -> bool:
+        worker.queued = False
+        if not self._running or self._workers.get(worker.uid) is not worker:
+            return False  # stopped, or the pod went away meanwhile
+        task = asyncio.create_task(self._pod_worker(worker))
+        worker.task = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            # A done callback, not a finally: a task cancelled before it started runs no code.
+            if worker.task is task:
+                worker.task = None
+            self.limiter.release()
+
+        task.add_done_callback(done)
+        return True
 
     async def _pod_worker(self, worker: _PodWorker) -> None:
-        failures = 0
         while True:
-            worker.wake.clear()
+            worker.dirty = False
             try:
                 until = await self._sync_pod(worker)
-                failures = 0
+                worker.failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
+                worker.failures += 1
                 log.warning("pod %s: sync failed: %s", _pod_name(worker.pod), exc)
-                until = time.monotonic() + min(0.2 * 2**failures, 7.0)
+                until = time.monotonic() + min(0.2 * 2**worker.failures, 7.0)
             if until == DONE:
-                self._workers.pop(worker.uid, None)
+                if self._workers.get(worker.uid) is worker:
+                    del self._workers[worker.uid]
                 return
-            timeout = None if until is None else max(0.0, until - time.monotonic())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(worker.wake.wait(), timeout)
+            if worker.dirty:
+                continue
+            if until is not None:
+                delay = until - time.monotonic()
+                if delay <= 0:
+                    continue
+                worker.timer = asyncio.get_running_loop().call_later(delay, self._wake, worker)
+            return
 
     @staticmethod
     def _host_network(pod: JSON) -> bool:
@@ -838,7 +1030,7 @@ class Kubelet:
         worker.last_patch_at = now
         worker.last_patch_sig = sig
         if _rv(patched) >= _rv(worker.pod) and patched.get("metadata", {}).get("uid") == worker.uid:
-            worker.pod = patched
+            worker.pod = slim_pod(patched)
         return None
 
 
@@ -871,16 +1063,28 @@ class KubeletHost:
     def start(self) -> None:
         """Start every kubelet (as their processes would start) and the shared watches."""
         self.running = True
+        limiter = PassLimiter(DEFAULT_PASS_LIMIT)
         self.kubelets = {
-            s.name: Kubelet(s, self.client, self.runtimes[s.name], self.profile) for s in self.specs
+            s.name: Kubelet(s, self.client, self.runtimes[s.name], self.profile, limiter)
+            for s in self.specs
         }
         if len(self.specs) == 1 and not self.hollow:
             name = self.specs[0].name
-            nodes = Informer(self.client, "/api/v1/nodes", field_selector=f"metadata.name={name}")
-            pods = Informer(self.client, "/api/v1/pods", field_selector=f"spec.nodeName={name}")
+            nodes = Informer(
+                self.client,
+                "/api/v1/nodes",
+                field_selector=f"metadata.name={name}",
+                transform=slim_node,
+            )
+            pods = Informer(
+                self.client,
+                "/api/v1/pods",
+                field_selector=f"spec.nodeName={name}",
+                transform=slim_pod,
+            )
         else:
-            nodes = Informer(self.client, "/api/v1/nodes")
-            pods = Informer(self.client, "/api/v1/pods")
+            nodes = Informer(self.client, "/api/v1/nodes", transform=slim_node)
+            pods = Informer(self.client, "/api/v1/pods", transform=slim_pod)
 
         def on_node(key: str, old: JSON | None, new: JSON | None) -> None:
             kubelet = self.kubelets.get(key)
