@@ -1,13 +1,18 @@
 """Benchmark: CPU and memory of node agents against a running simulated API server.
 
     .venv/bin/python ci/bench/bench_agents.py [--window 20] [--pods 30]
-        [--phases three,hollow100,hollow1000]
+        [--phases three,hollow100,hollow1000] [--profile-1000 upstream|fast] [--json PATH]
+        [--cprofile DIR]
 
 Phases, each measured over `--window` seconds once every node is Ready and every pod Running:
 a bare Python process with the agent's imports (the baseline), 3 agent processes, one hollow
 agent with 100 nodes, one with 1,000 nodes; `--pods` pods per node (POSTed with spec.nodeName:
 the script plays scheduler, every controller is disabled). Prints figures and ratios to the
-baseline measured in the same run; asserts nothing.
+baseline measured in the same run; asserts nothing. While pods start, the pending count is
+printed every `--progress` seconds; `start_rate_pods_per_s` is pods / (seconds from the first
+POST to all Running: kubelets start pods while the POSTs go on), and the CPU seconds agents
+and server spent from start to all Running are reported. `--cprofile DIR` runs the hollow
+agents under cProfile (DIR/NAME.prof).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_k8sdr.sim.agent import node_address, node_pod_cidr
-from pytest_k8sdr.sim.agent_kube import ApiClient, Gate, load_kubeconfig
+from pytest_k8sdr.sim.agent_kube import ApiClient, Gate, load_kubeconfig, parse_rfc3339
+from pytest_k8sdr.sim.profiles import get_profile
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -52,11 +59,17 @@ def start_server(state_dir: Path, profile: str) -> subprocess.Popen[bytes]:
 
 
 def start_agent(
-    state_dir: Path, name: str, index: int, profile: str, hollow: int | None = None
+    state_dir: Path,
+    name: str,
+    index: int,
+    profile: str,
+    hollow: int | None = None,
+    cprofile: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """One agent process; with `hollow`, nodes name-0.. at indexes index.. (INTERFACE.md)."""
+    prof = ["-m", "cProfile", "-o", str(cprofile / f"{name}.prof")] if cprofile else []
     args = [
-        sys.executable, "-m", "pytest_k8sdr.sim.agent",
+        sys.executable, *prof, "-m", "pytest_k8sdr.sim.agent",
         "--kubeconfig", str(state_dir / "kubeconfig"),
         "--node-name", name, "--profile", profile,
         "--control-socket", str(state_dir / f"{name}.sock"),
@@ -104,6 +117,41 @@ def measure(pids: list[int], window: float) -> tuple[float, float]:
     return 100 * (after - before) / window, sum(rss_mib(p) for p in pids)
 
 
+def lease_renewals(state_dir: Path, names: list[str]) -> int:
+    """Lease renewals so far, summed over the agents' control sockets (`status` op)."""
+    total = 0
+    for name in names:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(30)
+            sock.connect(str(state_dir / f"{name}.sock"))
+            sock.sendall(b'{"op": "status"}\n')
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        total += sum(n["leaseRenewals"] for n in json.loads(data)["state"]["nodes"])
+    return total
+
+
+async def oldest_lease_age(api: ApiClient) -> float:
+    """Seconds since the least recently renewed Lease in kube-node-lease was renewed."""
+    path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
+    items = (await api.request("GET", path)).get("items") or []
+    renewed = [parse_rfc3339((i.get("spec") or {}).get("renewTime")) or 0.0 for i in items]
+    return round(time.time() - min(renewed), 2) if renewed else 0.0
+
+
+async def lease_age(state_dir: Path) -> float:
+    """`oldest_lease_age` with a client of its own."""
+    api = ApiClient(load_kubeconfig(state_dir / "kubeconfig"), Gate(), request_timeout=120)
+    try:
+        return await oldest_lease_age(api)
+    finally:
+        await api.close()
+
+
 def pod_body(name: str, node: str) -> dict[str, Any]:
     """A pod bound to `node`."""
     return {
@@ -125,9 +173,14 @@ def node_ready(node: dict[str, Any]) -> bool:
 
 
 async def populate(
-    state_dir: Path, nodes: list[str], pods_per_node: int, prefix: str, timeout: float
-) -> float:
-    """Wait for the nodes, create their pods, wait until all run; the seconds it took."""
+    state_dir: Path,
+    nodes: list[str],
+    pods_per_node: int,
+    prefix: str,
+    timeout: float,
+    progress: float,
+) -> dict[str, float]:
+    """Wait for the nodes, create their pods, wait until all run; the timings (seconds)."""
     api = ApiClient(load_kubeconfig(state_dir / "kubeconfig"), Gate(), request_timeout=120)
     began = time.monotonic()
     try:
@@ -139,6 +192,8 @@ async def populate(
             if time.monotonic() - began > timeout:
                 raise SystemExit(f"nodes not Ready after {timeout}s")
             await asyncio.sleep(1)
+        nodes_ready = time.monotonic()
+        print(f"  {len(nodes)} nodes Ready after {nodes_ready - began:.1f}s", flush=True)
         sem = asyncio.Semaphore(16)
 
         async def create(body: dict[str, Any]) -> None:
@@ -150,7 +205,9 @@ async def populate(
         ]
         await asyncio.gather(*(create(b) for b in bodies))
         created = time.monotonic()
-        print(f"  {len(bodies)} pods created in {created - began:.1f}s", flush=True)
+        print(f"  {len(bodies)} pods created in {created - nodes_ready:.1f}s", flush=True)
+        last_print = created
+        stalest = 0.0
         while True:
             # A cheap probe (a full list of 30,000 pods each second would load the server).
             pending = await api.request(
@@ -160,13 +217,32 @@ async def populate(
             )
             if not pending.get("items"):
                 break
-            if time.monotonic() - began > timeout:
+            now = time.monotonic()
+            if now - began > timeout:
                 raise SystemExit(f"pods not Running after {timeout}s")
+            if now - last_print >= progress:
+                last_print = now
+                left = 1 + int((pending.get("metadata") or {}).get("remainingItemCount") or 0)
+                age = await oldest_lease_age(api)
+                stalest = max(stalest, age)
+                print(
+                    f"  {now - created:6.1f}s: {len(bodies) - left} of {len(bodies)} Running, "
+                    f"oldest lease {age:.1f}s old, load {os.getloadavg()[0]:.2f}",
+                    flush=True,
+                )
             await asyncio.sleep(1)
-        print(f"  all Running {time.monotonic() - created:.1f}s after creation", flush=True)
+        running = time.monotonic()
+        print(f"  all Running {running - created:.1f}s after creation", flush=True)
     finally:
         await api.close()
-    return time.monotonic() - began
+    return {
+        "nodes_ready_s": round(nodes_ready - began, 1),
+        "pods_created_s": round(created - nodes_ready, 1),
+        "running_after_created_s": round(running - created, 1),
+        "ready_after_s": round(running - began, 1),
+        "start_rate_pods_per_s": round(len(bodies) / max(running - nodes_ready, 1e-3), 1),
+        "oldest_lease_age_s_while_starting": round(stalest, 2),
+    }
 
 
 def phase(
@@ -176,25 +252,43 @@ def phase(
     procs: list[subprocess.Popen[bytes]],
     nodes: list[str],
     args: argparse.Namespace,
+    profile_name: str,
+    agents: list[str],
 ) -> dict[str, Any]:
     """Populate, measure agents and server over the window, stop the agents."""
+    profile = get_profile(profile_name)
     try:
-        took = asyncio.run(populate(state_dir, nodes, args.pods, label, args.timeout))
+        timings: dict[str, Any] = asyncio.run(
+            populate(state_dir, nodes, args.pods, label, args.timeout, args.progress)
+        )
+        timings["agent_cpu_s_to_running"] = round(sum(cpu_seconds(p.pid) for p in procs), 1)
+        timings["server_cpu_s_to_running"] = round(cpu_seconds(server.pid), 1)
+        timings["agent_rss_mib_at_running"] = round(sum(rss_mib(p.pid) for p in procs), 1)
+        renewals_before = lease_renewals(state_dir, agents)
         server_before = cpu_seconds(server.pid)
         cpu, rss = measure([p.pid for p in procs], args.window)
         server_cpu = 100 * (cpu_seconds(server.pid) - server_before) / args.window
+        renewals = (lease_renewals(state_dir, agents) - renewals_before) / args.window
+        server_rss = rss_mib(server.pid)
+        stalest = asyncio.run(lease_age(state_dir))
     finally:
         stop(procs)
     return {
         "nodes": len(nodes),
         "pods": len(nodes) * args.pods,
         "processes": len(procs),
-        "ready_after_s": round(took, 1),
+        **timings,
         "agent_cpu_pct_of_core": round(cpu, 2),
         "agent_rss_mib": round(rss, 1),
         "agent_cpu_pct_per_node": round(cpu / len(nodes), 3),
         "agent_rss_mib_per_node": round(rss / len(nodes), 2),
         "server_cpu_pct_of_core": round(server_cpu, 2),
+        "server_rss_mib": round(server_rss, 1),
+        "lease_renewals_per_s": round(renewals, 1),
+        "lease_renewals_per_s_wanted": round(len(nodes) / profile.lease_renew_interval, 1),
+        "oldest_lease_age_s": stalest,
+        "lease_duration_s": profile.node_lease_duration,
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -212,7 +306,16 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--phases", default="three,hollow100,hollow1000")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--progress", type=float, default=10.0, help="seconds between reports")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--cprofile", type=Path, help="profile hollow agents into this directory")
     args = parser.parse_args()
+    wanted = set(args.phases.split(","))
+    unknown = wanted - {"three", "hollow100", "hollow1000"}
+    if unknown:
+        parser.error(f"--phases: unknown {', '.join(sorted(unknown))}")
+    if args.cprofile is not None:
+        args.cprofile.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {}
 
     # Baseline: an idle Python process holding the agent's imports.
@@ -233,7 +336,6 @@ def main() -> None:
         ("hollow100", args.profile, 100, 1),
         ("hollow1000", args.profile_1000, 1000, 1),
     ]
-    wanted = set(args.phases.split(","))
     runs = [run for run in runs if run[0] in wanted]
     for label, profile, hollow, count in runs:
         with tempfile.TemporaryDirectory(prefix=f"bench-{label}-") as tmp:
@@ -246,9 +348,10 @@ def main() -> None:
                         start_agent(state_dir, n, 100 + i, profile) for i, n in enumerate(names)
                     ]
                 else:
-                    procs = [start_agent(state_dir, "hollow", 100, profile, hollow)]
+                    procs = [start_agent(state_dir, "hollow", 100, profile, hollow, args.cprofile)]
                     names = [f"hollow-{i}" for i in range(hollow)]
-                result = phase(label, state_dir, server, procs, names, args)
+                agents = names if hollow is None else ["hollow"]
+                result = phase(label, state_dir, server, procs, names, args, profile, agents)
                 result["profile"] = profile
                 result["rss_vs_baseline"] = round(result["agent_rss_mib"] / base_rss / count, 2)
                 figures[label] = result
@@ -266,6 +369,8 @@ def main() -> None:
             3,
         )
     print(json.dumps(figures, indent=2))
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":
