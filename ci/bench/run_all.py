@@ -136,10 +136,17 @@ def _agents(fig: Figures | None, lines: list[str]) -> str:
     for label in ("three", "hollow100", "hollow1000"):
         if label in fig:
             f = fig[label]
-            parts.append(
+            text = (
                 f"{label}: {f['nodes']} nodes, {f['pods']} pods, agents "
                 f"{f['agent_cpu_pct_of_core']:.1f}% of a core, {f['agent_rss_mib']:.0f} MiB"
             )
+            if "start_rate_pods_per_s" in f:
+                text += (
+                    f", pods started at {f['start_rate_pods_per_s']:.0f}/s, oldest lease "
+                    f"{f['oldest_lease_age_s_while_starting']:.1f} s while starting "
+                    f"(duration {f['lease_duration_s']:.0f} s, profile {f.get('profile', '?')})"
+                )
+            parts.append(text)
     ratio = fig.get("hollow100_rss_per_node_vs_process_per_node")
     if ratio is not None:
         parts.append(f"hollow RSS per node x{ratio:.3f} of a process per node")
