@@ -215,6 +215,9 @@ async def populate(
                 "/api/v1/pods",
                 params={"fieldSelector": "status.phase!=Running", "limit": "1"},
             )
+            # Sampled every pass (a list of the Leases: cheap), so a fast start is measured too.
+            age = await oldest_lease_age(api)
+            stalest = max(stalest, age)
             if not pending.get("items"):
                 break
             now = time.monotonic()
@@ -223,8 +226,6 @@ async def populate(
             if now - last_print >= progress:
                 last_print = now
                 left = 1 + int((pending.get("metadata") or {}).get("remainingItemCount") or 0)
-                age = await oldest_lease_age(api)
-                stalest = max(stalest, age)
                 print(
                     f"  {now - created:6.1f}s: {len(bodies) - left} of {len(bodies)} Running, "
                     f"oldest lease {age:.1f}s old, load {os.getloadavg()[0]:.2f}",

@@ -1,6 +1,6 @@
 """Benchmark: from a worker's kill to its replicas Ready elsewhere, beside the theoretical minimum.
 
-    .venv/bin/python ci/bench/bench_kill_ready.py [--trials 3] [--replicas 6] [--json PATH]
+    .venv/bin/python ci/bench/bench_kill_ready.py [--trials 6] [--replicas 6] [--json PATH]
 
 On a simulated cluster of three workers (the `fast` profile), a Deployment of `--replicas`
 replicas; each trial kills (SIGKILL) the worker running most of them and times, from the kill,
@@ -96,7 +96,7 @@ def trial(sim: SimCluster, cluster: Cluster, replicas: int, index: int) -> dict[
 def main(argv: list[str] | None = None) -> int:
     """Run the trials; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--replicas", type=int, default=6)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
