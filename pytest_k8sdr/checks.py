@@ -38,6 +38,11 @@ def _pod_lines(pods: Iterable[PodView]) -> str:
     return "\n".join(lines) or "  (no pods)"
 
 
+# PodHistory watches running, by id (the dataclass is unhashable).
+_RUNNING: dict[int, PodHistory] = {}
+_RUNNING_LOCK = threading.Lock()
+
+
 def assert_pods_rescheduled(
     workload: Workload,
     *,
@@ -231,6 +236,17 @@ def assert_rebalanced(
     return counts
 
 
+def running_histories() -> list[PodHistory]:
+    """The PodHistory watches started and not yet stopped.
+
+    The plugin stops those a test started when the test ends, pass or fail: a watch thread
+    left running outlives the cluster and, at interpreter exit, can abort the process while
+    it logs its reconnection attempts.
+    """
+    with _RUNNING_LOCK:
+        return list(_RUNNING.values())
+
+
 @dataclass
 class PodHistory:
     """Records, from a watch, when each pod UID was Running; run it around an experiment.
@@ -267,7 +283,7 @@ class PodHistory:
             spans[uid][1] = now
 
     def start(self) -> PodHistory:
-        """Start watching in the background."""
+        """Start watching in the background (the plugin stops it when the test ends)."""
 
         def run() -> None:
             try:
@@ -285,12 +301,16 @@ class PodHistory:
                 self.errors.append(exc)
 
         self._thread = threading.Thread(target=run, name="k8sdr-pod-history", daemon=True)
+        with _RUNNING_LOCK:
+            _RUNNING[id(self)] = self
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop watching (within about a second)."""
+        """Stop watching (within about a second); idempotent."""
         self._stop.set()
+        with _RUNNING_LOCK:
+            _RUNNING.pop(id(self), None)
         if self._thread is not None:
             self._thread.join(timeout=10)
 

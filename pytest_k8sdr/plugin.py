@@ -15,6 +15,7 @@ from kubernetes import client as k8s_client
 
 from pytest_k8sdr import config as cfg
 from pytest_k8sdr.backends import Backend, open_backend
+from pytest_k8sdr.checks import running_histories
 from pytest_k8sdr.cluster import MANAGED_BY, Cluster
 from pytest_k8sdr.errors import ConfigError
 from pytest_k8sdr.faults.machines.factory import Machines
@@ -335,13 +336,19 @@ def runbook(
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """Attach the runbook's timeline to the test's own allure body, not its fixture teardown.
+    """After the test body, pass or fail: stop its pod histories, attach its timeline.
 
-    The runbook fixture attaches at teardown only what this missed (a test that never ran).
+    A PodHistory the test started and did not stop (it failed first) is stopped while the
+    cluster still answers. The runbook's timeline goes to the test's own allure body, not its
+    fixture teardown (the runbook fixture attaches only what this missed).
     """
+    before = {id(h) for h in running_histories()}
     try:
         return (yield)
     finally:
+        for history in running_histories():
+            if id(history) not in before:
+                history.stop()
         pair = item.stash.get(ALLURE_KEY, None)
         if pair is not None and pair[0].phases:
             pair[1].attach(pair[0])

@@ -146,3 +146,29 @@ def test_an_api_server_that_never_answers_is_reported_not_waited_on(tmp_path: Pa
         os.kill(sim.server_pid, signal.SIGCONT)
         api.close()
         sim.stop()
+
+
+def test_a_pod_history_left_running_by_a_failing_test_is_stopped(
+    pytester: pytest.Pytester,
+) -> None:
+    # A failing experiment never reaches its history.stop(); the watch thread must not outlive
+    # the test (at exit, it aborted the interpreter while logging reconnection attempts).
+    pytester.makepyfile(
+        """
+        import threading
+        from pytest_k8sdr import checks
+
+        def test_fails_with_a_history_running(cluster, namespace):
+            checks.PodHistory(cluster, namespace).start()
+            assert checks.running_histories()
+            assert False, "the experiment failed"
+
+        def test_next_test_sees_it_stopped():
+            assert checks.running_histories() == []
+            names = [t.name for t in threading.enumerate()]
+            assert "k8sdr-pod-history" not in names, names
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(failed=1, passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
