@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -287,7 +288,7 @@ class WriteCounter:
             await asyncio.Event().wait()
 
         asyncio.set_event_loop(self._loop)
-        self._loop.create_task(main())
+        self._main = self._loop.create_task(main())
         self._loop.run_forever()
 
     def close(self) -> None:
@@ -296,6 +297,10 @@ class WriteCounter:
         async def shutdown() -> None:
             await self._session.close()
             await self._runner.cleanup()
+            # Ended, not left pending: a pending task collected at exit is reported as destroyed.
+            self._main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._main
 
         asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
