@@ -35,11 +35,15 @@ def test_node_death_heals_deployment_and_holds_statefulset_identity() -> None:
         victim = next(n for n in db_pods if n in web_pods)
         web_victim = web_pods[victim]["metadata"]["name"]
         db_victim = db_pods[victim]["metadata"]["name"]
-        assert _slice_endpoint(c, "web", web_victim)["conditions"] == {
-            "ready": True,
-            "serving": True,
-            "terminating": False,
-        }
+        # The EndpointSlice controller follows the pods' readiness from its own queue: wait.
+        await c.wait_for(
+            lambda: (
+                (_slice_endpoint(c, "web", web_victim) or {}).get("conditions")
+                == {"ready": True, "serving": True, "terminating": False}
+            ),
+            2,
+            "endpoint ready",
+        )
 
         t0 = time.monotonic()
         c.kubelets[victim].kill()
