@@ -50,21 +50,13 @@ from pytest_k8sdr.sim.agent_kube import (
 )
 from pytest_k8sdr.sim.agent_kubelet import KubeletHost, NodeSpec
 from pytest_k8sdr.sim.agent_net import KubeProxy, Runtime
+from pytest_k8sdr.sim.agentctl import OPS
 from pytest_k8sdr.sim.profiles import PROFILES, Profile, get_profile
 
 __all__ = ["OPS", "AgentOptions", "main", "node_address", "node_pod_cidr", "parse_args"]
 
 log = logging.getLogger("pytest_k8sdr.sim.agent")
 
-OPS = (
-    "partition",
-    "heal",
-    "stop-kubelet",
-    "start-kubelet",
-    "stop-runtime",
-    "start-runtime",
-    "status",
-)
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 # staging/src/k8s.io/kubelet/pkg/apis/well_known_labels.go: kubernetes.io / k8s.io labels
 # a kubelet may set on itself; cmd/kubelet/app/options/options.go refuses others.
