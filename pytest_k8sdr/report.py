@@ -222,7 +222,8 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.ci_interval = ci_interval
-        self._last = 0.0
+        # None until the first line: monotonic() counts from boot, so no number is "long ago".
+        self._last: float | None = None
         self._shown = False
 
     def update(self, what: str, done: int | None, total: int | None, elapsed: float) -> None:
@@ -236,7 +237,7 @@ class Progress:
             self.stream.write(prefix + text)
             self.stream.flush()
             self._shown = True
-        elif now - self._last >= self.ci_interval:
+        elif self._last is None or now - self._last >= self.ci_interval:
             self.stream.write(text + "\n")
             self.stream.flush()
             self._last = now

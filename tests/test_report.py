@@ -4,6 +4,8 @@ import io
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 
+import pytest
+
 from pytest_k8sdr.report import Progress, RunReport, junit_properties, timeline_svg
 from pytest_k8sdr.runbook import Runbook
 
@@ -23,14 +25,27 @@ def finished_runbook() -> Runbook:
     return book
 
 
-def test_progress_in_ci_logs_prints_at_most_one_line_per_interval() -> None:
+@pytest.mark.parametrize("since_boot", [0.5, 5.0, 50_000.0])
+def test_progress_in_ci_logs_prints_at_most_one_line_per_interval(
+    monkeypatch: pytest.MonkeyPatch, since_boot: float
+) -> None:
+    # The monotonic clock counts from boot: the first line must not wait for it to pass the
+    # interval, whatever it reads (a machine up for less than an hour, or a few seconds).
+    clock = [since_boot]
+    monkeypatch.setattr("pytest_k8sdr.report.time.monotonic", lambda: clock[0])
     out = io.StringIO()
     progress = Progress(out, ci_interval=3600)
     for i in range(50):
         progress.update("replicas Ready", i, 6, float(i))
+        clock[0] += 1.0
+    clock[0] += 3600
+    progress.update("replicas Ready", 6, 6, 3650.0)
     progress.done()
     lines = out.getvalue().splitlines()
-    assert lines == ["k8sdr: waiting for replicas Ready 0/6 (0s)"]
+    assert lines == [
+        "k8sdr: waiting for replicas Ready 0/6 (0s)",
+        "k8sdr: waiting for replicas Ready 6/6 (3650s)",
+    ]
 
 
 def test_progress_on_a_terminal_rewrites_one_line_and_clears_it() -> None:
