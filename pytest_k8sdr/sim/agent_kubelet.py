@@ -330,7 +330,8 @@ class Kubelet:
         self._workers: dict[str, _PodWorker] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._status_poke = asyncio.Event()
-        self._last_report = 0.0
+        # None until the first report: monotonic() counts from boot, so 0.0 is not "long ago".
+        self._last_report: float | None = None
         self._running = False
         self.lease_renewals = 0
         # Computed once: 1,000 hollow kubelets build their status every second (fast profile).
@@ -672,7 +673,10 @@ class Kubelet:
         changed = self._status_signature(status) != self._status_signature(
             existing.get("status") or {}
         )
-        due = time.monotonic() - self._last_report >= self.profile.node_status_report_frequency
+        due = (
+            self._last_report is None
+            or time.monotonic() - self._last_report >= self.profile.node_status_report_frequency
+        )
         if not (changed or due):
             return
         try:
