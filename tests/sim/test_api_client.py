@@ -252,7 +252,7 @@ def test_watch_honours_timeout_seconds(core: client.CoreV1Api, sim_ns: str) -> N
     events = list(watch.Watch().stream(core.list_namespaced_pod, sim_ns, timeout_seconds=1))
     elapsed = time.monotonic() - start
     assert events == []
-    assert 0.9 <= elapsed < 5
+    assert 0.9 <= elapsed < 30  # ended by the server's timeout, not the client's 60 s default
 
 
 def test_graceful_pod_deletion(core: client.CoreV1Api, sim_ns: str) -> None:

@@ -139,7 +139,7 @@ def test_a_hanging_command_is_killed_with_its_children_at_the_timeout(
     started = time.monotonic()
     with pytest.raises(MachineError, match=r"ran longer than 0.5s and was killed"):
         m.stop_kubelet()
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 20  # not the command's sleep 30
     pid = int(pidfile.read_text())
     # The background sleep was in the command's process group: it was killed too.
     assert wait_dead(pid)

@@ -160,7 +160,8 @@ def test_a_hanging_command_is_abandoned_at_the_timeout(
     started = time.monotonic()
     with pytest.raises(MachineError, match=r"ran longer than command_timeout=1s") as caught:
         m.stop_kubelet()
-    assert time.monotonic() - started < 3
+    # Bounds far below what the failure would take (sleep 60), so a loaded machine passes.
+    assert time.monotonic() - started < 30
     assert caught.value.may_have_acted is True
     assert len(stack) == 1  # the command was sent: its undo stays
     # The remote command ran on a pty; closing the session hung it up.
@@ -173,7 +174,7 @@ def test_a_connection_dropped_mid_command_is_an_error(sshd: Sshd, stack: UndoSta
             sshd,
             commands={
                 # $PPID is the sshd process serving this session: killing it drops the link.
-                "stop_kubelet": "echo started; sleep 0.5; kill -9 $PPID; sleep 5",
+                "stop_kubelet": "echo started; sleep 0.5; kill -9 $PPID; sleep 60",
                 "start_kubelet": "true",
             },
         ),
@@ -182,7 +183,7 @@ def test_a_connection_dropped_mid_command_is_an_error(sshd: Sshd, stack: UndoSta
     started = time.monotonic()
     with pytest.raises(MachineError, match=r"connection dropped while the command ran") as caught:
         m.stop_kubelet()
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 30  # not the command's sleep 60
     assert "started" in str(caught.value)
     assert len(stack) == 1
 
@@ -225,7 +226,7 @@ def test_connect_timeout_bounds_a_server_that_never_answers(stack: UndoStack, ss
         started = time.monotonic()
         with pytest.raises(MachineError, match=r"took longer than connect_timeout=0.5s"):
             m.stop_kubelet()
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 20  # the server never answers: no bound but ours
 
 
 def test_a_refused_connection_is_an_error_naming_the_address(stack: UndoStack, sshd: Sshd) -> None:

@@ -112,10 +112,11 @@ def test_graceful_delete_stops_serving_and_kubelet_finishes_the_delete(
     delete_pod(sim_server, capped)
     assert http_get(f"http://{ips[slow]}:8080/")[0] == 200  # still shutting down
     # The shutdown is capped by the 1s grace period, then the kubelet deletes with grace 0.
-    wait_gone(sim_server.core.list_namespaced_pod, capped, namespace="default", timeout=5)
-    assert time.monotonic() - started < 3
+    # Bounds far below the 60 s shutdown the grace period caps, so a loaded machine passes.
+    wait_gone(sim_server.core.list_namespaced_pod, capped, namespace="default", timeout=30)
+    assert time.monotonic() - started < 30
     assert not_serving(f"http://{ips[capped]}:8080/")
-    wait_gone(sim_server.core.list_namespaced_pod, slow, namespace="default", timeout=6)
+    wait_gone(sim_server.core.list_namespaced_pod, slow, namespace="default", timeout=30)
     assert time.monotonic() - started >= 1.4
     assert not_serving(f"http://{ips[slow]}:8080/")
 
