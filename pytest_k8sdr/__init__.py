@@ -16,7 +16,7 @@ from pytest_k8sdr.errors import (
     ToolError,
     UndoError,
 )
-from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.undo import UndoStack
 
 __version__ = "0.1.0"
 

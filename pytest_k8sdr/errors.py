@@ -50,3 +50,14 @@ class SLOExceeded(ClusterCheckFailed):
         self.phase = phase
         self.slo = slo
         self.took = took
+
+
+class LockLost(ToolError):
+    """The game-day lock was taken from a running session: it stops disrupting (a stop condition).
+
+    Raised in the test that was running and by every disruption attempted afterwards.
+    """
+
+
+class RecoverRefused(ConfigError):
+    """`k8sdr recover` will not undo the entries of a run that is still alive (see `--force`)."""

@@ -6,8 +6,8 @@ import pytest
 from lb_helpers import Cluster, HAProxyServer, NginxServer
 
 from pytest_k8sdr.errors import ClusterCheckFailed
-from pytest_k8sdr.journal import UndoStack
 from pytest_k8sdr.lb import TrafficProbe, assert_lb_drained, assert_lb_restored
+from pytest_k8sdr.undo import UndoStack
 
 
 def test_drained_in_the_file_but_not_reloaded_is_caught_by_the_traffic(

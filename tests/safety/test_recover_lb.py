@@ -15,6 +15,7 @@ from pytest_k8sdr import UndoStack
 from pytest_k8sdr.journal import Journal, read_journal
 from pytest_k8sdr.lb import HAProxyLB
 from pytest_k8sdr.recover import Recoverer
+from pytest_k8sdr.undo import UndoEnv
 
 NODES = {"node-1": "127.89.1.2", "node-2": "127.89.1.3", "node-3": "127.89.1.4"}
 
@@ -71,13 +72,13 @@ def test_nginx_drains_are_recovered_byte_for_byte(nginx: Nginx, tmp_path: Path) 
         lb.drain("node-3")
     assert [m.address for m in lb.members()] == ["127.89.1.2"]
     entries = read_journal(path)  # the process that drained is gone: only the journal is left
-    assert [e.record.kind for e in entries] == ["lb-drain", "lb-drain"]
-    outcomes = Recoverer(None).recover(entries)
+    assert [e.record.kind for e in entries] == ["nginx-drain", "nginx-drain"]
+    outcomes = Recoverer(UndoEnv()).recover(entries)
     assert [o.status for o in outcomes] == ["undone", "undone"]
     assert nginx.conf.read_bytes() == original
     assert len(lb.members()) == 3
     # Idempotent: a second recovery finds nothing to change.
-    assert [o.status for o in Recoverer(None).recover(entries)] == ["undone", "undone"]
+    assert [o.status for o in Recoverer(UndoEnv()).recover(entries)] == ["undone", "undone"]
     assert nginx.conf.read_bytes() == original
 
 
@@ -87,6 +88,6 @@ def test_haproxy_drains_are_recovered_to_their_previous_state(haproxy: str, tmp_
         lb = HAProxyLB("web", runtime=haproxy, nodes=NODES, undo=UndoStack(journal))
         lb.drain("node-1")
     assert {m.name: m.state for m in lb.members()}["node-1"] == "maint"
-    outcomes = Recoverer(None).recover(read_journal(path))
+    outcomes = Recoverer(UndoEnv()).recover(read_journal(path))
     assert [o.status for o in outcomes] == ["undone"]
     assert {m.name: m.state for m in lb.members()} == {n: "ready" for n in NODES}
