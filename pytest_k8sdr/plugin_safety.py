@@ -226,11 +226,13 @@ class _Interrupts:
             self.stop.check()
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """After the stop condition tripped, a disruptive test is skipped, saying why."""
     reason = item.config.stash[STOP_KEY].reason
     if reason is not None and item.get_closest_marker("disruptive") is not None:
-        pytest.skip(f"k8sdr: the session stopped disrupting: {reason}")
+        # A skip marker (before pytest's own setup hook reads them) reports the test's location.
+        item.add_marker(pytest.mark.skip(reason=f"k8sdr: the session stopped disrupting: {reason}"))
 
 
 @pytest.hookimpl(wrapper=True)
