@@ -19,6 +19,7 @@ from typing import Any
 from pytest_k8sdr.cluster import Cluster
 from pytest_k8sdr.config import Settings, target_context
 from pytest_k8sdr.errors import ConfigError, ToolError
+from pytest_k8sdr.journal import JournalRecord
 from pytest_k8sdr.undo import Disruption, UndoEntry, UndoEnv, UndoStack, disruption_kind
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,11 @@ class Backend:
 @disruption_kind
 @dataclass(frozen=True)
 class SimClusterLaunched(Disruption):
-    """A simulated cluster a run launched; undone by stopping it (API server and node agents)."""
+    """A simulated cluster a run launched; undone by stopping it (API server and node agents).
+
+    It is the session's cluster, so what the run did through the API or to its agents ends
+    with it: `k8sdr recover` closes those entries as moot rather than undo them one by one.
+    """
 
     kind = "sim-cluster"
     disruptive = False
@@ -68,6 +73,12 @@ class SimClusterLaunched(Disruption):
     def undoing(self) -> str:
         """``stop the simulated cluster in DIR``."""
         return f"stop the simulated cluster in {self.state_dir}"
+
+    def contains(self, other: JournalRecord, kind: type[Disruption] | None) -> bool:
+        """What the run did inside this cluster: through its API, or to its node agents."""
+        if other.kind == "machine":
+            return other.data.get("state_dir") == self.state_dir
+        return kind is not None and kind.needs_cluster
 
     def undo(self, env: UndoEnv) -> None:
         """Attach to the cluster of the state directory and stop it; nothing runs there: done."""

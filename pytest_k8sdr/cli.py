@@ -174,16 +174,16 @@ def _recover_checked(args: argparse.Namespace) -> int:
                 print(f"k8sdr recover: note: {run.state.line()}")
         journal = path
 
-        def closed(entry: OpenEntry) -> None:
+        def closed(entry: OpenEntry, how: str) -> None:
             if journal is not None:
-                append_closed(journal, entry.id, "recovered")
+                append_closed(journal, entry.id, how)
 
         outcomes: list[Outcome] = []
         for run in runs:
             outcomes += run.recoverer.recover(run.entries, on_undone=closed)
         for outcome in outcomes:
             print(outcome.line())
-        failed = [o for o in outcomes if o.status != "undone"]
+        failed = [o for o in outcomes if o.status == "failed"]
         print(
             f"k8sdr recover: {len(outcomes) - len(failed)} of {len(outcomes)} disruption(s) "
             f"undone{'; run it again once the failures are fixed' if failed else ''}"

@@ -52,7 +52,7 @@ def registry() -> Registry:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What recover did with one open entry: `undone` or `failed` (with why)."""
+    """What recover did with one open entry: `undone`, `moot` or `failed` (with why)."""
 
     entry: OpenEntry
     status: str
@@ -126,7 +126,7 @@ class RunState:
         if self.lock is None:
             lock = "no game-day lock"
         elif self.renewed is None:
-            lock = f"game-day lock {self.lock} not held"
+            lock = f"game-day lock {self.lock}"
         else:
             age = (datetime.now(UTC) - self.renewed).total_seconds()
             stamp = self.renewed.isoformat(timespec="seconds")
@@ -151,6 +151,12 @@ def run_state(
     renewed: datetime | None = None
     renewing = False
     lease_note = ""
+    if by_pid is False:
+        # On its own host, a run whose process is gone is gone, whatever its Lease says (it
+        # expires on its own); its cluster need not even answer.
+        if held:
+            lock = f"{held[-1].data.get('namespace')}/{held[-1].data.get('name')}"
+        return RunState(run, False, identity, lock, None, "its process is gone")
     if held and cluster is not None:
         data = held[-1].data
         namespace, name, holder = str(data["namespace"]), str(data["name"]), data["holder"]
@@ -167,8 +173,6 @@ def run_state(
         lock, renewed, renewing = _lease_naming(cluster, run)
     if by_pid is True:
         return RunState(run, True, identity, lock, renewed, "its process still runs")
-    if by_pid is False:
-        return RunState(run, False, identity, lock, renewed, "its process is gone")
     if renewing:
         return RunState(run, True, identity, lock, renewed, "it still renews its game-day lock")
     if lock is not None:
@@ -223,16 +227,29 @@ class Recoverer:
         self,
         entries: Sequence[OpenEntry],
         *,
-        on_undone: Callable[[OpenEntry], None] | None = None,
+        on_undone: Callable[[OpenEntry, str], None] | None = None,
     ) -> list[Outcome]:
-        """Undo `entries` in the registry's order; `on_undone(entry)` closes each one undone."""
+        """Undo `entries` as the registry orders them; `on_undone(entry, how)` closes each.
+
+        An entry made moot by another (a disruption inside a simulated cluster the run
+        launched, which is stopped) is closed without being undone.
+        """
+        records = [e.record for e in entries]
+        moot = self.registry.moot(records)
         outcomes: list[Outcome] = []
-        for index in self.registry.order([e.record for e in entries]):
+        for index, container in moot.items():
+            why = f"ended with it: {_undoing(entries[container])}"
+            outcomes.append(Outcome(entries[index], "moot", why))
+            if on_undone is not None:
+                on_undone(entries[index], "moot")
+        for index in self.registry.order(records):
+            if index in moot:
+                continue
             entry = entries[index]
             outcome = self._one(entry)
             outcomes.append(outcome)
             if outcome.status == "undone" and on_undone is not None:
-                on_undone(entry)
+                on_undone(entry, "recovered")
         return outcomes
 
     def _one(self, entry: OpenEntry) -> Outcome:

@@ -12,6 +12,9 @@ The registry owns two policies:
 
 - order: newest first, except that a kind may name kinds it must wait for on the same node
   (`after`): an isolated node is relabelled only once an older fault of its machine is undone;
+- scope: an entry whose undo also undoes others (`contains`: stopping a simulated cluster a
+  run launched ends every disruption made inside it) makes them moot: they are closed, not
+  undone, which is also all that can be done once that cluster is gone;
 - retries: an undo failing for a passing reason (the API or a machine not back yet, as its
   kind's `retryable` says) is retried with backoff until the env's `retry_deadline`.
 """
@@ -114,6 +117,10 @@ class Disruption(ABC):
     @abstractmethod
     def undo(self, env: UndoEnv) -> None:
         """Put back what the disruption changed (idempotent)."""
+
+    def contains(self, other: JournalRecord, kind: type[Disruption] | None) -> bool:
+        """Whether undoing this also ends `other` (of class `kind`), so undoing it is moot."""
+        return False
 
     def retryable(self, exc: BaseException) -> bool:
         """Whether `exc` may pass (retried until the deadline): by default, the API was down."""
@@ -238,6 +245,22 @@ class Registry:
         for attempt in retrying:
             with attempt:
                 disruption.undo(env)
+
+    def moot(self, records: Sequence[JournalRecord]) -> dict[int, int]:
+        """Entries made moot by another in `records`: {index: index of the one containing it}."""
+        found: dict[int, int] = {}
+        for i, record in enumerate(records):
+            cls = self._kinds.get(record.kind)
+            if cls is None:
+                continue
+            try:
+                container = cls.from_data(record.data)
+            except ValueError:
+                continue
+            for j, other in enumerate(records):
+                if j != i and container.contains(other, self._kinds.get(other.kind)):
+                    found.setdefault(j, i)
+        return found
 
     def order(self, records: Sequence[JournalRecord]) -> list[int]:
         """Indexes of `records` (oldest first) in the order to undo them.
@@ -374,8 +397,21 @@ class UndoStack:
                     pending = [e for e in self._entries[down_to:] if not e.done]
                     if not pending:
                         break
-                    entry = pending[self.registry.order([e.record for e in pending])[0]]
-                    entry.done = True
+                    records = [e.record for e in pending]
+                    moot = self.registry.moot(records)
+                    for i in moot:
+                        pending[i].done = True
+                    live = [i for i in self.registry.order(records) if i not in moot]
+                    entry = pending[live[0]] if live else None
+                    if entry is not None:
+                        entry.done = True
+                for i, container in moot.items():
+                    log.info(
+                        "moot: %s (%s)", pending[i].description, pending[container].description
+                    )
+                    self._close(pending[i], "moot")
+                if entry is None:
+                    continue
                 try:
                     log.info("undo: %s", entry.description)
                     self.registry.undo(entry.record, entry.env)

@@ -216,3 +216,34 @@ def test_a_passing_failure_is_retried_until_it_succeeds(tmp_path: Path) -> None:
     stack.push(Flaky(str(countdown)), UndoEnv(retry_deadline=0.5))
     with pytest.raises(UndoError, match="API server unreachable"):
         stack.unwind()
+
+
+@KINDS.register
+@dataclass(frozen=True)
+class World(Note):
+    """Everything noted on its node ends with it (as a simulated cluster's disruptions do)."""
+
+    kind = "world"
+
+    def contains(self, other: JournalRecord, kind: type[Disruption] | None) -> bool:
+        return other.node == self.node and other.kind != "world"
+
+
+def test_what_ends_with_another_entry_is_closed_not_undone(log: Path, tmp_path: Path) -> None:
+    from pytest_k8sdr.journal import Journal, read_journal
+
+    path = tmp_path / "journal.jsonl"
+    with Journal(path) as journal:
+        stack = UndoStack(journal, registry=KINDS)
+        stack.push(World(str(log), "stop-the-world", node="w"))
+        stack.push(Note(str(log), "inside", node="w"))
+        stack.push(Note(str(log), "elsewhere", node="v"))
+        stack.unwind()
+    assert undone(log) == ["elsewhere", "stop-the-world"]
+    assert read_journal(path) == []
+    hows = [
+        line.split('"how": "')[1].split('"')[0]
+        for line in path.read_text().splitlines()
+        if '"closed"' in line
+    ]
+    assert sorted(hows) == ["moot", "undone", "undone"]
