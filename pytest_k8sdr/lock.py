@@ -131,18 +131,7 @@ class GameDayLock:
         }
 
     def _read(self) -> dict[str, Any] | None:
-        try:
-            resp = self.cluster.call(
-                self.cluster.coordination.read_namespaced_lease,
-                self.name,
-                self.namespace,
-                _preload_content=False,
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return json.loads(resp.data)  # type: ignore[no-any-return]
+        return _lease_json(self.cluster, self.namespace, self.name)
 
     def acquire(self) -> None:
         """Take the lock, or raise `LockHeld` naming the holder; then keep renewing it."""
@@ -282,8 +271,7 @@ class LeaseState:
         return age < self.duration * 2 / 3
 
 
-def read_lease(cluster: Cluster, namespace: str, name: str = DEFAULT_NAME) -> LeaseState | None:
-    """The Lease's holder and last renewal; None when there is none."""
+def _lease_json(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
     try:
         resp = cluster.call(
             cluster.coordination.read_namespaced_lease, name, namespace, _preload_content=False
@@ -292,7 +280,15 @@ def read_lease(cluster: Cluster, namespace: str, name: str = DEFAULT_NAME) -> Le
         if exc.status == 404:
             return None
         raise
-    spec = json.loads(resp.data).get("spec") or {}
+    return json.loads(resp.data)  # type: ignore[no-any-return]
+
+
+def read_lease(cluster: Cluster, namespace: str, name: str = DEFAULT_NAME) -> LeaseState | None:
+    """The Lease's holder and last renewal; None when there is none."""
+    current = _lease_json(cluster, namespace, name)
+    if current is None:
+        return None
+    spec = current.get("spec") or {}
     return LeaseState(
         spec.get("holderIdentity"),
         _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime")),
@@ -302,16 +298,8 @@ def read_lease(cluster: Cluster, namespace: str, name: str = DEFAULT_NAME) -> Le
 
 def release_lease(cluster: Cluster, namespace: str, name: str, holder: str) -> bool:
     """Delete the Lease if `holder` still holds it; True if it was deleted."""
-    try:
-        resp = cluster.call(
-            cluster.coordination.read_namespaced_lease, name, namespace, _preload_content=False
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    current = json.loads(resp.data)
-    if (current.get("spec") or {}).get("holderIdentity") != holder:
+    current = _lease_json(cluster, namespace, name)
+    if current is None or (current.get("spec") or {}).get("holderIdentity") != holder:
         return False
     try:
         cluster.call(

@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -203,9 +204,49 @@ def _open_entries(journal: Path) -> list[str]:
         return []
 
 
-def _settle(api: Cluster, nodes: list[str], timeout: float = 90.0) -> list[str]:
-    """Wait until every node is Ready, no test namespace is left and the LB workload is whole."""
+def _agents_started(state_dir: Path) -> dict[str, float]:
+    """When each node's agent process started (wall clock, s), read from /proc."""
+    boot = next(
+        float(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
+    tick = os.sysconf("SC_CLK_TCK")
+    started = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            words = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if str(state_dir) in " ".join(words) and "--node-name" in words and fields[0] != "Z":
+            started[words[words.index("--node-name") + 1]] = boot + int(fields[19]) / tick
+    return started
+
+
+def _ready_by_its_kubelet(raw: dict[str, Any], started: dict[str, float]) -> bool:
+    """Ready, as posted by the node's current agent (a restarted kubelet posts NotReady first)."""
+    name = raw["metadata"]["name"]
+    for condition in (raw.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready" and condition.get("status") == "True":
+            beat = condition.get("lastHeartbeatTime")
+            if name not in started or not beat:
+                return False
+            posted = datetime.fromisoformat(beat.replace("Z", "+00:00")).timestamp()
+            return posted >= int(started[name])  # heartbeats have second precision
+    return False
+
+
+def _settle(api: Cluster, state_dir: Path, nodes: list[str], timeout: float = 90.0) -> list[str]:
+    """Wait until every node is Ready, no test namespace is left and the LB workload is whole.
+
+    A node counts as Ready once its current agent says so: a node whose machine was just
+    restarted still shows the Ready its previous agent posted, then NotReady for a moment.
+    """
     problems = []
+    started = _agents_started(state_dir)
 
     def waited(what: str, check: Callable[[], Any]) -> None:
         try:
@@ -217,9 +258,12 @@ def _settle(api: Cluster, nodes: list[str], timeout: float = 90.0) -> list[str]:
         "nodes Ready",
         lambda: api.wait(
             "nodes",
-            lambda s: {NodeView.from_json(o).name for o in s.values() if _ready(o)} >= set(nodes),
+            lambda s: (
+                all(_ready_by_its_kubelet(o, started) for o in s.values())
+                and set(s.objects) >= set(nodes)
+            ),
             timeout=timeout,
-            description="every node Ready",
+            description="every node Ready, as its current agent posts it",
         ),
     )
     waited(
@@ -246,10 +290,6 @@ def _settle(api: Cluster, nodes: list[str], timeout: float = 90.0) -> list[str]:
         ),
     )
     return problems
-
-
-def _ready(raw: dict[str, Any]) -> bool:
-    return NodeView.from_json(raw).ready == "True"
 
 
 @dataclass
@@ -313,7 +353,7 @@ class _Stage:
             left = _open_entries(journal)
             if left:
                 run.problems.append(f"still open in the journal: {left}")
-        run.problems += _settle(self.api, self.nodes)
+        run.problems += _settle(self.api, self.sim.state_dir, self.nodes)
         run.problems += differences(
             self.before, cluster_state(self.api, self.nginx, self.sim.state_dir)
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
@@ -122,6 +123,28 @@ class JournaledDrains:
             return False
         self.undo.run(entry)
         return True
+
+
+class Drained(Disruption):
+    """What the drain kinds share: an address (of a node, if one was named) out of a pool."""
+
+    address: str
+    node: str | None
+
+    @abstractmethod
+    def pool(self) -> str:
+        """Where the address was drained from, e.g. ``nginx upstream 'web' in FILE``."""
+
+    def summary(self) -> str:
+        """``drain ADDRESS (node N) from POOL``."""
+        return f"drain {self._who()} from {self.pool()}"
+
+    def undoing(self) -> str:
+        """``restore ADDRESS (node N) in POOL``."""
+        return f"restore {self._who()} in {self.pool()}"
+
+    def _who(self) -> str:
+        return f"{self.address} (node {self.node})" if self.node else self.address
 
 
 def resolve_address(node: str, nodes: NodeAddresses | None) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from pytest_k8sdr.lb.base import (
+    Drained,
     JournaledDrains,
     Member,
     NodeAddresses,
@@ -31,7 +32,7 @@ from pytest_k8sdr.lb.errors import (
     UpstreamNotFound,
 )
 from pytest_k8sdr.lb.hosts import ConfigHost
-from pytest_k8sdr.undo import Disruption, UndoEnv, UndoStack, disruption_kind
+from pytest_k8sdr.undo import UndoEnv, UndoStack, disruption_kind
 
 HAProxyDrainMode = Literal["maint", "drain"]
 
@@ -321,7 +322,7 @@ class HAProxyLB(JournaledDrains):
 
 @disruption_kind
 @dataclass(frozen=True)
-class HAProxyDrain(Disruption):
+class HAProxyDrain(Drained):
     """Servers of an HAProxy backend put out of rotation; undone by setting their old states."""
 
     kind = "haproxy-drain"
@@ -331,15 +332,9 @@ class HAProxyDrain(Disruption):
     previous: dict[str, str]
     node: str | None = None
 
-    def summary(self) -> str:
-        """``drain ADDRESS (node N) from haproxy backend 'B'``."""
-        who = f" (node {self.node})" if self.node else ""
-        return f"drain {self.address}{who} from haproxy backend {self.backend!r}"
-
-    def undoing(self) -> str:
-        """``restore ADDRESS in haproxy backend 'B'``."""
-        who = f" (node {self.node})" if self.node else ""
-        return f"restore {self.address}{who} in haproxy backend {self.backend!r}"
+    def pool(self) -> str:
+        """``haproxy backend 'B'``."""
+        return f"haproxy backend {self.backend!r}"
 
     def undo(self, env: UndoEnv) -> None:
         """Set each drained server back to the state it had."""

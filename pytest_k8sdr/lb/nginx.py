@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pytest_k8sdr.lb.base import (
+    Drained,
     JournaledDrains,
     Member,
     NodeAddresses,
@@ -43,7 +44,7 @@ from pytest_k8sdr.lb.errors import (
     UpstreamNotFound,
 )
 from pytest_k8sdr.lb.hosts import CommandResult, ConfigHost, LocalHost
-from pytest_k8sdr.undo import Disruption, UndoEnv, UndoStack, disruption_kind
+from pytest_k8sdr.undo import UndoEnv, UndoStack, disruption_kind
 
 DrainMode = Literal["comment", "down"]
 
@@ -264,7 +265,7 @@ class NginxLB(JournaledDrains):
 
 @disruption_kind
 @dataclass(frozen=True)
-class NginxDrain(Disruption):
+class NginxDrain(Drained):
     """An address drained from an nginx upstream; undone by restoring its original lines.
 
     Whatever the drain mode, the drained lines keep their original text after a marker, so the
@@ -280,15 +281,9 @@ class NginxDrain(Disruption):
     host: dict[str, Any]
     node: str | None = None
 
-    def summary(self) -> str:
-        """``drain ADDRESS (node N) from nginx 'UPSTREAM'``."""
-        who = f" (node {self.node})" if self.node else ""
-        return f"drain {self.address}{who} from nginx upstream {self.upstream!r} in {self.file}"
-
-    def undoing(self) -> str:
-        """``restore ADDRESS in nginx upstream 'UPSTREAM'``."""
-        who = f" (node {self.node})" if self.node else ""
-        return f"restore {self.address}{who} in nginx upstream {self.upstream!r} in {self.file}"
+    def pool(self) -> str:
+        """``nginx upstream 'UPSTREAM' in FILE``."""
+        return f"nginx upstream {self.upstream!r} in {self.file}"
 
     def undo(self, env: UndoEnv) -> None:
         """Unmark the address's drained lines, validate, reload (a no-op when none is left)."""

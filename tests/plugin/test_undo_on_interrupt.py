@@ -63,13 +63,17 @@ def test_cordon_is_undone(
         cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     assert proc.stdout is not None
+    head = ""
     if how == "external-sigterm":
         for line in proc.stdout:
+            head += line
             if "CORDONED" in line:
                 break
         time.sleep(0.2)
         os.kill(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
+    out = head + out
     assert proc.returncode != 0, out
+    assert "CORDONED" in out, out  # the cordon was made: the undo below is what is tested
     node = cluster.node("k8sdr-worker2")
     assert not node.unschedulable, f"cordon not undone after {how}:\n{out}"
