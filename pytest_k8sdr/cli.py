@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
         "--api-deadline",
         type=float,
         default=30.0,
-        help="seconds to keep retrying an API server that fails or is unreachable (default: 30)",
+        help="seconds to keep retrying an API server that fails or is unreachable, and an undo "
+        "that cannot be made yet (a machine still booting) (default: 30)",
     )
     rec.add_argument(
         "--rejoin-timeout",

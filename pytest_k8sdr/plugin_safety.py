@@ -170,7 +170,6 @@ def k8sdr_journal(
             lock.acquire()
         except ConfigError as exc:
             k8sdr_session_undo.discard(entry)
-            journal.close_file()
             pytest.exit(f"k8sdr: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
         except BaseException:
             k8sdr_session_undo.discard(entry)
