@@ -16,16 +16,18 @@ from typing import Any
 import pytest
 
 from pytest_k8sdr.backends import Backend
+from pytest_k8sdr.cluster import Cluster
 from pytest_k8sdr.errors import ConfigError, K8sdrError, LockLost
 from pytest_k8sdr.guards import Guards, health_problems, refuse_unless_healthy
 from pytest_k8sdr.journal import ClusterAnnotator, DisruptionPlanned, Journal, JournalRecord
 from pytest_k8sdr.lock import GameDayLock, GameDayLockHeld, StopCondition
 from pytest_k8sdr.plugin import SETTINGS_KEY
-from pytest_k8sdr.undo import REGISTRY, UndoEnv, UndoStack, unwinding
+from pytest_k8sdr.undo import REGISTRY, UndoEntry, UndoEnv, UndoStack, unwinding
 
 PLAN_KEY = pytest.StashKey[dict[str, list[str]]]()
 JOURNAL_KEY = pytest.StashKey[Journal]()
 STOP_KEY = pytest.StashKey[StopCondition]()
+DISRUPTIVE_KEY = pytest.StashKey[bool]()
 INTERRUPTS_KEY = pytest.StashKey["_Interrupts"]()
 _WRITES = ("create_", "patch_", "replace_", "delete_", "connect_post_", "connect_put_")
 
@@ -47,6 +49,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Note whether the session has disruptive tests (it then takes the lock up front)."""
+    config.stash[DISRUPTIVE_KEY] = any(i.get_closest_marker("disruptive") for i in items)
+
+
 def _planning(config: pytest.Config) -> bool:
     return bool(config.getoption("k8sdr_plan", False))
 
@@ -55,6 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Prepare the dry run's report and the session's stop condition."""
     config.stash[PLAN_KEY] = {}
     config.stash[STOP_KEY] = stop = StopCondition()
+    config.stash[DISRUPTIVE_KEY] = False
     config.stash[INTERRUPTS_KEY] = _Interrupts(stop)
 
 
@@ -140,10 +148,13 @@ def k8sdr_journal(
     except ConfigError as exc:
         pytest.exit(f"k8sdr: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
+    lock = _SessionLock(config, cluster, journal, k8sdr_session_undo)
+
     def guard(record: JournalRecord, open_records: Sequence[JournalRecord]) -> None:
+        guards(record, open_records)
         if REGISTRY.kind_of(record).disruptive:
             stop.check()
-        guards(record, open_records)
+            lock.take()  # at once when the session has disruptive tests: see below
 
     journal.annotator = ClusterAnnotator(cluster)
     journal.guard = guard
@@ -153,35 +164,64 @@ def k8sdr_journal(
         context=k8sdr_backend.context,
         machines=str(settings.machines.absolute()) if settings.machines else None,
     )
-    lock: GameDayLock | None = None
-    entry = None
-    if settings.lock == "on" and not plan:
-        lock = GameDayLock(
-            cluster,
-            settings.lock_holder or _holder(journal),
-            namespace=settings.lock_namespace or "default",
-            duration=settings.lock_duration or 60,
-            stop_condition=stop,
-        )
-        entry = k8sdr_session_undo.push(
-            GameDayLockHeld(lock.namespace, lock.name, lock.holder), UndoEnv(cluster=cluster)
-        )
+    if config.stash[DISRUPTIVE_KEY]:
+        # A session with disruptive tests takes the lock before anything is touched; one that
+        # only reads, or sets up namespaces and workloads, never takes it (nor blocks a game day).
         try:
-            lock.acquire()
+            lock.take()
         except ConfigError as exc:
-            k8sdr_session_undo.discard(entry)
             pytest.exit(f"k8sdr: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
-        except BaseException:
-            k8sdr_session_undo.discard(entry)
-            raise
-        config.stash[INTERRUPTS_KEY].install()
     try:
         yield journal
     finally:
-        if lock is not None and entry is not None:
-            config.stash[INTERRUPTS_KEY].uninstall()
-            lock.stop()
-            k8sdr_session_undo.run(entry)
+        lock.release()
+
+
+class _SessionLock:
+    """The session's game-day lock (`k8sdr_lock`), journaled before it is taken, taken once."""
+
+    def __init__(
+        self, config: pytest.Config, cluster: Cluster, journal: Journal, undo: UndoStack
+    ) -> None:
+        self.config = config
+        self.cluster = cluster
+        self.journal = journal
+        self.undo = undo
+        self.lock: GameDayLock | None = None
+        self.entry: UndoEntry | None = None
+        settings = config.stash[SETTINGS_KEY]
+        self.wanted = settings.lock == "on" and not _planning(config)
+
+    def take(self) -> None:
+        """Take the lock unless held already; LockHeld (nothing journaled) when another has it."""
+        if not self.wanted or self.lock is not None:
+            return
+        settings = self.config.stash[SETTINGS_KEY]
+        lock = GameDayLock(
+            self.cluster,
+            settings.lock_holder or _holder(self.journal),
+            namespace=settings.lock_namespace or "default",
+            duration=settings.lock_duration or 60,
+            stop_condition=self.config.stash[STOP_KEY],
+        )
+        entry = self.undo.push(
+            GameDayLockHeld(lock.namespace, lock.name, lock.holder), UndoEnv(cluster=self.cluster)
+        )
+        try:
+            lock.acquire()
+        except BaseException:
+            self.undo.discard(entry)
+            raise
+        self.lock, self.entry = lock, entry
+        self.config.stash[INTERRUPTS_KEY].install()
+
+    def release(self) -> None:
+        """Stop renewing, and release the Lease through its journal entry."""
+        if self.lock is None or self.entry is None:
+            return
+        self.config.stash[INTERRUPTS_KEY].uninstall()
+        self.lock.stop()
+        self.undo.run(self.entry)
 
 
 class _Interrupts:
