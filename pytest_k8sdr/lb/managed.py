@@ -66,7 +66,7 @@ http {{
 
 
 class ManagedNginx:
-    """An nginx process this object started and stops; `lb` drains and restores its upstream.
+    """An nginx this object starts, stopped by its undo entry; `lb` drains and restores it.
 
     `start` registers the process on `undo` (a private stack when None) before spawning it, so
     the undo stack stops it after undoing the drains made on it, and so does `k8sdr recover`.
@@ -107,48 +107,49 @@ class ManagedNginx:
         )
         self.undo = undo if undo is not None else UndoStack()
         self._entry: UndoEntry | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
     def start(self, timeout: float = 10.0) -> ManagedNginx:
-        """Start nginx in the foreground of a child process and wait until it listens."""
+        """Start nginx as a daemon (known by its pid file) and wait until it listens.
+
+        Not a child held by this object: the process is the undo stack's to stop, after the
+        drains made on it, whether or not this object is still around.
+        """
         self._entry = self.undo.push(
             ManagedNginxRunning(str(self.config), str(self.directory / "nginx.pid"), self.url)
         )
-        self._proc = subprocess.Popen(
-            [*self.command, "-c", str(self.config), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        log = self.directory / "start.log"
+        with open(log, "wb") as out:
+            started = subprocess.run(
+                [*self.command, "-c", str(self.config)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+                timeout=timeout,
+                check=False,
+            )
+        if started.returncode != 0:
+            self.stop()
+            raise LBToolMissing(f"nginx did not start: {log.read_text().strip()}")
         address = self.url.split("//", 1)[1].rsplit(":", 1)[0]
-        done = threading.Event()
-        while not done.wait(0.05):
-            if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
-                raise LBToolMissing(f"nginx did not start: {err.strip()}")
+        deadline = time.monotonic() + timeout
+        pause = threading.Event()
+        while True:
             try:
                 with socket.create_connection((address, self.port), timeout=0.2):
                     return self
             except OSError:
-                timeout -= 0.05
-                if timeout <= 0:
+                if time.monotonic() > deadline:
                     self.stop()
                     raise LBToolMissing(f"nginx did not listen on {self.url} in time") from None
-        return self
+                pause.wait(0.05)
 
     def stop(self) -> None:
         """Stop nginx (idempotent), through its undo entry."""
         with self._lock:
-            proc, self._proc = self._proc, None
             entry, self._entry = self._entry, None
         if entry is not None:
             self.undo.run(entry)
-        if proc is not None:
-            if proc.poll() is None:  # not nginx's own pid file yet: it never got that far
-                proc.kill()
-                proc.wait()
-            if proc.stderr is not None:
-                proc.stderr.close()
 
 
 @disruption_kind
