@@ -33,7 +33,7 @@ PHASES = (
 
 # SLOs per timing profile. `fast` matches the simulator's and ci/kind-config.yaml's fast timings
 # (grace 4s, tolerations 10s, pod GC scaled); `upstream` matches upstream's defaults (grace 50s,
-# tolerations 300s, pod GC 20s + 40s quarantine; shared/reference timelines).
+# tolerations 300s, pod GC 20s + 40s quarantine; docs/node-failure-semantics.md timelines).
 DEFAULT_SLOS: dict[str, dict[str, float]] = {
     "fast": {
         "fail": 30.0,

@@ -43,3 +43,28 @@ def test_the_example_experiment_is_the_real_one() -> None:
     example = section.split("```python\n", 1)[1].split("```", 1)[0]
     experiment = (ROOT / "experiments" / "test_node_failure.py").read_text()
     assert example.strip() in experiment
+
+
+def test_docs_a_user_reads_name_only_files_the_project_ships() -> None:
+    # A user of the package has the repository or the wheel, not the team's shared/ folder.
+    shipped = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("ci/*.yaml")]
+    shipped += list((ROOT / "pytest_k8sdr").rglob("*.py"))
+    shipped += list((ROOT / "pytest_k8sdr").rglob("*.md"))
+    for path in shipped:
+        text = path.read_text()
+        assert "shared/reference" not in text, f"{path.relative_to(ROOT)} cites shared/reference"
+    for link in re.findall(r"\]\((docs/[^)#]+)", README):
+        assert (ROOT / link).is_file(), f"README links to a missing {link}"
+
+
+def test_the_node_failure_semantics_cite_upstream_sources() -> None:
+    doc = (ROOT / "docs" / "node-failure-semantics.md").read_text()
+    for source in (
+        "pkg/controller/nodelifecycle/node_lifecycle_controller.go",
+        "pkg/controller/tainteviction/taint_eviction.go",
+        "pkg/controller/podgc/gc_controller.go",
+        "plugin/pkg/admission/defaulttolerationseconds/admission.go",
+        "pkg/registry/core/pod/storage/eviction.go",
+    ):
+        assert source in doc, source
+    assert "docs/node-failure-semantics.md" in README
