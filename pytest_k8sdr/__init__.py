@@ -17,8 +17,6 @@ if _typing.TYPE_CHECKING:
     from pytest_k8sdr.checks import (
         PodHistory,
         assert_endpoints_exclude_node,
-        assert_lb_drained,
-        assert_lb_restored,
         assert_min_available,
         assert_no_split_brain,
         assert_node_isolated,
@@ -55,7 +53,13 @@ if _typing.TYPE_CHECKING:
     from pytest_k8sdr.faults.node import DrainReport, NodeFaults, NodeSnapshot
     from pytest_k8sdr.faults.rebalance import RebalanceReport, rebalance
     from pytest_k8sdr.journal import UndoStack
-    from pytest_k8sdr.lb import LoadBalancer, ProbeSummary, TrafficProbe
+    from pytest_k8sdr.lb import (
+        LoadBalancer,
+        ProbeSummary,
+        TrafficProbe,
+        assert_lb_drained,
+        assert_lb_restored,
+    )
     from pytest_k8sdr.lb.frontend import Frontend
     from pytest_k8sdr.results import DEFAULT_TIMEOUT, Result, Satisfied
     from pytest_k8sdr.runbook import PhaseRecord, Runbook
@@ -63,61 +67,23 @@ if _typing.TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# Each public name and the private module it lives in.
-_HOMES: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "PodHistory",
-            "assert_endpoints_exclude_node",
-            "assert_lb_drained",
-            "assert_lb_restored",
-            "assert_min_available",
-            "assert_no_split_brain",
-            "assert_node_isolated",
-            "assert_node_rejoined",
-            "assert_node_unreachable",
-            "assert_pods_rescheduled",
-            "assert_rebalanced",
-            "pod_history",
-        ),
-        "pytest_k8sdr.checks",
-    ),
-    **dict.fromkeys(("Cluster", "NodeView", "PodView", "Taint"), "pytest_k8sdr.cluster"),
-    "Settings": "pytest_k8sdr.config",
-    **dict.fromkeys(
-        (
-            "ApiError",
-            "ApiUnavailable",
-            "ClusterCheckFailed",
-            "ConfigError",
-            "Conflict",
-            "FaultError",
-            "Forbidden",
-            "Gone",
-            "Invalid",
-            "K8sdrError",
-            "LockHeld",
-            "NotFound",
-            "ReadOnlyCluster",
-            "SLOExceeded",
-            "Throttled",
-            "ToolError",
-            "UndoError",
-            "WaitTimeout",
-        ),
-        "pytest_k8sdr.errors",
-    ),
-    **dict.fromkeys(("MakeLB", "MakePDB", "MakeWorkload"), "pytest_k8sdr.factories"),
-    **dict.fromkeys(("Machine", "MachineError", "Machines"), "pytest_k8sdr.faults.machines"),
-    **dict.fromkeys(("DrainReport", "NodeFaults", "NodeSnapshot"), "pytest_k8sdr.faults.node"),
-    **dict.fromkeys(("RebalanceReport", "rebalance"), "pytest_k8sdr.faults.rebalance"),
-    "UndoStack": "pytest_k8sdr.journal",
-    **dict.fromkeys(("LoadBalancer", "ProbeSummary", "TrafficProbe"), "pytest_k8sdr.lb"),
-    "Frontend": "pytest_k8sdr.lb.frontend",
-    **dict.fromkeys(("DEFAULT_TIMEOUT", "Result", "Satisfied"), "pytest_k8sdr.results"),
-    **dict.fromkeys(("PhaseRecord", "Runbook"), "pytest_k8sdr.runbook"),
-    **dict.fromkeys(("DisruptionBudget", "Workload"), "pytest_k8sdr.workloads"),
-}
+# The private modules the public names live in, loaded on first use of any of them.
+_HOMES = (
+    "pytest_k8sdr.errors",
+    "pytest_k8sdr.results",
+    "pytest_k8sdr.config",
+    "pytest_k8sdr.cluster",
+    "pytest_k8sdr.workloads",
+    "pytest_k8sdr.journal",
+    "pytest_k8sdr.faults.machines",
+    "pytest_k8sdr.faults.node",
+    "pytest_k8sdr.faults.rebalance",
+    "pytest_k8sdr.lb",
+    "pytest_k8sdr.lb.frontend",
+    "pytest_k8sdr.checks",
+    "pytest_k8sdr.runbook",
+    "pytest_k8sdr.factories",
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -183,12 +149,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'pytest_k8sdr' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(home), name)
-    globals()[name] = value  # loaded once
-    return value
+    if name in __all__:
+        for home in _HOMES:
+            module = _importlib.import_module(home)
+            if name in vars(module):
+                globals()[name] = value = vars(module)[name]  # loaded once
+                return value
+    raise AttributeError(f"module 'pytest_k8sdr' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

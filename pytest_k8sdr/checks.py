@@ -27,7 +27,6 @@ from types import TracebackType
 from pytest_k8sdr.cluster import JSON, Cluster, NodeView, PodView, Snapshot
 from pytest_k8sdr.errors import ClusterCheckFailed, ConfigError, ToolError
 from pytest_k8sdr.faults.node import NodeSnapshot
-from pytest_k8sdr.lb.checks import assert_lb_drained, assert_lb_restored
 from pytest_k8sdr.results import (
     PhaseSpan,
     Result,
@@ -37,21 +36,6 @@ from pytest_k8sdr.results import (
     report,
 )
 from pytest_k8sdr.workloads import Workload
-
-__all__ = [
-    "PodHistory",
-    "assert_endpoints_exclude_node",
-    "assert_lb_drained",
-    "assert_lb_restored",
-    "assert_min_available",
-    "assert_no_split_brain",
-    "assert_node_isolated",
-    "assert_node_rejoined",
-    "assert_node_unreachable",
-    "assert_pods_rescheduled",
-    "assert_rebalanced",
-    "pod_history",
-]
 
 # How long a pod's own address gets to answer the split-brain probe.
 POD_PROBE_TIMEOUT = 1.0
