@@ -1,4 +1,8 @@
-"""The external load balancer stops sending traffic to a dead node, and gets it back."""
+"""The external load balancer stops sending traffic to a dead node, and gets it back.
+
+The node is isolated (its Node deleted) only after its machine is killed: a machine that still
+ran would keep its pods serving beside their replacements (see test_isolation.py).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The whole runbook, end to end, every phase timed against its SLO."""
+"""The whole runbook, end to end, every phase timed against its SLO.
+
+The node is isolated only once its machine is killed: deleting the Node of a machine that still
+runs lets its pods serve beside their replacements (see test_isolation.py).
+"""
 
 from __future__ import annotations
 
