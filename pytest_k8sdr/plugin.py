@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -15,9 +16,9 @@ from kubernetes import client as k8s_client
 
 from pytest_k8sdr import config as cfg
 from pytest_k8sdr.backends import Backend, open_backend
-from pytest_k8sdr.checks import running_histories
 from pytest_k8sdr.cluster import MANAGED_BY, Cluster
 from pytest_k8sdr.errors import ConfigError
+from pytest_k8sdr.factories import MakeLB, MakePDB, MakeWorkload
 from pytest_k8sdr.faults.machines.factory import Machines
 from pytest_k8sdr.faults.machines.inventory import Inventory, load_inventory, parse_inventory
 from pytest_k8sdr.faults.node import NodeFaults
@@ -33,7 +34,7 @@ from pytest_k8sdr.report import (
     write_timeline,
 )
 from pytest_k8sdr.runbook import DEFAULT_SLOS, Runbook
-from pytest_k8sdr.workloads import Workload, deploy
+from pytest_k8sdr.workloads import DisruptionBudget, Workload, create_pdb, delete_pdb, deploy
 
 # Journal, guards, game-day lock and dry run live in their own hook module.
 pytest_plugins = ("pytest_k8sdr.plugin_safety",)
@@ -202,7 +203,12 @@ def k8sdr_backend(
     workers = int(options.pop("workers", 3))
     try:
         backend = open_backend(
-            settings, tmp_path_factory.mktemp("k8sdr"), sim_workers=workers, sim_options=options
+            settings,
+            tmp_path_factory.mktemp("k8sdr"),
+            sim_workers=workers,
+            sim_options=options,
+            # A dry run (--k8sdr-plan, plugin_safety) gets a facade that refuses every write.
+            read_only=bool(request.config.getoption("k8sdr_plan", False)),
         )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc
@@ -231,7 +237,9 @@ def cluster(request: pytest.FixtureRequest, k8sdr_backend: Backend) -> Cluster:
     facade = k8sdr_backend.cluster
     terminal = request.config.pluginmanager.get_plugin("terminalreporter")
     if terminal is not None and request.config.get_verbosity() >= 0 and facade.progress is None:
-        progress = Progress(terminal._tw._file)
+        progress = Progress(
+            functools.partial(terminal.write, flush=True), tty=bool(terminal.isatty())
+        )
         capman = request.config.pluginmanager.get_plugin("capturemanager")
 
         def uncaptured(call: Callable[..., None]) -> Callable[..., None]:
@@ -280,16 +288,35 @@ def namespace(
 
 
 @pytest.fixture
-def make_workload(cluster: Cluster, namespace: str) -> Callable[..., Workload]:
+def make_workload(cluster: Cluster, namespace: str) -> MakeWorkload:
     """Factory: `make_workload("web", replicas=6, kind="Deployment", service="NodePort")`.
 
     Creates the workload in the test's namespace and waits until it is Ready.
     """
+    return functools.partial(deploy, cluster, namespace)
 
-    def make(name: str, **kwargs: Any) -> Workload:
-        return deploy(cluster, namespace, name, **kwargs)
 
-    return make
+@pytest.fixture
+def make_pdb() -> Iterator[MakePDB]:
+    """Factory: `make_pdb(web, min_available=3)`, a PodDisruptionBudget deleted at teardown."""
+    made: list[tuple[Workload, DisruptionBudget]] = []
+
+    def make(
+        workload: Workload,
+        *,
+        min_available: int | str | None = None,
+        max_unavailable: int | str | None = None,
+        name: str | None = None,
+    ) -> DisruptionBudget:
+        budget = create_pdb(
+            workload, min_available=min_available, max_unavailable=max_unavailable, name=name
+        )
+        made.append((workload, budget))
+        return budget
+
+    yield make
+    for workload, budget in reversed(made):
+        delete_pdb(workload.cluster, budget)
 
 
 @pytest.fixture
@@ -336,19 +363,14 @@ def runbook(
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """After the test body, pass or fail: stop its pod histories, attach its timeline.
+    """After the test body, pass or fail: attach its timeline.
 
-    A PodHistory the test started and did not stop (it failed first) is stopped while the
-    cluster still answers. The runbook's timeline goes to the test's own allure body, not its
-    fixture teardown (the runbook fixture attaches only what this missed).
+    The runbook's timeline goes to the test's own allure body, not its fixture teardown (the
+    runbook fixture attaches only what this missed).
     """
-    before = {id(h) for h in running_histories()}
     try:
         return (yield)
     finally:
-        for history in running_histories():
-            if id(history) not in before:
-                history.stop()
         pair = item.stash.get(ALLURE_KEY, None)
         if pair is not None and pair[0].phases:
             pair[1].attach(pair[0])
@@ -406,7 +428,7 @@ def make_lb(
     k8sdr_settings: cfg.Settings,
     undo: UndoStack,
     tmp_path: Any,
-) -> Callable[[Workload], Frontend]:
+) -> MakeLB:
     """Factory: the external load balancer in front of a workload, with `.lb`, `.url`, `.probe()`.
 
     On the simulator a real nginx is started in front of the workers' NodePorts; elsewhere the

@@ -5,14 +5,14 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_k8sdr.backends import Backend
-from pytest_k8sdr.errors import ConfigError, K8sdrError
+from pytest_k8sdr.errors import ConfigError, LockHeld, ReadOnlyCluster
 from pytest_k8sdr.guards import Guards, health_problems, refuse_unless_healthy
 from pytest_k8sdr.journal import (
     ClusterAnnotator,
@@ -26,11 +26,6 @@ from pytest_k8sdr.plugin import SETTINGS_KEY
 
 PLAN_KEY = pytest.StashKey[dict[str, list[str]]]()
 JOURNAL_KEY = pytest.StashKey[Journal]()
-_WRITES = ("create_", "patch_", "replace_", "delete_", "connect_post_", "connect_put_")
-
-
-class PlanStop(K8sdrError):
-    """A dry run reached a write that is not a journaled disruption (a namespace, a workload)."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,18 +48,6 @@ def _planning(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     """Prepare the dry run's report."""
     config.stash[PLAN_KEY] = {}
-
-
-def _read_only(call: Callable[..., Any]) -> Callable[..., Any]:
-    """`Cluster.call` that refuses every write: in a dry run nothing may be touched."""
-
-    def guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        name = getattr(fn, "__name__", "")
-        if name.startswith(_WRITES):
-            raise PlanStop(f"the next step writes to the cluster ({name}); a dry run stops here")
-        return call(fn, *args, **kwargs)
-
-    return guarded
 
 
 def _holder(journal: Journal) -> str:
@@ -94,7 +77,8 @@ def k8sdr_journal(request: pytest.FixtureRequest, k8sdr_backend: Backend) -> Ite
             max_disrupted=settings.max_disrupted,
         )
         if plan:
-            cluster.call = _read_only(cluster.call)  # type: ignore[method-assign]
+            # The backend opened the facade read-only (`k8sdr_backend` reads --k8sdr-plan): it
+            # refuses every write itself, with `ReadOnlyCluster`.
             problems = health_problems(cluster)
             if problems:
                 config.stash[PLAN_KEY]["(cluster health)"] = problems
@@ -134,7 +118,7 @@ def k8sdr_journal(request: pytest.FixtureRequest, k8sdr_backend: Backend) -> Ite
         lock_id = journal.open(f"release the game-day lock held by {lock.holder}", record)
         try:
             lock.acquire()
-        except ConfigError as exc:
+        except (ConfigError, LockHeld) as exc:
             journal.close(lock_id, "not-made")
             journal.close_file()
             pytest.exit(f"k8sdr: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
@@ -176,14 +160,14 @@ def pytest_runtest_makereport(
     if not _planning(item.config) or call.excinfo is None:
         return report
     exc = call.excinfo.value
-    if not isinstance(exc, DisruptionPlanned | PlanStop):
+    if not isinstance(exc, DisruptionPlanned | ReadOnlyCluster):
         return report
     lines = item.config.stash[PLAN_KEY].setdefault(item.nodeid, [])
     if isinstance(exc, DisruptionPlanned):
         lines.append(f"would {exc.record.summary()}")
         lines.append("then stops: what follows depends on that disruption")
     else:
-        lines.append(f"stops: {exc}")
+        lines.append(f"stops: {exc}; a dry run stops here")
     report.outcome = "skipped"
     report.longrepr = (str(item.path), item.location[1] or 0, f"k8sdr plan: {lines[0]}")
     return report

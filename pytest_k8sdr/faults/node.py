@@ -6,6 +6,7 @@ registers its undo on the test's `UndoStack`, then acts. Nothing is touched when
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -14,11 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes.client.rest import ApiException
-
 from pytest_k8sdr.cluster import Cluster, NodeView, PodView, Taint
-from pytest_k8sdr.errors import FaultError
+from pytest_k8sdr.errors import ApiError, Conflict, FaultError, NotFound
 from pytest_k8sdr.journal import JournalRecord, RetryLater, UndoStack
+from pytest_k8sdr.results import Satisfied
 
 log = logging.getLogger(__name__)
 
@@ -304,8 +304,9 @@ class NodeFaults:
                 _sleep_until(min(self.eviction_retry_interval, remaining))
         uids = {p.key: p.uid for p in to_evict}
 
-        def gone(s: Any) -> bool:
-            return not any(uids.get(k) == (o["metadata"].get("uid")) for k, o in s.objects.items())
+        def gone(s: Any) -> Satisfied[None] | None:
+            left = any(uids.get(k) == o["metadata"].get("uid") for k, o in s.objects.items())
+            return None if left else Satisfied(None, f"the evicted pods left node {name}")
 
         def left(s: Any) -> str:
             return "still on the node: " + ", ".join(
@@ -329,10 +330,8 @@ class NodeFaults:
     def _evict(self, pod: PodView, grace_period: int | None) -> str:
         try:
             return self.cluster.evict(pod, grace_period=grace_period)
-        except ApiException as exc:
-            raise NodeFaultError(
-                pod.node or "?", "drain", f"eviction of {pod.key} failed: {exc.status} {exc.reason}"
-            ) from exc
+        except ApiError as exc:
+            raise NodeFaultError(pod.node or "?", "drain", f"eviction of {pod.key}: {exc}") from exc
 
     # ------------------------------------------------------------------ taints
 
@@ -412,9 +411,8 @@ class NodeFaults:
                     _preload_content=False,
                 )
                 return
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
+            except Conflict:
+                continue
         raise NodeFaultError(name, "change the taints of", "kept conflicting with other writers")
 
     # ------------------------------------------------------------------ isolate / relabel
@@ -454,11 +452,8 @@ class NodeFaults:
             restore,
             JournalRecord("isolate", {"node": name, "snapshot": snap.to_json()}, node=name),
         )
-        try:
+        with contextlib.suppress(NotFound):  # already gone: isolated all the same
             self.cluster.call(self.cluster.core.delete_node, name, _preload_content=False)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
         return snap
 
     def relabel(self, snapshot: NodeSnapshot, *, timeout: float | None = None) -> NodeView:
