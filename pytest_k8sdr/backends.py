@@ -89,18 +89,25 @@ def open_backend(
     return Backend("kubeconfig", cluster, path or Path("~/.kube/config"), context=context)
 
 
-def _open_kind(settings: Settings, workdir: Path, *, read_only: bool) -> Backend:
+def require_kind() -> Any:
+    """pytest-kind-ng's `KindCluster`; ConfigError saying how to install it when it is missing."""
     try:
         from pytest_kind import KindCluster
     except ImportError as exc:
         raise ConfigError(
-            "the kind backend needs pytest-kind-ng: pip install 'pytest-k8sdr[kind]'"
+            "--k8sdr-backend=kind needs pytest-kind-ng, which is not installed: "
+            "pip install 'pytest-k8sdr[kind]'"
         ) from exc
+    return KindCluster
+
+
+def _open_kind(settings: Settings, workdir: Path, *, read_only: bool) -> Backend:
+    kind_cluster = require_kind()
     name = settings.kind_cluster or "k8sdr"
     kubeconfig = workdir / f"kind-{name}.kubeconfig"
     # A kind already on PATH (as CI installs it) is used instead of a download.
     installed = shutil.which("kind")
-    kind = KindCluster(
+    kind = kind_cluster(
         name, kubeconfig=kubeconfig, kind_path=Path(installed) if installed else None
     )
     owned: list[Any] = []

@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client as k8s_client
 
 from pytest_k8sdr import config as cfg
-from pytest_k8sdr.backends import Backend, open_backend
+from pytest_k8sdr.backends import Backend, open_backend, require_kind
 from pytest_k8sdr.cluster import MANAGED_BY, Cluster
 from pytest_k8sdr.errors import ConfigError
 from pytest_k8sdr.factories import MakeLB, MakePDB, MakeWorkload
@@ -87,13 +87,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT_KEY] = RunReport()
     config.stash[FACTS_KEY] = {}
     try:
-        config.stash[SETTINGS_KEY] = _session_settings(config)
+        settings = _session_settings(config)
+        _validate_session(settings)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc
+    config.stash[SETTINGS_KEY] = settings
     # The default SIGTERM action kills the process without teardown; a KeyboardInterrupt lets
     # pytest run every finalizer (runner.pytest_sessionfinish tears the setup state down).
     if hasattr(signal, "SIGTERM") and _main_thread():
         config.stash[PREVIOUS_SIGTERM_KEY] = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+
+
+def _validate_session(settings: cfg.Settings) -> None:
+    """Everything checkable before the cluster is reached; ConfigError naming the option."""
+    cfg.validate(settings)
+    if settings.machines is not None:
+        load_inventory(settings.machines)  # parsed again by the machines fixture: it is cheap
+    if settings.backend == "kind":
+        require_kind()
+    if settings.backend == "kubeconfig":
+        cfg.target_context(settings, os.environ)
 
 
 def _main_thread() -> bool:
@@ -131,6 +144,7 @@ def pytest_collection_modifyitems(
             marker_kwargs.update(marker.kwargs)
         try:
             settings = cfg.resolve(marker=marker_kwargs, base=session_settings)
+            cfg.validate(settings)
         except ConfigError as exc:
             raise pytest.UsageError(f"{item.nodeid}: {exc}") from exc
         item.stash[ITEM_SETTINGS_KEY] = settings
@@ -341,9 +355,7 @@ def runbook(
     directory (timeline JSON and SVG) and, with allure, steps and attachments.
     """
     slos: dict[str, float | str] = dict(DEFAULT_SLOS[k8sdr_settings.profile])
-    for item in k8sdr_settings.slos:
-        phase, _, duration = item.partition("=")
-        slos[phase.strip()] = duration.strip()
+    slos.update(k8sdr_settings.slos)
     book = Runbook(request.node.name, slos=slos)
     steps = AllureSteps(allure_module()) if _allure_active(request.config) else None
     if steps is not None:

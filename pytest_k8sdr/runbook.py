@@ -20,7 +20,6 @@ a check that names no timeout gets the phase's remaining time.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from pytest_k8sdr.config import parse_duration
 from pytest_k8sdr.errors import ClusterCheckFailed, ConfigError, SLOExceeded
 from pytest_k8sdr.results import Result, phase_scope
 
@@ -71,21 +71,6 @@ DEFAULT_SLOS: dict[str, dict[str, float]] = {
         "rebalance": 300.0,
     },
 }
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min)?\s*$")
-
-
-def parse_duration(value: float | str) -> float:
-    """Seconds from `12`, `12.5`, `"90s"`, `"250ms"` or `"2m"`; ValueError otherwise."""
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"a duration cannot be negative: {value}")
-        return float(value)
-    match = _DURATION.match(value)
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30, '30s', '500ms', '2m')")
-    number, unit = float(match.group(1)), match.group(2) or "s"
-    return number * {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0}[unit]
 
 
 class PhaseListener(Protocol):

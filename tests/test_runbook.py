@@ -16,8 +16,8 @@ from pytest_k8sdr import (
     Runbook,
     SLOExceeded,
 )
+from pytest_k8sdr.config import parse_duration
 from pytest_k8sdr.results import current_phase, report, timeout_for
-from pytest_k8sdr.runbook import parse_duration
 
 
 def decided(at: datetime, label: str | None = None) -> Result[None]:
@@ -39,7 +39,7 @@ def test_parse_duration(text: str | float, seconds: float) -> None:
 
 @pytest.mark.parametrize("bad", ["fast", "-1s", "10h", ""])
 def test_parse_duration_rejects_nonsense(bad: str) -> None:
-    with pytest.raises(ValueError, match="not a duration"):
+    with pytest.raises(ConfigError, match="not a duration"):
         parse_duration(bad)
 
 
