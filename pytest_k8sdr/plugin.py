@@ -347,7 +347,7 @@ def _allure_active(config: pytest.Config) -> bool:
 def runbook(
     request: pytest.FixtureRequest,
     k8sdr_settings: cfg.Settings,
-    record_property: Callable[[str, object], None],
+    record_testsuite_property: Callable[[str, object], None],
 ) -> Iterator[Runbook]:
     """The test's runbook: timed phases with the profile's default SLOs.
 
@@ -365,12 +365,29 @@ def runbook(
         yield book
     finally:
         request.config.stash[REPORT_KEY].add(request.node.nodeid, book)
-        for key, value in junit_properties(book):
-            record_property(key, value)
+        _record_junit(request, record_testsuite_property, junit_properties(book))
         if k8sdr_settings.report_dir is not None and book.phases:
             write_timeline(book, k8sdr_settings.report_dir, request.node.nodeid)
         if steps is not None and book.phases and not request.node.stash.get(ATTACHED_KEY, False):
             steps.attach(book)
+
+
+def _record_junit(
+    request: pytest.FixtureRequest,
+    suite_property: Callable[[str, object], None],
+    properties: list[tuple[str, str]],
+) -> None:
+    """Put a test's figures in the JUnit XML in the form its `junit_family` allows.
+
+    xunit1 (and legacy) has properties per testcase. xunit2, pytest's default, has none on a
+    testcase (pytest's record_property warns there): the figures go to the testsuite's
+    properties, each name carrying the test's node id.
+    """
+    if request.config.getini("junit_family") in ("xunit1", "legacy"):
+        request.node.user_properties.extend(properties)
+        return
+    for key, value in properties:
+        suite_property(f"k8sdr.{request.node.nodeid}.{key.removeprefix('k8sdr.')}", value)
 
 
 @pytest.hookimpl(wrapper=True)
