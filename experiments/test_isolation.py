@@ -1,10 +1,24 @@
-"""The operator isolates a dead node: pods are released and a StatefulSet identity moves."""
+"""The operator isolates a dead node: pods are released and a StatefulSet identity moves.
+
+Isolating a node (deleting its Node, or the out-of-service taint) is only safe once its machine
+is really down: a machine that still runs (cut off from the API server, or with a frozen
+kubelet) keeps its pods serving, and once their Pod objects are gone the StatefulSet starts each
+identity again elsewhere, so two pods answer as one (a split brain). Here the machine is killed
+or powered off first, and `assert_no_split_brain` asks the old pods' own addresses.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdr import checks
+from pytest_k8sdr import (
+    assert_no_split_brain,
+    assert_node_isolated,
+    assert_node_rejoined,
+    assert_node_unreachable,
+    assert_pods_rescheduled,
+    pod_history,
+)
 
 
 @pytest.mark.disruptive
@@ -12,29 +26,25 @@ def test_deleting_the_node_releases_the_statefulset(
     cluster, make_workload, machines, node_faults, runbook
 ):
     db = make_workload("db", kind="StatefulSet", replicas=3, service=None)
-    history = checks.PodHistory(cluster, db.namespace, label_selector=db.selector).start()
     victim = db.busiest_node()
 
-    with runbook.phase("fail"):
-        machines[victim].kill()
-        runbook.mark("node unreachable", checks.assert_node_unreachable(cluster, victim))
-
-    with runbook.phase("isolate"):
-        snapshot = node_faults.isolate(victim)  # labels and taints saved, Node deleted
-        runbook.mark("pods garbage-collected", checks.assert_node_isolated(cluster, victim))
-
-    with runbook.phase("self-heal"):
-        runbook.mark("identity recreated", checks.assert_pods_rescheduled(db, away_from=victim))
-    history.stop()
-    checks.assert_no_split_brain(history)
+    with pod_history(db):
+        with runbook.phase("fail"):
+            machines[victim].kill()  # really down before it is isolated
+            assert_node_unreachable(cluster, victim)
+        with runbook.phase("isolate"):
+            snapshot = node_faults.isolate(victim)  # labels and taints saved, Node deleted
+            assert_node_isolated(cluster, victim)
+        with runbook.phase("self-heal"):
+            assert_pods_rescheduled(db, away_from=victim)
+    assert_no_split_brain(db)
 
     with runbook.phase("restore"):
         machines[victim].start()
-        runbook.mark("node registered", checks.assert_node_rejoined(cluster, victim))
-
+        assert_node_rejoined(cluster, victim)
     with runbook.phase("relabel"):
         node_faults.relabel(snapshot)
-        checks.assert_node_rejoined(cluster, victim, like=snapshot)
+        assert_node_rejoined(cluster, victim, like=snapshot)
 
 
 @pytest.mark.disruptive
@@ -45,15 +55,15 @@ def test_out_of_service_taint_recovers_a_powered_off_node(
     victim = db.busiest_node()
 
     with runbook.phase("fail"):
-        machines[victim].stop()  # power off: non-graceful shutdown
-        runbook.mark("node unreachable", checks.assert_node_unreachable(cluster, victim))
+        machines[victim].stop()  # power off: a non-graceful shutdown, really down
+        assert_node_unreachable(cluster, victim)
 
     # The out-of-service taint is removed when this block ends, after the node is back.
     with undo.context():
         with runbook.phase("isolate"):
             node_faults.out_of_service(victim)
         with runbook.phase("self-heal"):
-            runbook.mark("identity recreated", checks.assert_pods_rescheduled(db, away_from=victim))
+            assert_pods_rescheduled(db, away_from=victim)
         with runbook.phase("restore"):
             machines[victim].start()
-            runbook.mark("node Ready", checks.assert_node_rejoined(cluster, victim))
+            assert_node_rejoined(cluster, victim)

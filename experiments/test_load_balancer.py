@@ -1,10 +1,20 @@
-"""The external load balancer stops sending traffic to a dead node, and gets it back."""
+"""The external load balancer stops sending traffic to a dead node, and gets it back.
+
+The node is isolated (its Node deleted) only after its machine is killed: a machine that still
+ran would keep its pods serving beside their replacements (see test_isolation.py).
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdr import checks
+from pytest_k8sdr import (
+    assert_lb_drained,
+    assert_lb_restored,
+    assert_node_rejoined,
+    assert_node_unreachable,
+    assert_pods_rescheduled,
+)
 
 
 @pytest.mark.disruptive
@@ -17,12 +27,10 @@ def test_lb_drain_with_traffic_running(cluster, make_workload, make_lb, machines
         probe.wait_for_record(timeout=10)
         with runbook.phase("fail"):
             machines[victim].kill()
-            runbook.mark("node unreachable", checks.assert_node_unreachable(cluster, victim))
-
+            assert_node_unreachable(cluster, victim)
         with runbook.phase("drain LB"):
             front.lb.drain(victim)
-            checks.assert_lb_drained(front.lb, victim, probe=probe)
-            runbook.mark("LB drained")
+            assert_lb_drained(front.lb, victim, probe=probe)
 
 
 @pytest.mark.disruptive
@@ -36,22 +44,21 @@ def test_restore_relabel_and_revert_lb(
     with front.probe() as probe:
         with runbook.phase("fail"):
             machines[victim].kill()
-            runbook.mark("node unreachable", checks.assert_node_unreachable(cluster, victim))
+            assert_node_unreachable(cluster, victim)
         with runbook.phase("isolate"):
-            snapshot = node_faults.isolate(victim)
+            snapshot = node_faults.isolate(victim)  # the machine is really down (killed)
         with runbook.phase("drain LB"):
             front.lb.drain(victim)
-            checks.assert_lb_drained(front.lb, victim, probe=probe)
+            assert_lb_drained(front.lb, victim, probe=probe)
         with runbook.phase("self-heal"):
-            runbook.mark("replicas Ready", checks.assert_pods_rescheduled(web, away_from=victim))
+            assert_pods_rescheduled(web, away_from=victim)
 
         with runbook.phase("restore"):
             machines[victim].start()
-            runbook.mark("node registered", checks.assert_node_rejoined(cluster, victim))
+            assert_node_rejoined(cluster, victim)
         with runbook.phase("relabel"):
             node_faults.relabel(snapshot)
-            runbook.mark("labels back", checks.assert_node_rejoined(cluster, victim, like=snapshot))
+            assert_node_rejoined(cluster, victim, like=snapshot)
         with runbook.phase("revert LB"):
             front.lb.restore(victim)
-            checks.assert_lb_restored(front.lb, victim, probe=probe)
-            runbook.mark("LB serves from the node")
+            assert_lb_restored(front.lb, victim, probe=probe)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdr import checks
+from pytest_k8sdr import (
+    assert_endpoints_exclude_node,
+    assert_node_rejoined,
+    assert_node_unreachable,
+    assert_pods_rescheduled,
+)
 
 
 @pytest.mark.disruptive
@@ -14,17 +19,12 @@ def test_worker_loss_is_healed(cluster, make_workload, machines, runbook):
 
     with runbook.phase("fail"):
         machines[victim].kill()
-        runbook.mark("node unreachable", checks.assert_node_unreachable(cluster, victim))
+        assert_node_unreachable(cluster, victim)
 
     with runbook.phase("self-heal"):
-        runbook.mark(
-            "replicas Ready elsewhere", checks.assert_pods_rescheduled(web, away_from=victim)
-        )
-        runbook.mark(
-            "endpoints exclude the node",
-            checks.assert_endpoints_exclude_node(cluster, web.namespace, web.service, victim),
-        )
+        assert_pods_rescheduled(web, away_from=victim)
+        assert_endpoints_exclude_node(web, victim)
 
     with runbook.phase("restore"):
         machines[victim].start()
-        runbook.mark("node Ready", checks.assert_node_rejoined(cluster, victim))
+        assert_node_rejoined(cluster, victim)

@@ -12,7 +12,10 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,19 @@ from pytest_k8sdr.undo import Disruption, UndoEntry, UndoEnv, UndoStack, disrupt
 
 log = logging.getLogger(__name__)
 
-REPO_KIND_CONFIG = Path(__file__).resolve().parent.parent / "ci" / "kind-config.yaml"
+#: The kind cluster config the kind backend creates clusters from: package data, so it is there
+#: however the package was installed (ci/kind-config.yaml links to it in a checkout).
+KIND_CONFIG = "kind-config.yaml"
+
+
+@contextmanager
+def kind_config() -> Iterator[Path]:
+    """The kind cluster config as a file on disk, for as long as the block runs."""
+    resource = resources.files("pytest_k8sdr") / KIND_CONFIG
+    if not resource.is_file():
+        raise ToolError(f"the package lacks its kind config {KIND_CONFIG} (a broken install?)")
+    with resources.as_file(resource) as path:
+        yield path
 
 
 @dataclass
@@ -99,10 +114,12 @@ def open_backend(
     sim_workers: int = 3,
     sim_options: dict[str, Any] | None = None,
     undo: UndoStack | None = None,
+    read_only: bool = False,
 ) -> Backend:
     """Bring up (or connect to) the backend the settings ask for.
 
     A simulator is registered on `undo` (a private stack when None) before it is started.
+    `read_only` opens the cluster facade read-only (the dry run): it refuses every write.
     """
     if settings.backend == "sim":
         from pytest_k8sdr.sim import SimCluster
@@ -114,38 +131,44 @@ def open_backend(
             sim = SimCluster.start(
                 state_dir, workers=sim_workers, profile=settings.profile, **(sim_options or {})
             )
-            cluster = Cluster.from_kubeconfig(sim.kubeconfig_path)
+            cluster = Cluster.from_kubeconfig(sim.kubeconfig_path, read_only=read_only)
         except BaseException:
             stack.run(entry)
             raise
         return Backend("sim", cluster, sim.kubeconfig_path, sim=sim, _launched=(stack, entry))
     if settings.backend == "kind":
-        return _open_kind(settings, workdir)
+        return _open_kind(settings, workdir, read_only=read_only)
     context = target_context(settings, os.environ)
     path = settings.kubeconfig
-    cluster = Cluster.from_kubeconfig(path, context)
+    cluster = Cluster.from_kubeconfig(path, context, read_only=read_only)
     return Backend("kubeconfig", cluster, path or Path("~/.kube/config"), context=context)
 
 
-def _open_kind(settings: Settings, workdir: Path) -> Backend:
+def require_kind() -> Any:
+    """pytest-kind-ng's `KindCluster`; ConfigError saying how to install it when it is missing."""
     try:
         from pytest_kind import KindCluster
     except ImportError as exc:
         raise ConfigError(
-            "the kind backend needs pytest-kind-ng: pip install 'pytest-k8sdr[kind]'"
+            "--k8sdr-backend=kind needs pytest-kind-ng, which is not installed: "
+            "pip install 'pytest-k8sdr[kind]'"
         ) from exc
+    return KindCluster
+
+
+def _open_kind(settings: Settings, workdir: Path, *, read_only: bool) -> Backend:
+    kind_cluster = require_kind()
     name = settings.kind_cluster or "k8sdr"
     kubeconfig = workdir / f"kind-{name}.kubeconfig"
     # A kind already on PATH (as CI installs it) is used instead of a download.
     installed = shutil.which("kind")
-    kind = KindCluster(
+    kind = kind_cluster(
         name, kubeconfig=kubeconfig, kind_path=Path(installed) if installed else None
     )
     owned: list[Any] = []
     if settings.kind_cluster is None:
-        if not REPO_KIND_CONFIG.exists():
-            raise ToolError(f"kind config {REPO_KIND_CONFIG} is missing")
-        kind.create(config_file=REPO_KIND_CONFIG)
+        with kind_config() as config_file:
+            kind.create(config_file=config_file)
         owned.append(kind)
     else:
         # An existing cluster: KindCluster.create() would re-use it but leave the kubeconfig
@@ -170,5 +193,5 @@ def _open_kind(settings: Settings, workdir: Path) -> Backend:
             check=True,
             capture_output=True,
         )
-    cluster = Cluster.from_kubeconfig(kubeconfig)
+    cluster = Cluster.from_kubeconfig(kubeconfig, read_only=read_only)
     return Backend("kind", cluster, kubeconfig, context=f"kind-{name}", _owned=owned)

@@ -9,7 +9,6 @@ made it true arrived.
 
 from __future__ import annotations
 
-import contextvars
 import gc
 import json
 import logging
@@ -27,7 +26,18 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
-from pytest_k8sdr.errors import ClusterCheckFailed, ConfigError, ToolError
+from pytest_k8sdr.errors import (
+    ApiUnavailable,
+    ConfigError,
+    Gone,
+    NotFound,
+    ReadOnlyCluster,
+    Throttled,
+    ToolError,
+    WaitTimeout,
+    api_error,
+)
+from pytest_k8sdr.results import Result, Satisfied, deadline_for, report
 
 log = logging.getLogger(__name__)
 
@@ -45,39 +55,8 @@ _NO_RAW: JSON = {}
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "pytest-k8sdr")
 
-
-class ApiUnavailable(ToolError):
-    """The API server could not be reached or kept failing past the deadline."""
-
-
-class NotFound(ToolError):
-    """An object the tool was asked to act on does not exist."""
-
-
-class WaitTimeout(ClusterCheckFailed):
-    """A condition did not hold before its deadline; the message says what is left."""
-
-
-# An outer deadline (time.monotonic()) that bounds every wait in its scope: a runbook phase sets
-# it from its SLO, since waiting past the SLO cannot turn the phase green.
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "k8sdr_deadline", default=None
-)
-
-
-@contextmanager
-def deadline_scope(seconds: float | None) -> Iterator[None]:
-    """Bound every wait inside the block to end within `seconds` (None: no bound)."""
-    if seconds is None:
-        yield
-        return
-    outer = _deadline.get()
-    mine = time.monotonic() + seconds
-    token = _deadline.set(mine if outer is None else min(outer, mine))
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+# Generated client methods that write: what a read-only facade refuses.
+_WRITES = ("create_", "patch_", "replace_", "delete_", "connect_")
 
 
 # --------------------------------------------------------------------------- views
@@ -296,16 +275,6 @@ class Snapshot(Generic[V]):
         return iter(self.objects.values())
 
 
-@dataclass(frozen=True)
-class WaitResult(Generic[T]):
-    """A condition that held: its value, when it became true, how long the wait took."""
-
-    value: T
-    at: datetime
-    elapsed: float
-    requests: int
-
-
 def _key(obj: Mapping[str, Any]) -> str:
     meta = obj["metadata"]
     ns = meta.get("namespace")
@@ -313,9 +282,14 @@ def _key(obj: Mapping[str, Any]) -> str:
 
 
 class Cluster:
-    """One cluster, reached through a kubeconfig, with typed reads and watch-driven waits."""
+    """One cluster, reached through a kubeconfig, with typed reads and watch-driven waits.
 
-    def __init__(self, api_client: k8s.ApiClient, *, api_deadline: float = 30.0) -> None:
+    `read_only=True` makes every write raise `ReadOnlyCluster` before a request is sent.
+    """
+
+    def __init__(
+        self, api_client: k8s.ApiClient, *, api_deadline: float = 30.0, read_only: bool = False
+    ) -> None:
         self.api_client = api_client
         self.core = k8s.CoreV1Api(api_client)
         self.apps = k8s.AppsV1Api(api_client)
@@ -323,6 +297,8 @@ class Cluster:
         self.coordination = k8s.CoordinationV1Api(api_client)
         self.policy = k8s.PolicyV1Api(api_client)
         self.api_deadline = api_deadline
+        # A read-only facade (the dry run) refuses every write itself, before any request.
+        self.read_only = read_only
         self.requests = 0  # API requests made through this facade, for the benchmarks
         # Told about long waits: (what, done, total, elapsed); None when nobody listens.
         self.progress: Callable[[str, int | None, int | None, float], None] | None = None
@@ -357,7 +333,12 @@ class Cluster:
         stays down past the deadline, `ApiUnavailable` says so instead of hanging. A request
         without its own `_request_timeout` gets one (connect 5 s, read the API deadline), so a
         server that accepts but never answers is retried, then reported, not waited on forever.
+        Every failure leaves as an `ApiError` subclass (`NotFound`, `Conflict`, `Gone`,
+        `Throttled`, ...), the client's `ApiException` chained as its cause.
         """
+        name = getattr(fn, "__name__", "request")
+        if self.read_only and name.startswith(_WRITES):
+            raise ReadOnlyCluster(name)
         if "_request_timeout" not in kwargs:
             kwargs["_request_timeout"] = (5.0, max(self.api_deadline, 1.0))
         retrying = tenacity.Retrying(
@@ -372,24 +353,21 @@ class Cluster:
                     self.requests += 1
                     return fn(*args, **kwargs)
         except ApiException as exc:
-            if _transient(exc):
-                raise ApiUnavailable(
-                    f"API server kept failing for {self.api_deadline:.0f}s: "
-                    f"{exc.status} {exc.reason}"
-                ) from exc
-            raise
+            raise _translate(exc, name, self.api_deadline) from exc
         except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
             raise ApiUnavailable(
                 f"API server unreachable for {self.api_deadline:.0f}s: {exc}"
             ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _list_fn(self, kind: Kind, namespace: str | None) -> Callable[..., Any]:
+    def _list_fn(
+        self, kind: Kind, namespace: str | None
+    ) -> tuple[Callable[..., Any], tuple[str, ...]]:
+        """The generated list method for `kind` and its positional arguments."""
         api = getattr(self, kind.api)
         if namespace is not None and kind.namespaced_list:
-            fn = getattr(api, kind.namespaced_list)
-            return lambda **kw: fn(namespace, **kw)
-        return getattr(api, kind.cluster_list)  # type: ignore[no-any-return]
+            return getattr(api, kind.namespaced_list), (namespace,)
+        return getattr(api, kind.cluster_list), ()
 
     def list_raw(
         self,
@@ -428,7 +406,7 @@ class Cluster:
         unpaginated, as client-go's pager does with FullListIfExpired: `fresh` is True on the
         page that starts a list, so a caller drops what it gathered before it.
         """
-        fn = self._list_fn(KINDS[kind], namespace)
+        fn, args = self._list_fn(KINDS[kind], namespace)
         kwargs: dict[str, Any] = {"_preload_content": False, "limit": limit}
         if label_selector:
             kwargs["label_selector"] = label_selector
@@ -438,9 +416,9 @@ class Cluster:
         first = True
         while True:
             try:
-                page = _parse(self.call(fn, **kwargs).data)
-            except ApiException as exc:
-                if exc.status != 410 or "_continue" not in kwargs:
+                page = _parse(self.call(fn, *args, **kwargs).data)
+            except Gone:
+                if "_continue" not in kwargs:
                     raise
                 log.debug("list of %s: continue token expired; listing again whole", kind)
                 kwargs.pop("_continue")
@@ -528,12 +506,10 @@ class Cluster:
                 body,
                 _preload_content=False,
             )
-        except ApiException as exc:
-            if exc.status == 404:
-                return "gone"
-            if exc.status == 429:
-                return "blocked"
-            raise
+        except NotFound:
+            return "gone"
+        except Throttled:
+            return "blocked"
         return "evicted"
 
     # ----------------------------------------------------------------- waits
@@ -541,10 +517,10 @@ class Cluster:
     def wait(
         self,
         kind: str,
-        predicate: Callable[[Snapshot[V]], T | None],
+        predicate: Callable[[Snapshot[V]], Satisfied[T] | None],
         *,
-        timeout: float,
         description: str,
+        timeout: float | None = None,
         namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
@@ -553,8 +529,14 @@ class Cluster:
         recheck_every: float | None = None,
         count: Callable[[Snapshot[V]], tuple[int, int]] | None = None,
         project: Callable[[JSON], V] | None = None,
-    ) -> WaitResult[T]:
-        """Wait until `predicate(snapshot)` is truthy; return its value and when it became so.
+        show_progress: bool = True,
+    ) -> Result[T]:
+        """Wait until `predicate(snapshot)` says `Satisfied(value)`; None means not yet.
+
+        Returns the value, stamped with the time the event that satisfied it arrived, and
+        reports it to the runbook phase the caller runs in. `timeout` (seconds) defaults to the
+        phase's remaining SLO, or `DEFAULT_TIMEOUT` outside a phase; a phase's SLO also cuts a
+        longer timeout short.
 
         `project(object)`, when given, is what the snapshot keeps of each object instead of its
         JSON (e.g. `PodView.slim`): over 30,000 pods it keeps the wait's memory to the views,
@@ -563,17 +545,14 @@ class Cluster:
         `on_event(type, object)` sees every change (for histories such as split-brain checks).
         `recheck_every` re-evaluates the predicate at least that often even without events
         (each time resuming the watch from the last resourceVersion: no re-list).
-        `count(snapshot)` gives (done, total) for the live progress line.
+        `count(snapshot)` gives (done, total) for the live progress line; a background watch
+        passes `show_progress=False` (it is nobody's wait).
         On timeout, `WaitTimeout` carries `description` and `explain(snapshot)`: what is left.
         """
         k = KINDS[kind]
-        fn = self._list_fn(k, namespace)
+        fn, args = self._list_fn(k, namespace)
         start = time.monotonic()
-        deadline = start + timeout
-        outer = _deadline.get()
-        bounded = outer is not None and outer < deadline
-        if outer is not None and bounded:
-            deadline = max(start, outer)
+        deadline, bounded = deadline_for(timeout)
         requests_before = self.requests
         snapshot: Snapshot[V] = Snapshot()
         keep: Callable[[JSON], Any] = project or (lambda obj: obj)
@@ -596,30 +575,42 @@ class Cluster:
                     rv = str(page["metadata"].get("resourceVersion", ""))
             return rv
 
-        def report() -> None:
-            if self.progress is not None:
+        def report_progress() -> None:
+            if self.progress is not None and show_progress:
                 done, total = count(snapshot) if count else (None, None)
                 self.progress(description, done, total, time.monotonic() - start)
 
-        def result(value: T) -> WaitResult[T]:
-            if self.progress_done is not None:
+        def satisfied() -> Result[T] | None:
+            got = predicate(snapshot)
+            if got is None:
+                return None
+            if not isinstance(got, Satisfied):
+                raise ConfigError(
+                    f"the condition of the wait for {description} returned {got!r}: return "
+                    "Satisfied(value) when it holds and None while it does not"
+                )
+            if self.progress_done is not None and show_progress:
                 self.progress_done()
-            return WaitResult(
-                value, datetime.now(UTC), time.monotonic() - start, self.requests - requests_before
+            return report(
+                Result(
+                    got.value,
+                    datetime.now(UTC),
+                    got.observed or description,
+                    time.monotonic() - start,
+                    self.requests - requests_before,
+                )
             )
 
         rv = relist()
-        value = predicate(snapshot)
-        if value:
-            return result(value)
+        if (done := satisfied()) is not None:
+            return done
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             if recheck_every is not None:
-                value = predicate(snapshot)
-                if value:
-                    return result(value)
+                if (done := satisfied()) is not None:
+                    return done
                 remaining = min(remaining, recheck_every)
             kwargs: dict[str, Any] = {
                 "watch": True,
@@ -636,12 +627,10 @@ class Cluster:
             if field_selector:
                 kwargs["field_selector"] = field_selector
             try:
-                resp = self.call(fn, **kwargs)
-            except ApiException as exc:
-                if exc.status == 410:
-                    rv = relist()
-                    continue
-                raise
+                resp = self.call(fn, *args, **kwargs)
+            except Gone:
+                rv = relist()
+                continue
             try:
                 for line in _lines(resp):
                     event = json.loads(line)
@@ -649,9 +638,8 @@ class Cluster:
                     if etype == "ERROR":
                         if obj.get("code") == 410:
                             rv = relist()
-                            value = predicate(snapshot)
-                            if value:
-                                return result(value)
+                            if (done := satisfied()) is not None:
+                                return done
                             break
                         raise ToolError(f"watch of {kind} failed: {obj.get('message', obj)}")
                     rv = str((obj.get("metadata") or {}).get("resourceVersion", rv))
@@ -663,16 +651,15 @@ class Cluster:
                         snapshot.objects[_key(obj)] = keep(obj)
                     if on_event:
                         on_event(str(etype), obj)
-                    value = predicate(snapshot)
-                    if value:
-                        return result(value)
-                    report()
+                    if (done := satisfied()) is not None:
+                        return done
+                    report_progress()
             except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
                 # A cut stream: resume from the last resourceVersion we saw.
                 log.debug("watch of %s cut (%s); resuming from %s", kind, exc, rv)
             finally:
                 resp.release_conn()
-        if self.progress_done is not None:
+        if self.progress_done is not None and show_progress:
             self.progress_done()
         what = explain(snapshot) if explain else ""
         waited = time.monotonic() - start
@@ -687,18 +674,18 @@ class Cluster:
         name: str,
         condition: Callable[[NodeView | None], bool],
         *,
-        timeout: float,
         description: str,
-    ) -> WaitResult[NodeView | None]:
+        timeout: float | None = None,
+    ) -> Result[NodeView | None]:
         """Wait for a condition on one node (None = the Node object is gone)."""
 
         def view(s: Snapshot[JSON]) -> NodeView | None:
             raw = s.objects.get(name)
             return NodeView.from_json(raw) if raw else None
 
-        def check(s: Snapshot[JSON]) -> tuple[NodeView | None] | None:
+        def check(s: Snapshot[JSON]) -> Satisfied[NodeView | None] | None:
             node = view(s)
-            return (node,) if condition(node) else None
+            return Satisfied(node) if condition(node) else None
 
         def explain(s: Snapshot[JSON]) -> str:
             node = view(s)
@@ -710,7 +697,7 @@ class Cluster:
                 f"taints: {taints}"
             )
 
-        got: WaitResult[tuple[NodeView | None]] = self.wait(
+        return self.wait(
             "nodes",
             check,
             timeout=timeout,
@@ -718,9 +705,10 @@ class Cluster:
             field_selector=f"metadata.name={name}",
             explain=explain,
         )
-        return WaitResult(got.value[0], got.at, got.elapsed, got.requests)
 
-    def wait_node_ready(self, name: str, *, timeout: float = 60.0) -> WaitResult[NodeView | None]:
+    def wait_node_ready(
+        self, name: str, *, timeout: float | None = None
+    ) -> Result[NodeView | None]:
         """Wait until the node exists and is Ready=True."""
         return self.wait_node(
             name,
@@ -730,8 +718,8 @@ class Cluster:
         )
 
     def wait_node_unreachable(
-        self, name: str, *, timeout: float = 120.0
-    ) -> WaitResult[NodeView | None]:
+        self, name: str, *, timeout: float | None = None
+    ) -> Result[NodeView | None]:
         """Wait until the node's Ready condition is Unknown (its kubelet stopped posting)."""
         return self.wait_node(
             name,
@@ -740,9 +728,23 @@ class Cluster:
             description="Ready=Unknown",
         )
 
-    def wait_node_gone(self, name: str, *, timeout: float = 60.0) -> WaitResult[NodeView | None]:
+    def wait_node_gone(self, name: str, *, timeout: float | None = None) -> Result[NodeView | None]:
         """Wait until the Node object no longer exists."""
         return self.wait_node(name, lambda n: n is None, timeout=timeout, description="deleted")
+
+
+def _translate(exc: ApiException, method: str, deadline: float) -> Exception:
+    """The `ApiError` for the client's `ApiException` (the status decides the class)."""
+    body: Any = None
+    if exc.body:
+        try:
+            body = json.loads(exc.body)
+        except (TypeError, ValueError):
+            body = None
+    what = method
+    if _transient(exc):
+        what = f"{method} kept failing for {deadline:.0f}s"
+    return api_error(exc.status, str(exc.reason or ""), body, what)
 
 
 @contextmanager

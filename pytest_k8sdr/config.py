@@ -23,9 +23,30 @@ Kind = Literal["choice", "str", "path", "list", "int"]
 Source = Literal["default", "ini", "env", "cli", "marker"]
 
 BACKENDS = ("sim", "kind", "kubeconfig")
-_SLO_ITEM = re.compile(r"^[^=]+=\s*\d+(\.\d+)?\s*(ms|s|m|min)?\s*$")
 ON_OFF = ("on", "off")
 PROFILES = ("fast", "upstream")
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min)?\s*$")
+# RFC 1123 label (namespace names): lower-case alphanumerics and '-', at most 63 characters.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_SELECTOR_TERM = re.compile(
+    r"^\s*(!?[A-Za-z0-9./_-]+|[A-Za-z0-9./_-]+\s*(==|=|!=)\s*[A-Za-z0-9._-]*"
+    r"|[A-Za-z0-9./_-]+\s+(in|notin)\s+\([A-Za-z0-9._,\s-]*\))\s*$"
+)
+
+
+def parse_duration(value: float | str) -> float:
+    """Seconds from `12`, `12.5`, `"90s"`, `"250ms"` or `"2m"`; ConfigError otherwise."""
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ConfigError(f"a duration cannot be negative: {value}")
+        return float(value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ConfigError(f"not a duration: {value!r} (use e.g. 30, '30s', '500ms', '2m')")
+    number, unit = float(match.group(1)), match.group(2) or "s"
+    return number * {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0}[unit]
 
 
 @dataclass(frozen=True)
@@ -206,7 +227,8 @@ class Settings:
     namespace: str | None = None
     profile: str = "fast"
     report_dir: Path | None = None
-    slos: tuple[str, ...] = ()
+    #: (phase, seconds) pairs, parsed and checked when the settings are resolved.
+    slos: tuple[tuple[str, float], ...] = ()
     machines: Path | None = None
     lb: str = "auto"
     lb_config: Path | None = None
@@ -229,7 +251,9 @@ class Settings:
         parts = []
         for option in OPTIONS:
             value = getattr(self, option.name)
-            if isinstance(value, tuple):
+            if option.name == "slos":
+                value = ",".join(f"{phase}={seconds:g}s" for phase, seconds in value)
+            elif isinstance(value, tuple):
                 value = ",".join(value)
             parts.append(f"{option.name}={value if value not in (None, '') else '-'}")
         return " ".join(parts)
@@ -252,7 +276,8 @@ def _convert(option: Option, raw: object, source: Source) -> object:
             items = [str(p).strip() for p in raw]
         else:
             raise ConfigError(f"{where}: expected a comma-separated list, got {raw!r}")
-        return tuple(p for p in items if p)
+        listed = tuple(p for p in items if p)
+        return _slo_table(listed, where) if option.name == "slos" else listed
     if option.kind == "int" and isinstance(raw, int) and not isinstance(raw, bool):
         raw = str(raw)
     if not isinstance(raw, str | Path):
@@ -276,6 +301,24 @@ def _convert(option: Option, raw: object, source: Source) -> object:
             )
         return int(text)
     return text
+
+
+def _slo_table(items: tuple[str, ...], where: str) -> tuple[tuple[str, float], ...]:
+    """`phase=duration` items as (phase, seconds); ConfigError naming the bad item."""
+    table: list[tuple[str, float]] = []
+    for item in items:
+        phase, equals, duration = item.partition("=")
+        if not equals or not phase.strip():
+            raise ConfigError(
+                f"invalid value {item!r} for slos ({where}); expected phase=duration, "
+                "e.g. 'fail=60s,self-heal=5m'"
+            )
+        try:
+            seconds = parse_duration(duration.strip())
+        except ConfigError as exc:
+            raise ConfigError(f"invalid value {item!r} for slos ({where}): {exc}") from None
+        table.append((phase.strip(), seconds))
+    return tuple(table)
 
 
 def resolve(
@@ -331,6 +374,112 @@ def resolve(
         values[option.name] = value
         sources[option.name] = source
     return Settings(**values, sources=sources)  # type: ignore[arg-type]
+
+
+def _named(name: str) -> str:
+    option = OPTIONS_BY_NAME[name]
+    return f"{option.name} ({option.cli_flag} / {option.env_var} / ini {option.ini_key})"
+
+
+def validate(settings: Settings) -> None:
+    """Check what can be checked without touching anything: formats, files, combinations.
+
+    Raises ConfigError naming the option. Called for the session's settings at start and for
+    each test's (its marker applied) at collection, so a bad value stops the run at once.
+    """
+    if settings.namespace is not None and not _DNS_LABEL.match(settings.namespace):
+        raise ConfigError(
+            f"invalid value {settings.namespace!r} for {_named('namespace')}: a namespace "
+            "name is lower-case letters, digits and '-', at most 63 characters"
+        )
+    if settings.lock_namespace is not None and not _DNS_LABEL.match(settings.lock_namespace):
+        raise ConfigError(
+            f"invalid value {settings.lock_namespace!r} for {_named('lock_namespace')}: a "
+            "namespace name is lower-case letters, digits and '-', at most 63 characters"
+        )
+    # kind names node containers and the kubeconfig context after the cluster: a DNS-style name.
+    if settings.kind_cluster is not None and not re.match(
+        r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", settings.kind_cluster
+    ):
+        raise ConfigError(
+            f"invalid value {settings.kind_cluster!r} for {_named('kind_cluster')}: a kind "
+            "cluster name is lower-case letters, digits, '.' and '-'"
+        )
+    # Docker's rule for container names (daemon/names: [a-zA-Z0-9][a-zA-Z0-9_.-]+).
+    if settings.lb_container is not None and not re.match(
+        r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$", settings.lb_container
+    ):
+        raise ConfigError(
+            f"invalid value {settings.lb_container!r} for {_named('lb_container')}: not a "
+            "Docker container name or id"
+        )
+    if settings.protected_nodes is not None:
+        for term in _split_selector(settings.protected_nodes):
+            if not _SELECTOR_TERM.match(term):
+                raise ConfigError(
+                    f"invalid value {settings.protected_nodes!r} for "
+                    f"{_named('protected_nodes')}: {term.strip()!r} is not a label selector "
+                    "term (k, !k, k=v, k!=v, k in (a,b), k notin (a,b))"
+                )
+    for name in ("report_dir", "journal"):
+        path = getattr(settings, name)
+        if path is None:
+            continue
+        if name == "report_dir" and path.exists() and not path.is_dir():
+            raise ConfigError(f"{_named(name)}: {path} exists and is not a directory")
+        if name == "journal" and path.is_dir():
+            raise ConfigError(f"{_named(name)}: {path} is a directory, not a journal file")
+        parent = path if name == "report_dir" else path.parent
+        existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise ConfigError(f"{_named(name)}: {existing} is not a directory")
+    if settings.machines is not None and not settings.machines.is_file():
+        raise ConfigError(f"{_named('machines')}: no such file {settings.machines}")
+    if settings.lb_url is not None and not re.match(r"^https?://[^/\s]+", settings.lb_url):
+        raise ConfigError(
+            f"invalid value {settings.lb_url!r} for {_named('lb_url')}: expected an http:// "
+            "or https:// URL"
+        )
+    _validate_lb(settings)
+
+
+def _split_selector(selector: str) -> list[str]:
+    """A label selector's terms: commas split, except inside `in (a,b)`'s parentheses."""
+    terms, depth, current = [], 0, ""
+    for char in selector:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            terms.append(current)
+            current = ""
+        else:
+            current += char
+    return [*terms, current]
+
+
+def _validate_lb(settings: Settings) -> None:
+    """An external load balancer needs what it is reached through."""
+    kind = settings.lb
+    if kind not in ("nginx", "haproxy"):
+        return
+    flag = OPTIONS_BY_NAME["lb"].cli_flag
+    if not settings.lb_url:
+        raise ConfigError(f"{flag}={kind} needs {_named('lb_url')} (where traffic goes in)")
+    if not settings.lb_upstream:
+        raise ConfigError(f"{flag}={kind} needs {_named('lb_upstream')} (the upstream/backend)")
+    if kind == "nginx":
+        if settings.lb_config is None:
+            raise ConfigError(f"{flag}=nginx needs {_named('lb_config')} (the nginx config file)")
+        # In a container the path is the container's; only a local file can be checked here.
+        if settings.lb_container is None and not settings.lb_config.is_file():
+            raise ConfigError(f"{_named('lb_config')}: no such file {settings.lb_config}")
+    else:
+        if settings.lb_socket is None:
+            raise ConfigError(f"{flag}=haproxy needs {_named('lb_socket')} (the runtime API)")
+        if not settings.lb_socket.exists():
+            raise ConfigError(
+                f"{_named('lb_socket')}: no such socket {settings.lb_socket} (is HAProxy's "
+                "runtime API, or the ssh -L forwarding it, up?)"
+            )
 
 
 def session_mismatch(session: Settings, test: Settings) -> str | None:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_k8sdr.errors import ConfigError, K8sdrError
+from pytest_k8sdr.errors import ConfigError, Conflict, K8sdrError, NotFound
 
 if TYPE_CHECKING:  # the kubernetes client is slow to import; `import pytest_k8sdr` stays light
     from pytest_k8sdr.cluster import Cluster
@@ -441,8 +441,6 @@ class ClusterAnnotator:
         node: str,
         change: Callable[[list[tuple[str, JournalRecord]]], list[tuple[str, JournalRecord]]],
     ) -> None:
-        from kubernetes.client.rest import ApiException
-
         for _ in range(self.attempts):
             raw = self.cluster.get_raw("nodes", node)
             if raw is None:
@@ -471,11 +469,10 @@ class ClusterAnnotator:
                     _preload_content=False,
                 )
                 return
-            except ApiException as exc:
-                if exc.status == 404:
-                    return
-                if exc.status != 409:
-                    raise
+            except NotFound:
+                return
+            except Conflict:
+                continue
         raise JournalError(
             f"cannot update annotation {ANNOTATION} of node {node}: kept conflicting"
         )

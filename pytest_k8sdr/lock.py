@@ -18,19 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubernetes.client.rest import ApiException
-
 from pytest_k8sdr.cluster import Cluster
-from pytest_k8sdr.errors import ConfigError, LockLost
+from pytest_k8sdr.errors import ConfigError, Conflict, LockHeld, LockLost, NotFound
 from pytest_k8sdr.undo import Disruption, UndoEnv, disruption_kind
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "k8sdr-game-day"
-
-
-class LockHeld(ConfigError):
-    """Another run holds the game-day lock; names the holder and when it expires."""
 
 
 def _micro(t: datetime) -> str:
@@ -166,13 +160,11 @@ class GameDayLock:
                     self._body(current["metadata"].get("resourceVersion"), None),
                     _preload_content=False,
                 )
-        except ApiException as exc:
-            if exc.status == 409:
-                raise LockHeld(
-                    f"another run took the game-day lock {self.namespace}/{self.name} "
-                    "at the same moment"
-                ) from exc
-            raise
+        except Conflict as exc:
+            raise LockHeld(
+                f"another run took the game-day lock {self.namespace}/{self.name} "
+                "at the same moment"
+            ) from exc
         self.held = True
         self.renewed = datetime.now(UTC)
         self._thread = threading.Thread(target=self._renew, name="k8sdr-lock", daemon=True)
@@ -276,10 +268,8 @@ def _lease_json(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] |
         resp = cluster.call(
             cluster.coordination.read_namespaced_lease, name, namespace, _preload_content=False
         )
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
+    except NotFound:
+        return None
     return json.loads(resp.data)  # type: ignore[no-any-return]
 
 
@@ -309,8 +299,6 @@ def release_lease(cluster: Cluster, namespace: str, name: str, holder: str) -> b
             body={"preconditions": {"resourceVersion": current["metadata"]["resourceVersion"]}},
             _preload_content=False,
         )
-    except ApiException as exc:
-        if exc.status in (404, 409):
-            return False
-        raise
+    except (NotFound, Conflict):
+        return False
     return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 from collections.abc import Callable, Iterator
@@ -12,10 +13,10 @@ import pytest
 from kubernetes import client as k8s_client
 
 from pytest_k8sdr import config as cfg
-from pytest_k8sdr.backends import Backend, open_backend
-from pytest_k8sdr.checks import running_histories
+from pytest_k8sdr.backends import Backend, open_backend, require_kind
 from pytest_k8sdr.cluster import Cluster
 from pytest_k8sdr.errors import ConfigError
+from pytest_k8sdr.factories import MakeLB, MakePDB, MakeWorkload
 from pytest_k8sdr.faults.machines.factory import Machines
 from pytest_k8sdr.faults.machines.inventory import Inventory, load_inventory, parse_inventory
 from pytest_k8sdr.faults.node import NodeFaults
@@ -32,7 +33,7 @@ from pytest_k8sdr.report import (
 )
 from pytest_k8sdr.runbook import DEFAULT_SLOS, Runbook
 from pytest_k8sdr.undo import UndoStack
-from pytest_k8sdr.workloads import Workload, deploy
+from pytest_k8sdr.workloads import DisruptionBudget, Workload, create_pdb, delete_pdb, deploy
 
 # Journal, guards, game-day lock and dry run live in their own hook module.
 pytest_plugins = ("pytest_k8sdr.plugin_safety",)
@@ -85,13 +86,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT_KEY] = RunReport()
     config.stash[FACTS_KEY] = {}
     try:
-        config.stash[SETTINGS_KEY] = _session_settings(config)
+        settings = _session_settings(config)
+        _validate_session(settings)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc
+    config.stash[SETTINGS_KEY] = settings
     # The default SIGTERM action kills the process without teardown; a KeyboardInterrupt lets
     # pytest run every finalizer (runner.pytest_sessionfinish tears the setup state down).
     if hasattr(signal, "SIGTERM") and _main_thread():
         config.stash[PREVIOUS_SIGTERM_KEY] = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+
+
+def _validate_session(settings: cfg.Settings) -> None:
+    """Everything checkable before the cluster is reached; ConfigError naming the option."""
+    cfg.validate(settings)
+    if settings.machines is not None:
+        load_inventory(settings.machines)  # parsed again by the machines fixture: it is cheap
+    if settings.backend == "kind":
+        require_kind()
+    if settings.backend == "kubeconfig":
+        cfg.target_context(settings, os.environ)
 
 
 def _main_thread() -> bool:
@@ -129,6 +143,7 @@ def pytest_collection_modifyitems(
             marker_kwargs.update(marker.kwargs)
         try:
             settings = cfg.resolve(marker=marker_kwargs, base=session_settings)
+            cfg.validate(settings)
         except ConfigError as exc:
             raise pytest.UsageError(f"{item.nodeid}: {exc}") from exc
         item.stash[ITEM_SETTINGS_KEY] = settings
@@ -211,6 +226,8 @@ def k8sdr_backend(
             sim_workers=workers,
             sim_options=options,
             undo=k8sdr_session_undo,
+            # A dry run (--k8sdr-plan, plugin_safety) gets a facade that refuses every write.
+            read_only=bool(request.config.getoption("k8sdr_plan", False)),
         )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc
@@ -239,7 +256,9 @@ def cluster(request: pytest.FixtureRequest, k8sdr_backend: Backend) -> Cluster:
     facade = k8sdr_backend.cluster
     terminal = request.config.pluginmanager.get_plugin("terminalreporter")
     if terminal is not None and request.config.get_verbosity() >= 0 and facade.progress is None:
-        progress = Progress(terminal._tw._file)
+        progress = Progress(
+            functools.partial(terminal.write, flush=True), tty=bool(terminal.isatty())
+        )
         capman = request.config.pluginmanager.get_plugin("capturemanager")
 
         def uncaptured(call: Callable[..., None]) -> Callable[..., None]:
@@ -275,16 +294,35 @@ def namespace(
 
 
 @pytest.fixture
-def make_workload(cluster: Cluster, namespace: str) -> Callable[..., Workload]:
+def make_workload(cluster: Cluster, namespace: str) -> MakeWorkload:
     """Factory: `make_workload("web", replicas=6, kind="Deployment", service="NodePort")`.
 
     Creates the workload in the test's namespace and waits until it is Ready.
     """
+    return functools.partial(deploy, cluster, namespace)
 
-    def make(name: str, **kwargs: Any) -> Workload:
-        return deploy(cluster, namespace, name, **kwargs)
 
-    return make
+@pytest.fixture
+def make_pdb() -> Iterator[MakePDB]:
+    """Factory: `make_pdb(web, min_available=3)`, a PodDisruptionBudget deleted at teardown."""
+    made: list[tuple[Workload, DisruptionBudget]] = []
+
+    def make(
+        workload: Workload,
+        *,
+        min_available: int | str | None = None,
+        max_unavailable: int | str | None = None,
+        name: str | None = None,
+    ) -> DisruptionBudget:
+        budget = create_pdb(
+            workload, min_available=min_available, max_unavailable=max_unavailable, name=name
+        )
+        made.append((workload, budget))
+        return budget
+
+    yield make
+    for workload, budget in reversed(made):
+        delete_pdb(workload.cluster, budget)
 
 
 @pytest.fixture
@@ -301,7 +339,7 @@ def _allure_active(config: pytest.Config) -> bool:
 def runbook(
     request: pytest.FixtureRequest,
     k8sdr_settings: cfg.Settings,
-    record_property: Callable[[str, object], None],
+    record_testsuite_property: Callable[[str, object], None],
 ) -> Iterator[Runbook]:
     """The test's runbook: timed phases with the profile's default SLOs.
 
@@ -309,9 +347,7 @@ def runbook(
     directory (timeline JSON and SVG) and, with allure, steps and attachments.
     """
     slos: dict[str, float | str] = dict(DEFAULT_SLOS[k8sdr_settings.profile])
-    for item in k8sdr_settings.slos:
-        phase, _, duration = item.partition("=")
-        slos[phase.strip()] = duration.strip()
+    slos.update(k8sdr_settings.slos)
     book = Runbook(request.node.name, slos=slos)
     steps = AllureSteps(allure_module()) if _allure_active(request.config) else None
     if steps is not None:
@@ -321,29 +357,41 @@ def runbook(
         yield book
     finally:
         request.config.stash[REPORT_KEY].add(request.node.nodeid, book)
-        for key, value in junit_properties(book):
-            record_property(key, value)
+        _record_junit(request, record_testsuite_property, junit_properties(book))
         if k8sdr_settings.report_dir is not None and book.phases:
             write_timeline(book, k8sdr_settings.report_dir, request.node.nodeid)
         if steps is not None and book.phases and not request.node.stash.get(ATTACHED_KEY, False):
             steps.attach(book)
 
 
+def _record_junit(
+    request: pytest.FixtureRequest,
+    suite_property: Callable[[str, object], None],
+    properties: list[tuple[str, str]],
+) -> None:
+    """Put a test's figures in the JUnit XML in the form its `junit_family` allows.
+
+    xunit1 (and legacy) has properties per testcase. xunit2, pytest's default, has none on a
+    testcase (pytest's record_property warns there): the figures go to the testsuite's
+    properties, each name carrying the test's node id.
+    """
+    if request.config.getini("junit_family") in ("xunit1", "legacy"):
+        request.node.user_properties.extend(properties)
+        return
+    for key, value in properties:
+        suite_property(f"k8sdr.{request.node.nodeid}.{key.removeprefix('k8sdr.')}", value)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """After the test body, pass or fail: stop its pod histories, attach its timeline.
+    """After the test body, pass or fail: attach its timeline.
 
-    A PodHistory the test started and did not stop (it failed first) is stopped while the
-    cluster still answers. The runbook's timeline goes to the test's own allure body, not its
-    fixture teardown (the runbook fixture attaches only what this missed).
+    The runbook's timeline goes to the test's own allure body, not its fixture teardown (the
+    runbook fixture attaches only what this missed).
     """
-    before = {id(h) for h in running_histories()}
     try:
         return (yield)
     finally:
-        for history in running_histories():
-            if id(history) not in before:
-                history.stop()
         pair = item.stash.get(ALLURE_KEY, None)
         if pair is not None and pair[0].phases:
             pair[1].attach(pair[0])
@@ -401,7 +449,7 @@ def make_lb(
     k8sdr_settings: cfg.Settings,
     undo: UndoStack,
     tmp_path: Any,
-) -> Callable[[Workload], Frontend]:
+) -> MakeLB:
     """Factory: the external load balancer in front of a workload, with `.lb`, `.url`, `.probe()`.
 
     On the simulator a real nginx is started in front of the workers' NodePorts; elsewhere the

@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -17,7 +17,7 @@ import pytest
 
 from pytest_k8sdr.backends import Backend
 from pytest_k8sdr.cluster import Cluster
-from pytest_k8sdr.errors import ConfigError, K8sdrError, LockLost
+from pytest_k8sdr.errors import ConfigError, LockHeld, LockLost, ReadOnlyCluster
 from pytest_k8sdr.guards import Guards, health_problems, refuse_unless_healthy
 from pytest_k8sdr.journal import ClusterAnnotator, DisruptionPlanned, Journal, JournalRecord
 from pytest_k8sdr.lock import GameDayLock, GameDayLockHeld, StopCondition
@@ -29,11 +29,6 @@ JOURNAL_KEY = pytest.StashKey[Journal]()
 STOP_KEY = pytest.StashKey[StopCondition]()
 DISRUPTIVE_KEY = pytest.StashKey[bool]()
 INTERRUPTS_KEY = pytest.StashKey["_Interrupts"]()
-_WRITES = ("create_", "patch_", "replace_", "delete_", "connect_post_", "connect_put_")
-
-
-class PlanStop(K8sdrError):
-    """A dry run reached a write that is not a journaled disruption (a namespace, a workload)."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,18 +59,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STOP_KEY] = stop = StopCondition()
     config.stash[DISRUPTIVE_KEY] = False
     config.stash[INTERRUPTS_KEY] = _Interrupts(stop)
-
-
-def _read_only(call: Callable[..., Any]) -> Callable[..., Any]:
-    """`Cluster.call` that refuses every write: in a dry run nothing may be touched."""
-
-    def guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        name = getattr(fn, "__name__", "")
-        if name.startswith(_WRITES):
-            raise PlanStop(f"the next step writes to the cluster ({name}); a dry run stops here")
-        return call(fn, *args, **kwargs)
-
-    return guarded
 
 
 def _holder(journal: Journal) -> str:
@@ -138,7 +121,8 @@ def k8sdr_journal(
             max_disrupted=settings.max_disrupted,
         )
         if plan:
-            cluster.call = _read_only(cluster.call)  # type: ignore[method-assign]
+            # The backend opened the facade read-only (`k8sdr_backend` reads --k8sdr-plan): it
+            # refuses every write itself, with `ReadOnlyCluster`.
             problems = health_problems(cluster)
             if problems:
                 config.stash[PLAN_KEY]["(cluster health)"] = problems
@@ -169,7 +153,7 @@ def k8sdr_journal(
         # only reads, or sets up namespaces and workloads, never takes it (nor blocks a game day).
         try:
             lock.take()
-        except ConfigError as exc:
+        except (ConfigError, LockHeld) as exc:
             pytest.exit(f"k8sdr: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     try:
         yield journal
@@ -320,14 +304,14 @@ def pytest_runtest_makereport(
     if not _planning(item.config) or call.excinfo is None:
         return report
     exc = call.excinfo.value
-    if not isinstance(exc, DisruptionPlanned | PlanStop):
+    if not isinstance(exc, DisruptionPlanned | ReadOnlyCluster):
         return report
     lines = item.config.stash[PLAN_KEY].setdefault(item.nodeid, [])
     if isinstance(exc, DisruptionPlanned):
         lines.append(f"would {exc.description}")
         lines.append("then stops: what follows depends on that disruption")
     else:
-        lines.append(f"stops: {exc}")
+        lines.append(f"stops: {exc}; a dry run stops here")
     report.outcome = "skipped"
     report.longrepr = (str(item.path), item.location[1] or 0, f"k8sdr plan: {lines[0]}")
     return report

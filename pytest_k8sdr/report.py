@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from pytest_k8sdr.runbook import PhaseRecord, Runbook
 
@@ -214,13 +214,20 @@ def write_allure_environment(results_dir: Path, facts: Mapping[str, str]) -> Non
 class Progress:
     """A live line for long waits: what is awaited, how many of how many, elapsed.
 
-    On a terminal it rewrites one line; elsewhere (CI logs) it prints at most one line every
+    `write(text)` shows text at once (the terminal reporter's `write(text, flush=True)`). On a
+    terminal (`tty`) it rewrites one line; elsewhere (CI logs) it prints at most one line every
     `ci_interval` seconds so logs stay readable.
     """
 
-    def __init__(self, stream: TextIO | None = None, *, ci_interval: float = 10.0) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+    def __init__(
+        self,
+        write: Callable[[str], object] | None = None,
+        *,
+        tty: bool = False,
+        ci_interval: float = 10.0,
+    ) -> None:
+        self.write = write or _stderr
+        self.tty = tty
         self.ci_interval = ci_interval
         # None until the first line: monotonic() counts from boot, so no number is "long ago".
         self._last: float | None = None
@@ -234,20 +241,22 @@ class Progress:
         if self.tty:
             # Start on a line of our own, so pytest's progress line is not overwritten.
             prefix = "\r\x1b[2K" if self._shown else "\n"
-            self.stream.write(prefix + text)
-            self.stream.flush()
+            self.write(prefix + text)
             self._shown = True
         elif self._last is None or now - self._last >= self.ci_interval:
-            self.stream.write(text + "\n")
-            self.stream.flush()
+            self.write(text + "\n")
             self._last = now
 
     def done(self) -> None:
         """Clear the live line."""
         if self.tty and self._shown:
-            self.stream.write("\r\x1b[2K")
-            self.stream.flush()
+            self.write("\r\x1b[2K")
             self._shown = False
+
+
+def _stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
 
 
 def placement_table(placements: Iterable[tuple[str, Mapping[str, int]]]) -> dict[str, Any]:

@@ -1,24 +1,39 @@
 """The runbook's phases as one timed object a test drives step by step.
 
-A phase starts when the test enters it and ends at the time of the cluster event that satisfied
-its last check (a wait's `at`), not when the test got round to noticing. A phase that takes
-longer than its SLO fails with `SLOExceeded`, naming the phase; any other failure inside a phase
-gets a note naming it.
+A phase is a context: every wait and check that runs inside it reports its result to it (see
+`pytest_k8sdr.results`), whether or not the test marks anything. A phase starts when the test
+enters it and ends at the latest of
+
+- the deciding cluster event of each wait or check that ran in it (a result's `at`: when the
+  condition became true, not when the test got round to noticing), and
+- the end of whatever the test did after its last wait or check: a fault, an LB reload, a
+  command, a sleep. That work is timed from the last result's deciding event, so the test's
+  own detection lag (a watch's delivery, a traffic window's confirmation) is never counted,
+  and work after it always is.
+
+A phase with no wait or check ends when its body returns. A phase that takes longer than its
+SLO fails with `SLOExceeded`, naming the phase; any other failure inside a phase gets a note
+naming it. Waits inside a phase end at its SLO (plus a second, so the SLO verdict decides), and
+a check that names no timeout gets the phase's remaining time.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from pytest_k8sdr.cluster import deadline_scope
-from pytest_k8sdr.errors import ClusterCheckFailed, SLOExceeded
+from pytest_k8sdr.config import parse_duration
+from pytest_k8sdr.errors import ClusterCheckFailed, ConfigError, SLOExceeded
+from pytest_k8sdr.results import Result, phase_scope
+
+# How far past its SLO a wait in a phase may run: long enough that a wait cut short by the
+# deadline always finds the phase over its SLO, so the verdict is SLOExceeded, not a timeout.
+SLO_GRACE = 1.0
 
 PHASES = (
     "fail",
@@ -33,7 +48,7 @@ PHASES = (
 
 # SLOs per timing profile. `fast` matches the simulator's and ci/kind-config.yaml's fast timings
 # (grace 4s, tolerations 10s, pod GC scaled); `upstream` matches upstream's defaults (grace 50s,
-# tolerations 300s, pod GC 20s + 40s quarantine; shared/reference timelines).
+# tolerations 300s, pod GC 20s + 40s quarantine; docs/node-failure-semantics.md timelines).
 DEFAULT_SLOS: dict[str, dict[str, float]] = {
     "fast": {
         "fail": 30.0,
@@ -56,26 +71,6 @@ DEFAULT_SLOS: dict[str, dict[str, float]] = {
         "rebalance": 300.0,
     },
 }
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min)?\s*$")
-
-
-def parse_duration(value: float | str) -> float:
-    """Seconds from `12`, `12.5`, `"90s"`, `"250ms"` or `"2m"`; ValueError otherwise."""
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"a duration cannot be negative: {value}")
-        return float(value)
-    match = _DURATION.match(value)
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30, '30s', '500ms', '2m')")
-    number, unit = float(match.group(1)), match.group(2) or "s"
-    return number * {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0}[unit]
-
-
-class _Timed(Protocol):
-    @property
-    def at(self) -> datetime: ...
 
 
 class PhaseListener(Protocol):
@@ -101,7 +96,7 @@ class Mark:
 
 @dataclass
 class PhaseRecord:
-    """A phase as it ran: start, end (the deciding event), SLO and verdict."""
+    """A phase as it ran: start, end, SLO and verdict; the clock its waits report to."""
 
     name: str
     slo: float | None
@@ -109,19 +104,35 @@ class PhaseRecord:
     ended: datetime | None = None
     verdict: str = "running"  # ok | slo-exceeded | failed | error
     error: str | None = None
-    _last_event: datetime | None = None
+    deadline: float | None = None  # time.monotonic() past which its waits stop
+    _runbook: Runbook | None = field(default=None, repr=False)
+    _latest: datetime | None = field(default=None, repr=False)
+    _last: tuple[datetime, datetime] | None = field(default=None, repr=False)
 
     @property
     def duration(self) -> float | None:
-        """Seconds from start to the deciding event (None while running)."""
+        """Seconds from start to end (None while running)."""
         if self.ended is None:
             return None
         return (self.ended - self.started).total_seconds()
 
-    def observe(self, result: _Timed) -> None:
-        """Count a wait's result as this phase's deciding event (its time ends the phase)."""
-        if self._last_event is None or result.at > self._last_event:
-            self._last_event = result.at
+    def observe(self, result: Result[Any], label: str | None = None) -> None:
+        """A wait or check in this phase held: count its deciding event; label it if named."""
+        at = max(result.at, self.started)
+        if self._latest is None or at > self._latest:
+            self._latest = at
+        self._last = (at, datetime.now(UTC))
+        if label is not None and self._runbook is not None:
+            self._runbook.marks.append(Mark(label, at, self.name))
+
+    def end_at(self, body_returned: datetime) -> datetime:
+        """Where the phase ends, its body having returned at `body_returned`."""
+        if self._last is None or self._latest is None:
+            return body_returned
+        at, reported = self._last
+        # What ran after the last result was work, timed from that result's deciding event.
+        after = max(timedelta(0), body_returned - reported)
+        return max(self._latest, at + after)
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON."""
@@ -147,13 +158,15 @@ class Runbook:
     listeners: list[PhaseListener] = field(default_factory=list)
     _current: PhaseRecord | None = None
 
-    def mark(self, label: str, at: datetime | _Timed | None = None) -> Mark:
-        """Add a point to the timeline (a wait result or a time; default now)."""
-        when = at if isinstance(at, datetime) else (at.at if at is not None else None)
-        mark = Mark(label, when or datetime.now(UTC), self._current.name if self._current else None)
+    def mark(self, label: str, at: datetime | Result[Any] | None = None) -> Mark:
+        """Add a labelled point to the timeline (a time, a result's time, or now).
+
+        Only a label: the phase is timed from what its waits and checks report, marked or not.
+        """
+        when = at.at if isinstance(at, Result) else at
+        current = self._current.name if self._current else None
+        mark = Mark(label, when or datetime.now(UTC), current)
         self.marks.append(mark)
-        if self._current is not None and at is not None and not isinstance(at, datetime):
-            self._current.observe(at)
         return mark
 
     @contextmanager
@@ -161,25 +174,27 @@ class Runbook:
         """Time one phase; `slo` (seconds or "90s") overrides the runbook's SLO for it."""
         __tracebackhide__ = True
         if self._current is not None:
-            raise RuntimeError(f"phase {name!r} started inside phase {self._current.name!r}")
+            raise ConfigError(f"phase {name!r} started inside phase {self._current.name!r}")
         raw_slo = slo if slo is not None else self.slos.get(name)
         record = PhaseRecord(
-            name, parse_duration(raw_slo) if raw_slo is not None else None, datetime.now(UTC)
+            name,
+            parse_duration(raw_slo) if raw_slo is not None else None,
+            datetime.now(UTC),
+            _runbook=self,
         )
+        started = time.monotonic()
+        if record.slo is not None:
+            record.deadline = started + record.slo + SLO_GRACE
         self.phases.append(record)
         self._current = record
-        started = time.monotonic()
         for listener in self.listeners:
             listener.phase_started(self, record)
         error: BaseException | None = None
-        # Waits inside the phase end at its SLO (plus a little, so the SLO verdict decides).
-        scope = deadline_scope(None if record.slo is None else record.slo + 1.0)
-        scope.__enter__()
         try:
-            yield record
-            # Timed from the cluster's own events when the phase observed any.
-            record.ended = record._last_event or datetime.now(UTC)
-            took = record.duration if record.duration is not None else time.monotonic() - started
+            with phase_scope(record):
+                yield record
+            record.ended = record.end_at(datetime.now(UTC))
+            took = record.duration or 0.0
             if record.slo is not None and took > record.slo:
                 record.verdict = "slo-exceeded"
                 record.error = f"took {took:.2f}s, SLO {record.slo:.2f}s"
@@ -189,15 +204,14 @@ class Runbook:
             error = exc
             raise
         except ClusterCheckFailed as exc:
+            record.ended = datetime.now(UTC)
             took = time.monotonic() - started
             if record.slo is not None and took > record.slo:
-                record.ended = datetime.now(UTC)
                 record.verdict = "slo-exceeded"
                 record.error = f"took over {record.slo:.2f}s: {str(exc).splitlines()[0]}"
                 error = SLOExceeded(name, record.slo, took, f"runbook {self.name!r}\n{exc}")
                 raise error from exc
             error = exc
-            record.ended = datetime.now(UTC)
             record.verdict = "failed"
             record.error = str(exc).splitlines()[0]
             exc.add_note(f"in runbook phase {name!r} of {self.name!r}")
@@ -210,7 +224,6 @@ class Runbook:
             exc.add_note(f"in runbook phase {name!r} of {self.name!r}")
             raise
         finally:
-            scope.__exit__(None, None, None)
             self._current = None
             for listener in self.listeners:
                 listener.phase_ended(self, record, error)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import tenacity
 
-from pytest_k8sdr.errors import ConfigError, UndoError
+from pytest_k8sdr.errors import ApiUnavailable, ConfigError, UndoError
 from pytest_k8sdr.journal import Journal, JournalRecord
 
 if TYPE_CHECKING:  # the kubernetes client is slow to import; `import pytest_k8sdr` stays light
@@ -124,8 +124,6 @@ class Disruption(ABC):
 
     def retryable(self, exc: BaseException) -> bool:
         """Whether `exc` may pass (retried until the deadline): by default, the API was down."""
-        from pytest_k8sdr.cluster import ApiUnavailable
-
         return isinstance(exc, ApiUnavailable)
 
     def node_name(self) -> str | None:

@@ -8,11 +8,14 @@ On the simulator the image is never pulled; on kind and staging it must be pulla
 from __future__ import annotations
 
 import collections
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_k8sdr.cluster import JSON, Cluster, PodView, Snapshot, WaitResult
+from pytest_k8sdr.cluster import JSON, Cluster, PodView, Snapshot
+from pytest_k8sdr.errors import ConfigError, NotFound
+from pytest_k8sdr.results import Result, Satisfied
 
 DEFAULT_IMAGE = "python:3.12-alpine"
 CONTAINER_PORT = 8080
@@ -94,7 +97,12 @@ def pod_template(
 
 @dataclass
 class Workload:
-    """A deployed workload: its kind, name, namespace, selector and (optional) Service."""
+    """A deployed workload: its kind, name, namespace, selector and (optional) Service.
+
+    `port` is where its pods answer on their own address; `history` is the pod history last
+    recorded around it (`pod_history(workload)`), which the history checks read (the checks
+    sit above workloads, so a workload only holds it).
+    """
 
     cluster: Cluster
     kind: str  # "Deployment" | "StatefulSet" | "DaemonSet"
@@ -104,6 +112,11 @@ class Workload:
     service: str | None = None
     node_port: int | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    port: int = CONTAINER_PORT
+    history: object = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
 
     @property
     def selector(self) -> str:
@@ -133,15 +146,17 @@ class Workload:
             if n != "<unscheduled>" and n not in (exclude or set())
         }
         if not placement:
-            raise LookupError(f"{self.kind} {self.namespace}/{self.name} has no scheduled pods")
+            raise NotFound(f"{self} has no scheduled pods: no node to pick")
         return sorted(placement.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
 
-    def wait_ready(self, *, timeout: float = 120.0) -> WaitResult[list[PodView]]:
-        """Wait until `replicas` pods are Running, Ready and not terminating."""
+    def wait_ready(self, *, timeout: float | None = None) -> Result[list[PodView]]:
+        """Wait until `replicas` pods are Running, Ready and not terminating (0 holds at once)."""
 
-        def ready(s: Snapshot[PodView]) -> list[PodView] | None:
+        def ready(s: Snapshot[PodView]) -> Satisfied[list[PodView]] | None:
             live = [p for p in s.values() if _ready(p)]
-            return live if len(live) >= self.replicas else None
+            if len(live) < self.replicas:
+                return None
+            return Satisfied(live, f"{len(live)} Ready replicas of {self}")
 
         def explain(s: Snapshot[PodView]) -> str:
             pods = sorted(s.values(), key=lambda p: p.key)
@@ -152,13 +167,69 @@ class Workload:
             "pods",
             ready,
             timeout=timeout,
-            description=f"{self.kind} {self.namespace}/{self.name} to have {self.replicas} "
-            "Ready replicas",
+            description=f"{self} to have {self.replicas} Ready replicas",
             namespace=self.namespace,
             label_selector=self.selector,
             project=PodView.slim,
             explain=explain,
             count=lambda s: (sum(1 for o in s.values() if _ready(o)), self.replicas),
+        )
+
+
+@dataclass(frozen=True)
+class DisruptionBudget:
+    """A PodDisruptionBudget guarding a workload's pods."""
+
+    name: str
+    namespace: str
+    min_available: int | str | None
+    max_unavailable: int | str | None
+
+
+def create_pdb(
+    workload: Workload,
+    *,
+    min_available: int | str | None = None,
+    max_unavailable: int | str | None = None,
+    name: str | None = None,
+) -> DisruptionBudget:
+    """Create a PodDisruptionBudget over the workload's pods (exactly one of the two bounds)."""
+    if (min_available is None) == (max_unavailable is None):
+        raise ConfigError(
+            f"a PodDisruptionBudget for {workload} needs exactly one of min_available and "
+            f"max_unavailable (got {min_available!r} and {max_unavailable!r})"
+        )
+    budget = DisruptionBudget(
+        name or workload.name, workload.namespace, min_available, max_unavailable
+    )
+    spec: JSON = {"selector": {"matchLabels": dict(workload.labels)}}
+    if min_available is not None:
+        spec["minAvailable"] = min_available
+    else:
+        spec["maxUnavailable"] = max_unavailable
+    cluster = workload.cluster
+    cluster.call(
+        cluster.policy.create_namespaced_pod_disruption_budget,
+        workload.namespace,
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": budget.name, "namespace": budget.namespace},
+            "spec": spec,
+        },
+        _preload_content=False,
+    )
+    return budget
+
+
+def delete_pdb(cluster: Cluster, budget: DisruptionBudget) -> None:
+    """Delete a PodDisruptionBudget; one already gone (with its namespace) is no error."""
+    with contextlib.suppress(NotFound):
+        cluster.call(
+            cluster.policy.delete_namespaced_pod_disruption_budget,
+            budget.name,
+            budget.namespace,
+            _preload_content=False,
         )
 
 
@@ -175,11 +246,11 @@ def deploy(
     termination_grace_period: int = 2,
     pod_management_policy: str = "Parallel",
     wait: bool = True,
-    timeout: float = 120.0,
+    timeout: float | None = None,
 ) -> Workload:
     """Create a workload (and a Service of type `service`, or none) and wait until it is Ready."""
     if kind not in ("Deployment", "StatefulSet", "DaemonSet"):
-        raise ValueError(f"unknown workload kind {kind!r}: Deployment, StatefulSet or DaemonSet")
+        raise ConfigError(f"unknown workload kind {kind!r}: Deployment, StatefulSet or DaemonSet")
     template = pod_template(
         name, image=image, labels=labels, termination_grace_period=termination_grace_period
     )

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+import pytest_k8sdr
 from pytest_k8sdr.config import OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,15 +30,32 @@ def test_the_two_setup_commands_are_what_ci_runs() -> None:
     assert ".venv/bin/pytest -p no:cacheprovider experiments/" in ci
 
 
-def test_every_fixture_in_the_table_exists(pytestconfig: object) -> None:
-    import pytest_k8sdr.plugin as plugin
-    import pytest_k8sdr.plugin_safety as safety
+def _section(title: str) -> str:
+    return README.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
 
-    table = README.split("## Fixtures", 1)[1].split("\n## ", 1)[0]
-    names = re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE)
-    assert names
-    for name in names:
-        assert hasattr(plugin, name) or hasattr(safety, name), f"README names fixture {name}"
+
+def test_the_fixture_table_lists_exactly_the_plugins_fixtures(pytester: pytest.Pytester) -> None:
+    # What pytest itself lists as the plugin's fixtures (private ones are hidden without -v).
+    result = pytester.runpytest("--fixtures", "-p", "no:cacheprovider")
+    listed: set[str] = set()
+    ours = False
+    for line in result.outlines:
+        if line.startswith(("-", "=")):
+            ours = "fixtures defined from pytest_k8sdr." in line
+        elif ours and line and not line.startswith(" "):
+            listed.add(line.split()[0])
+    table = set(re.findall(r"^\| `(\w+)` \|", _section("Fixtures"), re.MULTILINE))
+    assert "make_pdb" in listed
+    assert table == listed
+
+
+def test_the_public_api_section_names_exactly_what_all_exports() -> None:
+    named = set(re.findall(r"`(\w+)", _section("The public API")))
+    public = set(pytest_k8sdr.__all__) - {"__version__"}
+    assert public - named == set(), "exported but not in the README"
+    # And what it names as API is exported (the client's ApiException is named as the cause).
+    api = {n for n in named if n[0].isupper() or n.startswith(("assert_", "pod_"))}
+    assert api - public == {"ApiException"}
 
 
 def test_the_example_experiment_is_the_real_one() -> None:
@@ -43,3 +63,29 @@ def test_the_example_experiment_is_the_real_one() -> None:
     example = section.split("```python\n", 1)[1].split("```", 1)[0]
     experiment = (ROOT / "experiments" / "test_node_failure.py").read_text()
     assert example.strip() in experiment
+
+
+def test_docs_a_user_reads_name_only_files_the_project_ships() -> None:
+    # A user of the package has the repository or the wheel, not the team's shared/ folder.
+    shipped = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("ci/*.yaml")]
+    shipped += list((ROOT / "pytest_k8sdr").rglob("*.py"))
+    shipped += list((ROOT / "pytest_k8sdr").rglob("*.md"))
+    shipped += list((ROOT / "pytest_k8sdr").rglob("*.yaml"))
+    for path in shipped:
+        text = path.read_text()
+        assert "shared/reference" not in text, f"{path.relative_to(ROOT)} cites shared/reference"
+    for link in re.findall(r"\]\((docs/[^)#]+)", README):
+        assert (ROOT / link).is_file(), f"README links to a missing {link}"
+
+
+def test_the_node_failure_semantics_cite_upstream_sources() -> None:
+    doc = (ROOT / "docs" / "node-failure-semantics.md").read_text()
+    for source in (
+        "pkg/controller/nodelifecycle/node_lifecycle_controller.go",
+        "pkg/controller/tainteviction/taint_eviction.go",
+        "pkg/controller/podgc/gc_controller.go",
+        "plugin/pkg/admission/defaulttolerationseconds/admission.go",
+        "pkg/registry/core/pod/storage/eviction.go",
+    ):
+        assert source in doc, source
+    assert "docs/node-failure-semantics.md" in README

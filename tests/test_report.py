@@ -6,20 +6,16 @@ from datetime import timedelta
 
 import pytest
 
+from pytest_k8sdr import Result, Runbook
 from pytest_k8sdr.report import Progress, RunReport, junit_properties, timeline_svg
-from pytest_k8sdr.runbook import Runbook
-
-
-class Tty(io.StringIO):
-    def isatty(self) -> bool:
-        return True
+from pytest_k8sdr.results import report
 
 
 def finished_runbook() -> Runbook:
     book = Runbook("worker loss", slos={"fail": 30})
     with book.phase("fail") as fail:
-        book.mark("node unreachable", fail.started + timedelta(seconds=4))
-        fail.observe(type("R", (), {"at": fail.started + timedelta(seconds=4)})())
+        # A check's deciding event, 4 s in: it ends the phase and labels the timeline.
+        report(Result(None, fail.started + timedelta(seconds=4), "Unknown"), "node unreachable")
     with book.phase("self-heal"):
         pass
     return book
@@ -34,7 +30,7 @@ def test_progress_in_ci_logs_prints_at_most_one_line_per_interval(
     clock = [since_boot]
     monkeypatch.setattr("pytest_k8sdr.report.time.monotonic", lambda: clock[0])
     out = io.StringIO()
-    progress = Progress(out, ci_interval=3600)
+    progress = Progress(out.write, ci_interval=3600)
     for i in range(50):
         progress.update("replicas Ready", i, 6, float(i))
         clock[0] += 1.0
@@ -49,8 +45,8 @@ def test_progress_in_ci_logs_prints_at_most_one_line_per_interval(
 
 
 def test_progress_on_a_terminal_rewrites_one_line_and_clears_it() -> None:
-    out = Tty()
-    progress = Progress(out)
+    out = io.StringIO()
+    progress = Progress(out.write, tty=True)
     progress.update("node Ready", None, None, 1.0)
     progress.update("node Ready", None, None, 2.0)
     progress.done()

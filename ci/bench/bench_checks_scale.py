@@ -44,15 +44,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pytest_k8sdr.checks import (
+from pytest_k8sdr import (
+    Cluster,
+    Workload,
     assert_node_isolated,
     assert_node_rejoined,
     assert_node_unreachable,
     assert_pods_rescheduled,
 )
-from pytest_k8sdr.cluster import Cluster
 from pytest_k8sdr.sim import SimCluster
-from pytest_k8sdr.workloads import Workload
 
 NAMESPACE = "bench"
 SMALL = 30

@@ -39,8 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_k8sdr.checks import assert_node_unreachable, assert_pods_rescheduled
-from pytest_k8sdr.cluster import Cluster, WaitTimeout
+from pytest_k8sdr import Cluster, WaitTimeout, assert_node_unreachable, assert_pods_rescheduled
 from pytest_k8sdr.sim import SimCluster
 from pytest_k8sdr.sim.profiles import FAST
 from pytest_k8sdr.workloads import deploy

@@ -42,7 +42,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from pytest_k8sdr.cluster import Cluster, NodeView, WaitTimeout
+from pytest_k8sdr import Cluster, NodeView, WaitTimeout
 from pytest_k8sdr.sim import SimCluster
 
 NODE = "k8sdr-worker"

@@ -8,6 +8,7 @@ from its journal record, at teardown as in `k8sdr recover`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -16,10 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from kubernetes.client.rest import ApiException
-
 from pytest_k8sdr.cluster import Cluster, NodeView, PodView, Taint
-from pytest_k8sdr.errors import FaultError
+from pytest_k8sdr.errors import ApiError, Conflict, FaultError, NotFound
+from pytest_k8sdr.results import Satisfied
 from pytest_k8sdr.undo import Disruption, UndoEnv, UndoStack, disruption_kind
 
 log = logging.getLogger(__name__)
@@ -316,9 +316,8 @@ def edit_taints(
                 _preload_content=False,
             )
             return
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
+        except Conflict:
+            continue
     raise NodeFaultError(name, "change the taints of", "kept conflicting with other writers")
 
 
@@ -497,8 +496,9 @@ class NodeFaults:
                 _sleep_until(min(self.eviction_retry_interval, remaining))
         uids = {p.key: p.uid for p in to_evict}
 
-        def gone(s: Any) -> bool:
-            return not any(uids.get(k) == (o["metadata"].get("uid")) for k, o in s.objects.items())
+        def gone(s: Any) -> Satisfied[None] | None:
+            left = any(uids.get(k) == o["metadata"].get("uid") for k, o in s.objects.items())
+            return None if left else Satisfied(None, f"the evicted pods left node {name}")
 
         def left(s: Any) -> str:
             return "still on the node: " + ", ".join(
@@ -522,10 +522,8 @@ class NodeFaults:
     def _evict(self, pod: PodView, grace_period: int | None) -> str:
         try:
             return self.cluster.evict(pod, grace_period=grace_period)
-        except ApiException as exc:
-            raise NodeFaultError(
-                pod.node or "?", "drain", f"eviction of {pod.key} failed: {exc.status} {exc.reason}"
-            ) from exc
+        except ApiError as exc:
+            raise NodeFaultError(pod.node or "?", "drain", f"eviction of {pod.key}: {exc}") from exc
 
     # ------------------------------------------------------------------ taints
 
@@ -581,11 +579,8 @@ class NodeFaults:
         node = self._target(name, "isolate")
         snap = NodeSnapshot.of(node)
         self.undo.push(Isolated(name, snap.to_json()), self._env)
-        try:
+        with contextlib.suppress(NotFound):  # already gone: isolated all the same
             self.cluster.call(self.cluster.core.delete_node, name, _preload_content=False)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
         return snap
 
     def relabel(self, snapshot: NodeSnapshot, *, timeout: float | None = None) -> NodeView:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pytest_k8sdr.cluster import PodView
 from pytest_k8sdr.errors import ClusterCheckFailed
+from pytest_k8sdr.results import timeout_for
 from pytest_k8sdr.workloads import Workload
 
 
@@ -36,7 +37,7 @@ def rebalance(
     nodes: Iterable[str],
     *,
     max_skew: int = 1,
-    timeout: float = 120.0,
+    timeout: float | None = None,
     retry_interval: float = 1.0,
 ) -> RebalanceReport:
     """Evict pods from the most crowded of `nodes` until the spread is within `max_skew`.
@@ -44,10 +45,11 @@ def rebalance(
     One eviction at a time, each followed by a wait for the workload to be whole again, so the
     workload never loses more than one replica to the rebalance. Raises ClusterCheckFailed when
     the spread is not reached before `timeout` (the scheduler kept placing pods unevenly, or a
-    PDB kept refusing).
+    PDB kept refusing); `timeout` defaults to the runbook phase's remaining SLO.
     """
     __tracebackhide__ = True
     eligible = sorted(set(nodes))
+    timeout = timeout_for(timeout)
     deadline = time.monotonic() + timeout
     report = RebalanceReport()
 

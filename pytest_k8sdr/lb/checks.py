@@ -5,17 +5,23 @@ given a running `TrafficProbe`, waits for a clean window of traffic: `window` se
 `min_requests` requests, none failed, and (drained) none answered by the node or (restored) at
 least `min_answers` answered by it. The window may start once the last bad request is behind, so
 a reload that takes a moment to reach every worker is not a failure; it must be complete within
-`timeout` seconds of the call. Node names are matched against what the pods report
-(``X-K8sdr-Node``), so pass the node's name, not its address.
+`timeout` seconds of the call (by default the runbook phase's remaining SLO). Node names are
+matched against what the pods report (``X-K8sdr-Node``), so pass the node's name, not its
+address.
+
+Each returns a `Result` whose value is the clean window's `ProbeSummary` (None without a probe)
+and whose time is when the traffic turned clean (the window's verification is not counted).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from pytest_k8sdr.errors import ClusterCheckFailed
 from pytest_k8sdr.lb.base import LoadBalancer, Member, split_host_port
-from pytest_k8sdr.lb.probe import ProbeRecord, ProbeSummary, TrafficProbe, summarize
+from pytest_k8sdr.lb.probe import ProbeRecord, ProbeSummary, TrafficProbe, summarize, wall_clock
+from pytest_k8sdr.results import Result, deadline_for, report
 
 
 def assert_lb_drained(
@@ -24,13 +30,10 @@ def assert_lb_drained(
     *,
     probe: TrafficProbe | None = None,
     window: float = 1.0,
-    timeout: float = 10.0,
     min_requests: int = 5,
-) -> ProbeSummary | None:
-    """Assert `lb` no longer routes to `node`, and traffic through it avoids the node cleanly.
-
-    Returns the summary of the clean window (None without a probe).
-    """
+    timeout: float | None = None,
+) -> Result[ProbeSummary | None]:
+    """Assert `lb` no longer routes to `node`, and traffic through it avoids the node cleanly."""
     __tracebackhide__ = True
     address = lb.address_of(node)
     members = lb.members()
@@ -41,9 +44,10 @@ def assert_lb_drained(
             f"{_members(routed)}; all servers: {_members(members)}"
         )
     if probe is None:
-        return None
+        return _configured(lb, f"{lb.name} routes to none of node {node}'s servers ({address})")
     return _clean_window(
         probe,
+        label="LB drained",
         what=f"after draining node {node} ({address}) from {lb.name}",
         bad=lambda r: not r.ok or r.node == node or _tried(r, address),
         good=lambda r: False,
@@ -62,14 +66,11 @@ def assert_lb_restored(
     *,
     probe: TrafficProbe | None = None,
     window: float = 1.0,
-    timeout: float = 10.0,
     min_requests: int = 5,
     min_answers: int = 1,
-) -> ProbeSummary | None:
-    """Assert `lb` routes to `node` again, and traffic through it reaches the node cleanly.
-
-    Returns the summary of the clean window (None without a probe).
-    """
+    timeout: float | None = None,
+) -> Result[ProbeSummary | None]:
+    """Assert `lb` routes to `node` again, and traffic through it reaches the node cleanly."""
     __tracebackhide__ = True
     address = lb.address_of(node)
     members = lb.members()
@@ -81,9 +82,10 @@ def assert_lb_restored(
             f"all servers: {_members(members)}"
         )
     if probe is None:
-        return None
+        return _configured(lb, f"{lb.name} routes to node {node} ({address}) again")
     return _clean_window(
         probe,
+        label="LB restored",
         what=f"after restoring node {node} ({address}) in {lb.name}",
         bad=lambda r: not r.ok,
         # The node serves again when a pod on it answers or, with externalTrafficPolicy
@@ -99,24 +101,33 @@ def assert_lb_restored(
     )
 
 
+def _configured(lb: LoadBalancer, observed: str) -> Result[ProbeSummary | None]:
+    """The result of a check of the configuration alone: decided by the LB's last change."""
+    changed = lb.last_change
+    at = wall_clock(changed) if changed is not None else datetime.now(UTC)
+    return report(Result(None, at, observed))
+
+
 def _clean_window(
     probe: TrafficProbe,
     *,
+    label: str,
     what: str,
     bad: Callable[[ProbeRecord], bool],
     good: Callable[[ProbeRecord], bool],
     min_answers: int,
     window: float,
-    timeout: float,
+    timeout: float | None,
     min_requests: int,
     node: str,
     address: str,
-) -> ProbeSummary:
+) -> Result[ProbeSummary | None]:
     __tracebackhide__ = True
     if not probe.running:
         raise ClusterCheckFailed(f"{what}: the traffic probe for {probe.url} is not running")
     start = probe.now()
-    deadline = start + timeout
+    deadline, _ = deadline_for(timeout)
+    timeout = deadline - start
     while True:
         settled = probe.settled_until()
         records = probe.records(since=start, until=settled)
@@ -128,7 +139,12 @@ def _clean_window(
             and len(clean) >= min_requests
             and sum(1 for r in clean if good(r)) >= min_answers
         ):
-            return summarize(clean, clean_from, settled)
+            summary = summarize(clean, clean_from, settled)
+            observed = f"{what}: a clean {window:.1f}s window, {summary.describe()}"
+            # Decided when the traffic turned clean: the window only confirms it.
+            return report(
+                Result(summary, wall_clock(clean_from), observed, probe.now() - start), label
+            )
         now = probe.now()
         if now >= deadline or not probe.running:
             break

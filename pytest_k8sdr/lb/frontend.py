@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_k8sdr.cluster import Cluster
-from pytest_k8sdr.config import Settings
+from pytest_k8sdr.config import Settings, validate
 from pytest_k8sdr.lb.base import LoadBalancer
 from pytest_k8sdr.lb.errors import LBConfigError
 from pytest_k8sdr.lb.haproxy import HAProxyLB
@@ -78,14 +78,12 @@ def open_frontend(
         managed = ManagedNginx(workdir, servers, upstream=workload.name, undo=undo)
         managed.start()
         return Frontend(managed.lb, managed.url, managed)
-    if not settings.lb_url:
-        raise LBConfigError(f"--k8sdr-lb={kind} needs --k8sdr-lb-url (where traffic goes in)")
-    if not settings.lb_upstream:
-        raise LBConfigError(f"--k8sdr-lb={kind} needs --k8sdr-lb-upstream (the upstream/backend)")
+    validate(settings)  # done at session start already; cheap, and makes this safe on its own
+    assert settings.lb_url, "settings not validated"
+    assert settings.lb_upstream, "settings not validated"
     lb: LoadBalancer
     if kind == "nginx":
-        if settings.lb_config is None:
-            raise LBConfigError("--k8sdr-lb=nginx needs --k8sdr-lb-config (the nginx config file)")
+        assert settings.lb_config is not None, "settings not validated"
         host = DockerExecHost(settings.lb_container) if settings.lb_container else LocalHost()
         lb = NginxLB(
             settings.lb_upstream,
@@ -95,8 +93,7 @@ def open_frontend(
             undo=undo,
         )
     else:
-        if settings.lb_socket is None:
-            raise LBConfigError("--k8sdr-lb=haproxy needs --k8sdr-lb-socket (the runtime API)")
+        assert settings.lb_socket is not None, "settings not validated"
         lb = HAProxyLB(
             settings.lb_upstream, runtime=str(settings.lb_socket), nodes=addresses, undo=undo
         )

@@ -21,10 +21,16 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from urllib.parse import urlsplit
 
 from pytest_k8sdr.lb.errors import LBConfigError, LBError
+
+
+def wall_clock(t: float) -> datetime:
+    """The wall-clock time (UTC) of the probe clock's (`time.monotonic()`) reading `t`."""
+    return datetime.fromtimestamp(time.time() - (time.monotonic() - t), UTC)
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,12 @@ class ErrorWindow:
 
 @dataclass(frozen=True)
 class ProbeSummary:
-    """Figures over the requests sent in [`start`, `end`); times are `time.monotonic()`."""
+    """Figures over the requests sent in [`start`, `end`).
+
+    `start` and `end` are on the probe's clock (`time.monotonic()`, for arithmetic with the
+    records); `started_at` and `ended_at` are the same moments on the wall clock (UTC), to put
+    the window on a runbook's timeline.
+    """
 
     start: float
     end: float
@@ -82,11 +93,15 @@ class ProbeSummary:
     latency_max: float | None
     retried: int = 0
     per_node_share: dict[str, float] = field(init=False)
+    started_at: datetime = field(init=False)
+    ended_at: datetime = field(init=False)
 
     def __post_init__(self) -> None:
         answered = sum(self.per_node.values())
         share = {n: c / answered for n, c in self.per_node.items()} if answered else {}
         object.__setattr__(self, "per_node_share", share)
+        object.__setattr__(self, "started_at", wall_clock(self.start))
+        object.__setattr__(self, "ended_at", wall_clock(self.end))
 
     @property
     def error_rate(self) -> float:

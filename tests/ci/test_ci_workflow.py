@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
-from pytest_k8sdr.backends import REPO_KIND_CONFIG
+from pytest_k8sdr.backends import kind_config
 from pytest_k8sdr.sim.profiles import FAST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +111,8 @@ def test_every_repository_file_it_names_exists(steps: list[dict[str, Any]]) -> N
 def test_the_cluster_is_created_from_the_plugins_kind_config(steps: list[dict[str, Any]]) -> None:
     create = step_named(steps, "Create the kind cluster")["run"]
     assert re.search(r"kind create cluster .*--config ci/kind-config\.yaml", create)
-    assert REPO_KIND_CONFIG == ROOT / "ci" / "kind-config.yaml"
+    with kind_config() as shipped:
+        assert shipped.resolve() == (ROOT / "ci" / "kind-config.yaml").resolve()
 
 
 def test_experiments_run_on_kind_with_junit_and_allure(steps: list[dict[str, Any]]) -> None:

@@ -149,14 +149,14 @@ def test_killed_node_errors_stop_after_drain_and_traffic_returns_after_restore(
         assert errors.errors_by_kind.keys() <= {"HTTP 502", "HTTP 503"}
 
         lb.drain(victim.name)
-        drained = assert_lb_drained(lb, victim.name, probe=probe, window=0.5)
+        drained = assert_lb_drained(lb, victim.name, probe=probe, window=0.5).value
         assert drained is not None
         assert drained.errors == 0
         assert set(drained.per_node) == {"node-2", "node-3"}
 
         victim.start()
         lb.restore(victim.name)
-        restored = assert_lb_restored(lb, victim.name, probe=probe, window=0.5)
+        restored = assert_lb_restored(lb, victim.name, probe=probe, window=0.5).value
         assert restored is not None
         assert restored.per_node.get(victim.name, 0) >= 1
         assert restored.errors == 0

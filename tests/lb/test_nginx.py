@@ -267,7 +267,7 @@ def test_killed_node_errors_stop_after_drain_and_traffic_returns_after_restore(
         assert victim.name not in errors.per_node
 
         lb.drain(victim.name)
-        drained = assert_lb_drained(lb, victim.name, probe=probe, window=0.5)
+        drained = assert_lb_drained(lb, victim.name, probe=probe, window=0.5).value
         assert drained is not None
         assert drained.errors == 0
         assert victim.name not in drained.per_node
@@ -275,7 +275,7 @@ def test_killed_node_errors_stop_after_drain_and_traffic_returns_after_restore(
 
         victim.start()
         lb.restore(victim.name)
-        restored = assert_lb_restored(lb, victim.name, probe=probe, window=0.5)
+        restored = assert_lb_restored(lb, victim.name, probe=probe, window=0.5).value
         assert restored is not None
         assert restored.per_node.get(victim.name, 0) >= 1
         assert restored.errors == 0
@@ -310,7 +310,7 @@ def test_retried_requests_are_seen_when_nginx_hides_the_dead_node(
             assert all(u is not None and u.startswith(f"{victim.address}:") for u in retried)
 
             lb.drain(victim.name)
-            drained = assert_lb_drained(lb, victim.name, probe=probe, window=0.5)
+            drained = assert_lb_drained(lb, victim.name, probe=probe, window=0.5).value
             assert drained is not None
             assert drained.retried == 0
         undo.unwind()

@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pytest_k8sdr import UndoStack
-from pytest_k8sdr.cluster import Cluster, NotFound, Taint
+from pytest_k8sdr import Cluster, NotFound, Taint, UndoStack
 from pytest_k8sdr.faults.node import NodeFaultError, NodeFaults
 from pytest_k8sdr.workloads import Workload
 

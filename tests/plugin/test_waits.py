@@ -9,10 +9,23 @@ import time
 from pathlib import Path
 
 import pytest
+from kubernetes.client.rest import ApiException
 
-from pytest_k8sdr import SLOExceeded
-from pytest_k8sdr.cluster import ApiUnavailable, Cluster, WaitTimeout
-from pytest_k8sdr.runbook import Runbook
+from pytest_k8sdr import (
+    ApiUnavailable,
+    Cluster,
+    ConfigError,
+    Conflict,
+    Gone,
+    Invalid,
+    MakeWorkload,
+    NotFound,
+    ReadOnlyCluster,
+    Runbook,
+    Satisfied,
+    SLOExceeded,
+    WaitTimeout,
+)
 from pytest_k8sdr.sim import SimCluster
 
 NODE = "k8sdr-worker"
@@ -98,7 +111,7 @@ def test_lists_are_read_in_pages_and_waits_keep_only_projections(
     assert listed["metadata"]["resourceVersion"]
     got = cluster.wait(
         "events",
-        lambda s: list(s.values()) if len(s.objects) == 1100 else None,
+        lambda s: Satisfied(list(s.values())) if len(s.objects) == 1100 else None,
         timeout=10,
         description="every event",
         namespace=namespace,
@@ -114,10 +127,8 @@ class _ContinueExpires(Cluster):
 
     def call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         if "_continue" in kwargs and not self.expired:
-            from kubernetes.client.rest import ApiException
-
             self.expired = True
-            raise ApiException(status=410, reason="Expired")
+            raise Gone("list: 410 Expired", status=410)
         return super().call(fn, *args, **kwargs)
 
 
@@ -149,23 +160,24 @@ def test_an_api_server_that_never_answers_is_reported_not_waited_on(tmp_path: Pa
         sim.stop()
 
 
-def test_a_pod_history_left_running_by_a_failing_test_is_stopped(
+def test_a_pod_history_is_stopped_when_its_block_ends_even_by_a_failure(
     pytester: pytest.Pytester,
 ) -> None:
-    # A failing experiment never reaches its history.stop(); the watch thread must not outlive
-    # the test (at exit, it aborted the interpreter while logging reconnection attempts).
+    # A failing experiment leaves its `with pod_history(...)` block through the exception; the
+    # watch thread must not outlive the test (at exit, it aborted the interpreter while
+    # logging reconnection attempts).
     pytester.makepyfile(
         """
         import threading
-        from pytest_k8sdr import checks
+        from pytest_k8sdr import pod_history
 
-        def test_fails_with_a_history_running(cluster, namespace):
-            checks.PodHistory(cluster, namespace).start()
-            assert checks.running_histories()
-            assert False, "the experiment failed"
+        def test_fails_inside_a_history(make_workload):
+            db = make_workload("db", replicas=0, service=None)
+            with pod_history(db) as history:
+                assert history.running
+                assert False, "the experiment failed"
 
         def test_next_test_sees_it_stopped():
-            assert checks.running_histories() == []
             names = [t.name for t in threading.enumerate()]
             assert "k8sdr-pod-history" not in names, names
         """
@@ -173,3 +185,99 @@ def test_a_pod_history_left_running_by_a_failing_test_is_stopped(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
     result.assert_outcomes(failed=1, passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+# -- conditions that hold with 0, [] or None --------------------------------------------------
+
+
+def test_a_condition_whose_value_is_zero_or_none_holds_at_once(cluster: Cluster) -> None:
+    for value in (0, [], None, False):
+        got = cluster.wait(
+            "nodes",
+            lambda s, v=value: Satisfied(v),  # type: ignore[misc]
+            timeout=30,
+            description="a falsy value",
+        )
+        assert got.value == value
+        assert got.elapsed < 10  # at the list, not after the 30 s timeout
+
+
+def test_a_wait_for_zero_replicas_returns_at_once(make_workload: MakeWorkload) -> None:
+    none = make_workload("none", replicas=0, service=None, wait=False)
+    got = none.wait_ready(timeout=30)
+    assert got.value == []
+    assert got.elapsed < 10
+
+
+def test_a_condition_must_say_satisfied(cluster: Cluster) -> None:
+    with pytest.raises(ConfigError, match=r"returned True: return Satisfied\(value\)"):
+        cluster.wait("nodes", lambda s: True, timeout=5, description="x")  # type: ignore[arg-type,return-value]
+
+
+# -- phases time themselves from their waits ------------------------------------------------
+
+
+def test_an_unmarked_slow_wait_counts_in_its_phase(cluster: Cluster) -> None:
+    label = f"slow-{time.monotonic_ns()}"
+
+    def write_later() -> None:
+        time.sleep(1.5)
+        cluster.call(cluster.core.patch_node, NODE, {"metadata": {"labels": {"k8sdr-test": label}}})
+
+    book = Runbook("slow")
+    writer = threading.Thread(target=write_later)
+
+    def phase() -> None:
+        with book.phase("fail", slo="1s"):
+            book.mark("quick", cluster.wait_node_ready(NODE, timeout=10))
+            writer.start()
+            # Never marked: the phase times itself from it all the same.
+            cluster.wait_node(
+                NODE,
+                lambda n: n is not None and n.labels.get("k8sdr-test") == label,
+                timeout=20,
+                description="to carry the label",
+            )
+
+    try:
+        with pytest.raises(SLOExceeded, match="phase 'fail' exceeded its SLO"):
+            phase()
+    finally:
+        writer.join()
+        cluster.call(cluster.core.patch_node, NODE, {"metadata": {"labels": {"k8sdr-test": None}}})
+    assert book.phases[0].duration is not None
+    assert book.phases[0].duration >= 1.5
+
+
+# -- the client boundary --------------------------------------------------------------------
+
+
+def test_api_errors_are_translated_once_with_the_client_error_chained(
+    cluster: Cluster, namespace: str
+) -> None:
+    with pytest.raises(NotFound, match="read_namespaced_pod: 404") as info:
+        cluster.call(cluster.core.read_namespaced_pod, "no-such-pod", namespace)
+    assert isinstance(info.value.__cause__, ApiException)
+    body = {"metadata": {"name": "cm"}, "data": {"a": "1"}}
+    cluster.call(cluster.core.create_namespaced_config_map, namespace, body)
+    with pytest.raises(Conflict, match="already exists"):
+        cluster.call(cluster.core.create_namespaced_config_map, namespace, body)
+    with pytest.raises(Invalid):
+        cluster.call(
+            cluster.core.create_namespaced_config_map, namespace, {"metadata": {"name": "Bad_"}}
+        )
+
+
+def test_a_read_only_facade_refuses_writes_before_any_request(
+    cluster: Cluster, namespace: str
+) -> None:
+    read_only = Cluster(cluster.api_client, read_only=True)
+    assert read_only.nodes()  # reads go through
+    with pytest.raises(ReadOnlyCluster, match="create_namespaced_config_map"):
+        read_only.call(
+            read_only.core.create_namespaced_config_map, namespace, {"metadata": {"name": "x"}}
+        )
+    assert read_only.requests == 1  # the list; the write never left
+    with pytest.raises(NotFound):
+        cluster.call(cluster.core.read_namespaced_config_map, "x", namespace)
+    assert not cluster.read_only  # the session's own facade is untouched

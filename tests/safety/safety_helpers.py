@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_k8sdr.cluster import Cluster, NodeView
+from pytest_k8sdr import Cluster, NodeView, Satisfied
 from pytest_k8sdr.config import load_kubeconfig
 from pytest_k8sdr.faults.node import NodeSnapshot
 from pytest_k8sdr.journal import ANNOTATION
@@ -207,10 +207,10 @@ def cluster_state(cluster: Cluster) -> dict[str, Any]:
 def wait_all_ready(cluster: Cluster, names: list[str], timeout: float = 30.0) -> None:
     """Wait until every named node exists and is Ready."""
 
-    def ready(snapshot: Any) -> bool:
+    def ready(snapshot: Any) -> Satisfied[None] | None:
         views = [NodeView.from_json(o) for o in snapshot.values()]
         have = {v.name for v in views if v.ready == "True"}
-        return set(names) <= have
+        return Satisfied(None) if set(names) <= have else None
 
     cluster.wait("nodes", ready, timeout=timeout, description="every node Ready")
 

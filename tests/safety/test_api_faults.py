@@ -20,7 +20,7 @@ from pytest_k8sdr.sim import FaultConfig, SimCluster, SimLaunchError
 
 EXPERIMENTS = """
 import pytest
-from pytest_k8sdr import checks
+from pytest_k8sdr import assert_node_unreachable, assert_pods_rescheduled
 
 WORKERS = ["k8sdr-worker", "k8sdr-worker2", "k8sdr-worker3"]
 
@@ -30,9 +30,9 @@ def test_a_lost_node_heals(cluster, make_workload, machines, node_faults):
     web = make_workload("web", replicas=4, service=None)
     victim = web.busiest_node()
     machines[victim].kill()
-    checks.assert_node_unreachable(cluster, victim)
+    assert_node_unreachable(cluster, victim)
     node_faults.isolate(victim)
-    checks.assert_pods_rescheduled(web, away_from=victim, timeout=60)
+    assert_pods_rescheduled(web, away_from=victim, timeout=60)
 
 
 @pytest.mark.disruptive
@@ -43,9 +43,9 @@ def test_a_cluster_with_no_room_does_not_heal(cluster, make_workload, machines, 
         if node != victim:
             node_faults.cordon(node)  # nowhere for the replacements to go
     machines[victim].kill()
-    checks.assert_node_unreachable(cluster, victim)
+    assert_node_unreachable(cluster, victim)
     node_faults.isolate(victim)
-    checks.assert_pods_rescheduled(web, away_from=victim, timeout=8)
+    assert_pods_rescheduled(web, away_from=victim, timeout=8)
 """
 
 FAULTS = FaultConfig(error_rate=0.05, latency_ms=15, watch_cut_seconds=3)

@@ -6,6 +6,7 @@ Every inner run reaches the simulated cluster through a proxy that counts the AP
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -13,10 +14,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from kubernetes.client.rest import ApiException
 from safety_helpers import WriteCounter, attach_and_stop, inner_pytest, recover, wait_all_ready
 
-from pytest_k8sdr.cluster import Cluster
+from pytest_k8sdr import Cluster, NotFound
 from pytest_k8sdr.journal import ANNOTATION
 from pytest_k8sdr.lock import DEFAULT_NAME
 from pytest_k8sdr.sim import SimCluster
@@ -223,11 +223,8 @@ def _lease(api: Cluster, holder: str, renewed: datetime) -> None:
 
 
 def _drop_lease(api: Cluster) -> None:
-    try:
+    with contextlib.suppress(NotFound):
         api.call(api.coordination.delete_namespaced_lease, DEFAULT_NAME, "default")
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
 
 
 def test_a_held_lock_refuses_the_run_naming_its_holder(

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from machines_helpers import KindNodes, Sshd
 
-from pytest_k8sdr.checks import assert_pods_rescheduled
+from pytest_k8sdr import assert_pods_rescheduled
 from pytest_k8sdr.cluster import MANAGED_BY, Cluster
 from pytest_k8sdr.faults.machines import (
     CommandMachine,

@@ -1,0 +1,179 @@
+"""Every setting is checked at start: a bad value is one usage error, and nothing is launched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_k8sdr.config import OPTIONS
+
+# A test that would launch the simulated cluster, reach it and disrupt a node.
+INNER = """
+import pytest
+
+@pytest.mark.disruptive
+def test_a(cluster, machines):
+    pass
+
+@pytest.mark.disruptive
+def test_b(cluster, machines):
+    pass
+"""
+
+MALFORMED_KUBECONFIG = "contexts: {this: is not a list}\n"
+GOOD_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: staging, context: {cluster: c, user: u}}]
+current-context: staging
+"""
+
+# option -> (command-line arguments, what the single error must say). `{tmp}` is the test's
+# directory, which holds `file` (a regular file), `dir/` (a directory), `bad.yaml` (a malformed
+# kubeconfig), `good.yaml` (a kubeconfig) and `inventory.yaml` (a malformed inventory).
+BAD: dict[str, tuple[list[str], str]] = {
+    "backend": (["--k8sdr-backend=docker"], "invalid value 'docker' for backend"),
+    "kubeconfig": (
+        ["--k8sdr-backend=kubeconfig", "--k8sdr-kubeconfig={tmp}/bad.yaml"],
+        "is malformed",
+    ),
+    "context": (
+        ["--k8sdr-backend=kubeconfig", "--k8sdr-kubeconfig={tmp}/good.yaml", "--k8sdr-context=x"],
+        "kubeconfig context 'x' does not exist (available: staging)",
+    ),
+    "allowed_contexts": (
+        ["--k8sdr-backend=kubeconfig", "--k8sdr-kubeconfig={tmp}/good.yaml"],
+        "not on the allowlist",
+    ),
+    "kind_cluster": (["--k8sdr-kind-cluster=Bad_Name"], "for kind_cluster"),
+    "namespace": (["--k8sdr-namespace=Not_A_Name"], "for namespace (--k8sdr-namespace"),
+    "profile": (["--k8sdr-profile=slow"], "invalid value 'slow' for profile"),
+    "report_dir": (["--k8sdr-report-dir={tmp}/file"], "exists and is not a directory"),
+    "slos": (["--k8sdr-slos=fail=abc"], "invalid value 'fail=abc' for slos (--k8sdr-slos)"),
+    "machines": (["--k8sdr-machines=/nope.yaml"], "machines (--k8sdr-machines"),
+    "lb": (["--k8sdr-lb=f5"], "invalid value 'f5' for lb"),
+    "lb_config": (
+        [
+            "--k8sdr-lb=nginx",
+            "--k8sdr-lb-url=http://127.0.0.1:1/",
+            "--k8sdr-lb-upstream=web",
+            "--k8sdr-lb-config={tmp}/nginx.conf",
+        ],
+        "no such file",
+    ),
+    "lb_upstream": (
+        ["--k8sdr-lb=nginx", "--k8sdr-lb-url=http://127.0.0.1:1/"],
+        "--k8sdr-lb=nginx needs lb_upstream",
+    ),
+    "lb_url": (["--k8sdr-lb-url=127.0.0.1:8080"], "expected an http:// or https:// URL"),
+    "lb_container": (["--k8sdr-lb-container=no spaces"], "not a Docker container name"),
+    "lb_socket": (
+        [
+            "--k8sdr-lb=haproxy",
+            "--k8sdr-lb-url=http://127.0.0.1:1/",
+            "--k8sdr-lb-upstream=web",
+            "--k8sdr-lb-socket={tmp}/admin.sock",
+        ],
+        "no such socket",
+    ),
+    "journal": (["--k8sdr-journal={tmp}/dir"], "is a directory, not a journal file"),
+    "protected_nodes": (["--k8sdr-protected-nodes=tier=(db"], "is not a label selector term"),
+    "max_disrupted": (["--k8sdr-max-disrupted=0"], "expected a positive integer"),
+    "require_healthy": (["--k8sdr-require-healthy=maybe"], "for require_healthy"),
+    "lock": (["--k8sdr-lock=yes"], "invalid value 'yes' for lock"),
+    "lock_namespace": (["--k8sdr-lock-namespace=Bad_NS"], "for lock_namespace"),
+    "lock_duration": (["--k8sdr-lock-duration=-5"], "expected a positive integer"),
+}
+# Free text, where no value is wrong in itself: who the lock names as its holder.
+ANY_VALUE = {"lock_holder"}
+
+
+def test_every_setting_has_a_bad_value_here() -> None:
+    assert set(BAD) | ANY_VALUE == {o.name for o in OPTIONS}
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("K8SDR_"):
+            monkeypatch.delenv(name)
+
+
+def _files(tmp: Path) -> None:
+    (tmp / "file").write_text("x")
+    (tmp / "dir").mkdir()
+    (tmp / "bad.yaml").write_text(MALFORMED_KUBECONFIG)
+    (tmp / "good.yaml").write_text(GOOD_KUBECONFIG)
+
+
+@pytest.mark.parametrize("option", sorted(BAD))
+def test_a_bad_value_is_one_usage_error_before_anything_is_launched(
+    pytester: pytest.Pytester, option: str
+) -> None:
+    tmp = pytester.path
+    _files(tmp)
+    pytester.makepyfile(test_inner=INNER)
+    args, message = BAD[option]
+    result = pytester.runpytest(*(a.replace("{tmp}", str(tmp)) for a in args))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + result.stderr.str()
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert len(errors) == 1, result.errlines
+    assert message in errors[0]
+    # No test ran and no backend was started: its session fixture would have made this.
+    assert not list((tmp / "basetemp").glob("k8sdr*"))
+    assert "passed" not in result.stdout.str()
+
+
+def test_a_malformed_inventory_is_one_usage_error_naming_the_file(
+    pytester: pytest.Pytester,
+) -> None:
+    inventory = pytester.path / "inventory.yaml"
+    inventory.write_text("nodes: [not, a, mapping]\n")
+    pytester.makepyfile(test_inner=INNER)
+    result = pytester.runpytest(f"--k8sdr-machines={inventory}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert len(errors) == 1, result.errlines
+    assert str(inventory) in errors[0]
+
+
+def test_the_kind_backend_without_its_extra_is_one_usage_error(
+    pytester: pytest.Pytester,
+) -> None:
+    try:
+        import pytest_kind  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.fail("this test needs a venv without pytest-kind-ng (the dev extras have none)")
+    pytester.makepyfile(test_inner=INNER)
+    result = pytester.runpytest("--k8sdr-backend=kind")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert errors == [
+        "ERROR: --k8sdr-backend=kind needs pytest-kind-ng, which is not installed: "
+        "pip install 'pytest-k8sdr[kind]'"
+    ]
+
+
+def test_a_marker_with_a_bad_value_stops_the_run_at_collection(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_inner="""
+import pytest
+
+@pytest.mark.k8sdr(slos="self-heal=soon")
+def test_a(cluster):
+    pass
+"""
+    )
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_a*invalid value 'self-heal=soon' for slos*"])
+    assert not list((pytester.path / "basetemp").glob("k8sdr*"))
