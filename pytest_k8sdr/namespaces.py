@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from dataclasses import dataclass
 
-from kubernetes.client.rest import ApiException
-
 from pytest_k8sdr.cluster import MANAGED_BY, Cluster
+from pytest_k8sdr.errors import NotFound
 from pytest_k8sdr.undo import Disruption, UndoEnv, UndoStack, disruption_kind
 
 
@@ -39,11 +39,8 @@ class NamespaceCreated(Disruption):
         labels = found["metadata"].get("labels") or {}
         if labels.get(MANAGED_BY[0]) != MANAGED_BY[1]:
             return
-        try:
+        with contextlib.suppress(NotFound):  # deleted since it was read: done all the same
             cluster.call(cluster.core.delete_namespace, self.name, _preload_content=False)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
 
 
 def namespace_name(nodeid: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_k8sdr import UndoError, UndoStack
+from pytest_k8sdr import ApiUnavailable, UndoError, UndoStack
 from pytest_k8sdr.journal import JournalRecord
 from pytest_k8sdr.undo import Disruption, Registry, UndoEnv, UnknownKind
 
@@ -180,8 +180,6 @@ def test_records_are_validated_and_unknown_kinds_named() -> None:
 
 
 def test_a_passing_failure_is_retried_until_it_succeeds(tmp_path: Path) -> None:
-    from pytest_k8sdr.cluster import ApiUnavailable
-
     registry = Registry()
 
     @registry.register

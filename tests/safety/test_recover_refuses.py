@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from kubernetes.client.rest import ApiException
 from safety_helpers import inner_pytest, recover
 
 from pytest_k8sdr.cluster import Cluster
+from pytest_k8sdr.errors import NotFound
 from pytest_k8sdr.faults.node import NodeFaults
 from pytest_k8sdr.journal import (
     ANNOTATION,
@@ -64,7 +64,7 @@ def cordoned(tmp_path: Path, api: Cluster, sim: SimCluster) -> Iterator[Path]:
         W1,
         {"metadata": {"annotations": {ANNOTATION: None}}, "spec": {"unschedulable": None}},
     )
-    with contextlib.suppress(ApiException):
+    with contextlib.suppress(NotFound):
         api.call(api.coordination.delete_namespaced_lease, DEFAULT_NAME, "default")
 
 
