@@ -35,12 +35,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pytest_k8sdr.cluster import MANAGED_BY, Cluster, NodeView, WaitTimeout
+from pytest_k8sdr.cluster import MANAGED_BY, Cluster, NodeView
 from pytest_k8sdr.config import load_kubeconfig
+from pytest_k8sdr.errors import WaitTimeout
 from pytest_k8sdr.faults.node import NodeSnapshot
 from pytest_k8sdr.journal import ANNOTATION, read_journal
 from pytest_k8sdr.lb.managed import ManagedNginx
 from pytest_k8sdr.lock import DEFAULT_NAME
+from pytest_k8sdr.results import Satisfied
 from pytest_k8sdr.sim import SimCluster
 from pytest_k8sdr.workloads import deploy
 
@@ -259,8 +261,10 @@ def _settle(api: Cluster, state_dir: Path, nodes: list[str], timeout: float = 90
         lambda: api.wait(
             "nodes",
             lambda s: (
-                all(_ready_by_its_kubelet(o, started) for o in s.values())
+                Satisfied(None)
+                if all(_ready_by_its_kubelet(o, started) for o in s.values())
                 and set(s.objects) >= set(nodes)
+                else None
             ),
             timeout=timeout,
             description="every node Ready, as its current agent posts it",
@@ -270,7 +274,7 @@ def _settle(api: Cluster, state_dir: Path, nodes: list[str], timeout: float = 90
         "test namespaces gone",
         lambda: api.wait(
             "namespaces",
-            lambda s: not s.objects,
+            lambda s: None if s.objects else Satisfied(None),
             timeout=timeout,
             description="every test namespace to be deleted",
             label_selector="=".join(MANAGED_BY),
@@ -280,9 +284,13 @@ def _settle(api: Cluster, state_dir: Path, nodes: list[str], timeout: float = 90
         "LB workload Ready",
         lambda: api.wait(
             "deployments",
-            lambda s: all(
-                (o.get("status") or {}).get("readyReplicas") == o["spec"]["replicas"]
-                for o in s.values()
+            lambda s: (
+                Satisfied(None)
+                if all(
+                    (o.get("status") or {}).get("readyReplicas") == o["spec"]["replicas"]
+                    for o in s.values()
+                )
+                else None
             ),
             timeout=timeout,
             description="the LB workload to be Ready",

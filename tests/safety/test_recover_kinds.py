@@ -28,6 +28,7 @@ from pytest_k8sdr.lb.managed import ManagedNginx
 from pytest_k8sdr.lock import GameDayLock, GameDayLockHeld, read_lease
 from pytest_k8sdr.namespaces import create_test_namespace
 from pytest_k8sdr.recover import registry
+from pytest_k8sdr.results import Satisfied
 from pytest_k8sdr.sim import SimCluster, SimLaunchError
 from pytest_k8sdr.undo import UndoEnv, UndoStack
 
@@ -254,7 +255,7 @@ def test_namespace(abandoned: Abandoned, api: Cluster) -> None:
     abandoned.recover()
     api.wait(
         "namespaces",
-        lambda s: name not in s.objects,
+        lambda s: None if name in s.objects else Satisfied(None),
         timeout=30,
         description=f"namespace {name} to be deleted",
     )
