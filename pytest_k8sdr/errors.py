@@ -57,8 +57,11 @@ class LockLost(ToolError):
     """
 
 
-class RecoverRefused(ConfigError):
-    """`k8sdr recover` will not undo the entries of a run that is still alive (see `--force`)."""
+class RecoverRefused(ToolError):
+    """`k8sdr recover` will not undo the entries of a run that is still alive (see `--force`).
+
+    Not a `ConfigError`, as `LockHeld` is not: the arguments are fine, the run is not over.
+    """
 
 
 # --------------------------------------------------------------------------- the API
