@@ -8,8 +8,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from pytest_k8sdr.sim.errors import SimError, SimLaunchError
 from pytest_k8sdr.sim.faults import FaultConfig
-from pytest_k8sdr.sim.launcher import SimCluster, SimLaunchError
+from pytest_k8sdr.sim.launcher import SimCluster
 from pytest_k8sdr.sim.profiles import PROFILES
 
 NODE_OPS: dict[str, Callable[[SimCluster, str], None]] = {
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"k8sdr sim {args.command}: {exc}", file=sys.stderr)
         return 2
-    except (SimLaunchError, RuntimeError, OSError) as exc:
+    except (SimError, RuntimeError, OSError) as exc:
         print(f"k8sdr sim {args.command}: {exc}", file=sys.stderr)
         return 1
 

@@ -9,26 +9,29 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import http.client
+import importlib.util
 import json
 import os
 import select
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_k8sdr.sim.addresses import node_address, node_pod_cidr
+from pytest_k8sdr.sim.client.blocking import BlockingClient
+from pytest_k8sdr.sim.errors import SimLaunchError
 from pytest_k8sdr.sim.faults import FaultConfig
+from pytest_k8sdr.sim.node import control
 from pytest_k8sdr.sim.profiles import get_profile
 
-__all__ = ["CONTROL_PLANE", "SimCluster", "SimLaunchError", "node_address", "node_pod_cidr"]
+__all__ = ["CONTROL_PLANE", "SimCluster", "SimLaunchError"]
 
 CLUSTER = "k8sdr"
 CONTROL_PLANE = f"{CLUSTER}-control-plane"
@@ -48,26 +51,12 @@ def _socket_path(state_dir: Path, name: str) -> Path:
     return short / f"{name}.sock"
 
 
-_SERVER_MODULE = "pytest_k8sdr.sim.server"
-_AGENT_MODULE = "pytest_k8sdr.sim.agent"
+_SERVER_MODULE = "pytest_k8sdr.sim.controlplane"
+_AGENT_MODULE = "pytest_k8sdr.sim.node"
 
 
 # Our children, kept so they are waited for (never garbage-collected while running).
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
-
-class SimLaunchError(RuntimeError):
-    """The simulated cluster could not be started, found or stopped."""
-
-
-def node_address(index: int, slot: int = 0) -> str:
-    """InternalIP of node `index` (0 is the control plane) in address `slot` (INTERFACE.md)."""
-    return f"127.{1 + slot}.{index // 250}.{index % 250 + 1}"
-
-
-def node_pod_cidr(index: int, slot: int = 0) -> str:
-    """PodCIDR of node `index` in address `slot`."""
-    return f"127.{16 + 4 * slot + index // 256}.{index % 256}.0/24"
 
 
 # Every launched cluster takes its own block of loopback addresses (an address slot), so two
@@ -388,11 +377,9 @@ class SimCluster:
         self._save()
 
     def _control(self, name: str, op: str, state: str) -> None:
-        from pytest_k8sdr.sim import agentctl
-
         agent = self._agent(name)
         self._require_alive(agent)
-        agentctl.send(agent.socket, op)
+        control.send(agent.socket, op)
         agent.state = state
         self._save()
 
@@ -424,7 +411,9 @@ class SimCluster:
 
     def controllers(self) -> dict[str, bool]:
         """Every switchable controller of the running control plane: name -> running."""
-        states: dict[str, bool] = self._client().get_json("/k8sdr/v1/controllers")["controllers"]
+        states: dict[str, bool] = self._client().request("GET", "/k8sdr/v1/controllers")[
+            "controllers"
+        ]
         return states
 
     def set_controller(self, name: str, *, enabled: bool) -> bool:
@@ -547,41 +536,26 @@ class SimCluster:
     def wait_nodes_ready(self, names: Sequence[str], timeout: float) -> None:
         """Block until every named Node has Ready=True (list, then watch)."""
         want = set(names)
-        deadline = time.monotonic() + timeout
-        client = self._client()
-        listing = client.get_json("/api/v1/nodes")
-        ready = {n["metadata"]["name"] for n in listing["items"] if _node_ready(n)}
-        rv = listing["metadata"]["resourceVersion"]
-        while not want <= ready:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._raise_not_ready(want - ready, timeout)
-            for event in client.watch("/api/v1/nodes", rv, remaining):
-                if event["type"] == "ERROR":
-                    listing = client.get_json("/api/v1/nodes")
-                    ready = {n["metadata"]["name"] for n in listing["items"] if _node_ready(n)}
-                    rv = listing["metadata"]["resourceVersion"]
-                    break
-                obj = event["object"]
-                rv = obj["metadata"].get("resourceVersion", rv)
-                if event["type"] == "BOOKMARK":
-                    continue
-                name = obj["metadata"]["name"]
-                if event["type"] != "DELETED" and _node_ready(obj):
-                    ready.add(name)
-                else:
-                    ready.discard(name)
-                if want <= ready:
-                    return
+        missing = [want]
+
+        def done(nodes: Collection[dict[str, Any]]) -> bool:
+            ready = {n["metadata"]["name"] for n in nodes if _node_ready(n)}
+            if want <= ready:
+                return True
             dead = [a.name for a in self._agents.values() if not _alive(a.pid)]
             if dead:
                 raise SimLaunchError(
                     f"node agent(s) exited before Ready: {', '.join(dead)}; see "
                     f"{self.state_dir / 'agents'}/*.log"
                 )
+            missing[0] = want - ready
+            return False
 
-    def _client(self) -> _Client:
-        return _Client(self.server_url, self.token, self.state_dir / "pki" / "ca.crt")
+        if not self._client().wait_until("/api/v1/nodes", done, timeout):
+            self._raise_not_ready(missing[0], timeout)
+
+    def _client(self) -> BlockingClient:
+        return BlockingClient.from_kubeconfig(self.kubeconfig_path)
 
     def _raise_not_ready(self, missing: set[str], timeout: float) -> None:
         names = sorted(missing)
@@ -600,8 +574,6 @@ def _node_ready(node: dict[str, Any]) -> bool:
 
 
 def _module_exists(name: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(name) is not None
 
 
@@ -743,59 +715,3 @@ def _wait_gone(pid: int, timeout: float) -> None:
         time.sleep(delay)  # not our child: nothing to block on
         delay = min(delay * 2, 0.1)
     _reap(pid)
-
-
-class _Client:
-    """A minimal HTTPS client for the launcher (no kubernetes import: it is slow to load)."""
-
-    def __init__(self, url: str, token: str, ca_path: Path) -> None:
-        host_port = url.split("://", 1)[1]
-        host, _, port = host_port.partition(":")
-        self.host = host
-        self.port = int(port)
-        self.token = token
-        self.ctx = ssl.create_default_context(cafile=str(ca_path))
-
-    def _conn(self, timeout: float) -> http.client.HTTPSConnection:
-        return http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
-
-    def get_json(self, path: str) -> dict[str, Any]:
-        return self.request("GET", path)
-
-    def request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        conn = self._conn(10.0)
-        headers = {"Authorization": f"Bearer {self.token}"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/strategic-merge-patch+json"
-        try:
-            conn.request(method, path, body=data, headers=headers)
-            resp = conn.getresponse()
-            body = resp.read()
-            if resp.status != 200:
-                raise SimLaunchError(f"{method} {path}: HTTP {resp.status}: {body[:200]!r}")
-            return json.loads(body)  # type: ignore[no-any-return]
-        finally:
-            conn.close()
-
-    def watch(self, path: str, rv: str, timeout: float) -> Any:
-        seconds = max(1, int(timeout + 0.999))
-        conn = self._conn(timeout + 5)
-        try:
-            conn.request(
-                "GET",
-                f"{path}?watch=true&resourceVersion={rv}&timeoutSeconds={seconds}",
-                headers={"Authorization": f"Bearer {self.token}"},
-            )
-            resp = conn.getresponse()
-            if resp.status != 200:
-                raise SimLaunchError(f"watch {path}: HTTP {resp.status}")
-            while True:
-                line = resp.readline()
-                if not line:
-                    return
-                if line.strip():
-                    yield json.loads(line)
-        finally:
-            conn.close()

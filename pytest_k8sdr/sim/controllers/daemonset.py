@@ -13,9 +13,17 @@ from __future__ import annotations
 import asyncio
 import copy
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers._base import (
-    JSON,
+from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import (
+    Key,
+    controller_ref,
+    is_terminating,
+    key_of,
+    meta,
+    owner_reference,
+)
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.apimachinery.wellknown import (
     TAINT_DISK_PRESSURE,
     TAINT_MEMORY_PRESSURE,
     TAINT_NETWORK_UNAVAILABLE,
@@ -23,21 +31,13 @@ from pytest_k8sdr.sim.controllers._base import (
     TAINT_PID_PRESSURE,
     TAINT_UNREACHABLE,
     TAINT_UNSCHEDULABLE,
-    Controller,
-    Key,
-    WorkQueue,
-    controller_ref,
-    is_terminating,
-    key_of,
-    meta,
-    node_taints,
-    owner_reference,
-    pod_is_ready,
-    pod_is_terminal,
-    pod_matches_node_selection,
-    tolerates,
 )
+from pytest_k8sdr.sim.controllers.controller import Controller
 from pytest_k8sdr.sim.controllers.deployment import template_hash
+from pytest_k8sdr.sim.controllers.nodeaffinity import pod_matches_node_selection
+from pytest_k8sdr.sim.controllers.podutil import pod_is_ready, pod_is_terminal
+from pytest_k8sdr.sim.controllers.taints import node_taints, tolerates
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue
 
 NAME = "daemonset"
 COMPONENT = "daemonset-controller"

@@ -13,20 +13,13 @@ import copy
 import hashlib
 import json
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers._base import (
-    JSON,
-    Controller,
-    Key,
-    WorkQueue,
-    controller_ref,
-    key_of,
-    meta,
-    now_rfc3339,
-    owner_reference,
-    parse_time,
-    scaled_value,
-)
+from pytest_k8sdr.sim.apimachinery.clock import now_rfc3339, parse_rfc3339
+from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import Key, controller_ref, key_of, meta, owner_reference
+from pytest_k8sdr.sim.apimachinery.quantity import scaled_value
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue
 
 NAME = "deployment"
 COMPONENT = "deployment-controller"
@@ -260,7 +253,9 @@ class DeploymentController(Controller):
         if max_scaled_down <= 0:
             return
         # cleanupUnhealthyReplicas: scale down old sets' unavailable pods first.
-        for rs in sorted(old_live, key=lambda r: parse_time(meta(r).get("creationTimestamp")) or 0):
+        for rs in sorted(
+            old_live, key=lambda r: parse_rfc3339(meta(r).get("creationTimestamp")) or 0
+        ):
             if max_scaled_down <= 0:
                 break
             unhealthy = _replicas(rs) - _status(rs, "availableReplicas")
@@ -275,7 +270,9 @@ class DeploymentController(Controller):
         if available <= min_available:
             return
         budget = available - min_available
-        for rs in sorted(old_live, key=lambda r: parse_time(meta(r).get("creationTimestamp")) or 0):
+        for rs in sorted(
+            old_live, key=lambda r: parse_rfc3339(meta(r).get("creationTimestamp")) or 0
+        ):
             if budget <= 0:
                 break
             down = min(_replicas(rs), budget)
@@ -399,3 +396,7 @@ class DeploymentController(Controller):
             raise
         live["status"] = status
         self.store.update("deployments", ns, name, live, subresource="status")
+
+
+def _created_at(obj: JSON) -> float:
+    return parse_rfc3339(meta(obj).get("creationTimestamp")) or 0.0

@@ -13,21 +13,20 @@ from __future__ import annotations
 import asyncio
 import copy
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers._base import (
-    JSON,
-    Controller,
+from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import (
     Key,
-    WorkQueue,
     controller_ref,
     is_terminating,
     key_of,
     meta,
     owner_reference,
-    pod_is_ready,
-    pod_phase,
 )
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.controllers.controller import Controller
 from pytest_k8sdr.sim.controllers.deployment import template_hash
+from pytest_k8sdr.sim.controllers.podutil import pod_is_ready, pod_phase
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue
 
 NAME = "statefulset"
 COMPONENT = "statefulset-controller"
