@@ -17,7 +17,7 @@ from pytest_k8sdr import config as cfg
 from pytest_k8sdr.backends import Backend, open_backend
 from pytest_k8sdr.checks import running_histories
 from pytest_k8sdr.cluster import MANAGED_BY, Cluster
-from pytest_k8sdr.errors import ConfigError
+from pytest_k8sdr.errors import ConfigError, ToolError
 from pytest_k8sdr.faults.machines.factory import Machines
 from pytest_k8sdr.faults.machines.inventory import Inventory, load_inventory, parse_inventory
 from pytest_k8sdr.faults.node import NodeFaults
@@ -206,6 +206,8 @@ def k8sdr_backend(
         )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc
+    except ToolError as exc:  # the backend did not come up: end the session with its reason
+        pytest.exit(f"k8sdr: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     facts = request.config.stash[FACTS_KEY]
     facts["backend"] = backend.name
     try:
