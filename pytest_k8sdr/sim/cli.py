@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 disabled_controllers=args.disable_controller,
                 faults=faults if faults.enabled else None,
                 ready_timeout=args.ready_timeout,
+                owner_pid=None,  # a cluster `k8sdr sim up` starts runs until `k8sdr sim down`
             )
             print(cluster.kubeconfig_path)
             return 0

@@ -32,9 +32,12 @@ from pytest_k8sdr.sim.client import kubeconfig
 from pytest_k8sdr.sim.controllers import ControllerManager
 from pytest_k8sdr.sim.controlplane.store import Store
 from pytest_k8sdr.sim.faults import FaultConfig
+from pytest_k8sdr.sim.processes import kill_recorded_agents, watch_owner
 from pytest_k8sdr.sim.profiles import get_profile
 
 __all__ = ["main", "serve"]
+
+log = logging.getLogger("pytest_k8sdr.sim.controlplane")
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -68,6 +71,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--fault-retry-after", type=int, default=1)
     parser.add_argument("--fault-error-codes", default="500,429")
     parser.add_argument("--ready-fd", type=int, default=None, help="write a line here when serving")
+    parser.add_argument(
+        "--owner-pid",
+        type=int,
+        default=None,
+        help="end the cluster (this process and its recorded agents) when that process ends",
+    )
     return parser.parse_args(argv)
 
 
@@ -174,6 +183,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if args.owner_pid is not None:
+
+            def owner_gone() -> None:
+                killed = kill_recorded_agents(args.state_dir)
+                log.warning(
+                    "owner pid %s ended: stopping the cluster (killed agents %s)",
+                    args.owner_pid,
+                    killed,
+                )
+                stop.set()
+
+            watch_owner(args.owner_pid, owner_gone)
 
         def ready(host: str, port: int) -> None:
             if args.ready_fd is not None:

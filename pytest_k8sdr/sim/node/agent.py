@@ -32,6 +32,7 @@ from pytest_k8sdr.sim.node.hollow import KubeletHost
 from pytest_k8sdr.sim.node.options import AgentOptions, parse_args
 from pytest_k8sdr.sim.node.proxy import KubeProxy
 from pytest_k8sdr.sim.node.runtime import Runtime
+from pytest_k8sdr.sim.processes import watch_owner
 
 __all__ = ["Agent", "main"]
 
@@ -76,6 +77,9 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
+        if self.options.owner_pid is not None:
+            # The node ends with the process that owns its cluster (see sim.processes).
+            watch_owner(self.options.owner_pid, self._stopping.set)
         if self.options.control_socket:
             path = Path(self.options.control_socket)
             with contextlib.suppress(FileNotFoundError):

@@ -4,7 +4,7 @@ r"""The node agent's command line, validated before anything starts.
         --pod-cidr 127.x.y.0/24 --profile fast|upstream [--node-labels k=v,...]
         [--register-with-taints k=v:NoSchedule,...] [--zone Z] [--control-socket PATH]
         [--hollow N [--hollow-first-index K] [--address-slot S]] [--pod-start-delay S]
-        [--cpu 2] [--memory 8Gi] [--max-pods 110] [--log-level WARNING]
+        [--cpu 2] [--memory 8Gi] [--max-pods 110] [--log-level WARNING] [--owner-pid PID]
 
 Labels and taints are checked as the kubelet's --node-labels and --register-with-taints are.
 """
@@ -139,6 +139,7 @@ class AgentOptions:
                 raise OptionError("--pod-start-delay must be >= 0")
             self.profile = self.profile.replace(pod_start_delay=ns.pod_start_delay)
         self.control_socket: str | None = ns.control_socket
+        self.owner_pid: int | None = ns.owner_pid
         if ns.control_socket and not Path(ns.control_socket).parent.is_dir():
             raise OptionError(f"--control-socket: directory of {ns.control_socket} does not exist")
         self.hollow: int | None = ns.hollow
@@ -216,6 +217,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--memory", default="8Gi")
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument(
+        "--owner-pid", type=int, default=None, help="end this agent when that process ends"
+    )
     return p
 
 
