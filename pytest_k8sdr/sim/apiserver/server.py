@@ -290,7 +290,7 @@ class ApiServer:
                 return await serve_watch(
                     request, self.store, rtype, namespace, self.settings.watch, self._watch_tasks
                 )
-            raw = store.list_raw(
+            raw = store.storage.list_raw(
                 rtype.plural,
                 namespace,
                 label_selector=q.get("labelSelector"),

@@ -15,11 +15,11 @@ import json
 
 from pytest_k8sdr.sim.apimachinery.clock import now_rfc3339, parse_rfc3339
 from pytest_k8sdr.sim.apimachinery.errors import ApiError
-from pytest_k8sdr.sim.apimachinery.meta import Key, controller_ref, key_of, meta, owner_reference
+from pytest_k8sdr.sim.apimachinery.meta import Key, key_of, meta, owner_reference
 from pytest_k8sdr.sim.apimachinery.quantity import scaled_value
 from pytest_k8sdr.sim.apimachinery.types import JSON
 from pytest_k8sdr.sim.controllers.controller import Controller
-from pytest_k8sdr.sim.controllers.workqueue import WorkQueue
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
 
 NAME = "deployment"
 COMPONENT = "deployment-controller"
@@ -76,14 +76,8 @@ class DeploymentController(Controller):
         self.sets_by_owner = self.informers.by_owner("replicasets")
         self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
         self.watch(self.deployments, lambda t, o, n: self.queue.add(key_of(n or o or {})))
-        self.watch(self.sets, self._on_rs)
+        self.watch(self.sets, queue_owners(self.queue, "Deployment"))
         return [self._spawn(self.queue.run(), "queue")]
-
-    def _on_rs(self, etype: str, old: JSON | None, new: JSON | None) -> None:
-        for obj in (old, new):
-            ref = controller_ref(obj) if obj is not None else None
-            if ref is not None and ref.get("kind") == "Deployment":
-                self.queue.add((meta(obj or {}).get("namespace") or "", str(ref.get("name"))))
 
     def _owned(self, d: JSON) -> list[JSON]:
         return list(self.sets_by_owner.get(str(meta(d).get("uid")), {}).values())

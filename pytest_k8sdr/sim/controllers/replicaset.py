@@ -16,7 +16,6 @@ from pytest_k8sdr.sim.apimachinery.clock import parse_rfc3339
 from pytest_k8sdr.sim.apimachinery.errors import ApiError
 from pytest_k8sdr.sim.apimachinery.meta import (
     Key,
-    controller_ref,
     get_condition,
     key_of,
     meta,
@@ -26,7 +25,7 @@ from pytest_k8sdr.sim.apimachinery.selectors import selector_matches
 from pytest_k8sdr.sim.apimachinery.types import JSON
 from pytest_k8sdr.sim.controllers.controller import Controller
 from pytest_k8sdr.sim.controllers.podutil import pod_is_active, pod_is_ready, pod_phase
-from pytest_k8sdr.sim.controllers.workqueue import WorkQueue
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
 
 NAME = "replicaset"
 COMPONENT = "replicaset-controller"
@@ -88,17 +87,11 @@ class ReplicaSetController(Controller):
         self.pods_by_owner = self.informers.by_owner("pods")
         self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
         self.watch(self.sets, self._on_set)
-        self.watch(self.pods, self._on_pod)
+        self.watch(self.pods, queue_owners(self.queue, self.kind))
         return [self._spawn(self.queue.run(), "queue")]
 
     def _on_set(self, etype: str, old: JSON | None, new: JSON | None) -> None:
         self.queue.add(key_of(new or old or {}))
-
-    def _on_pod(self, etype: str, old: JSON | None, new: JSON | None) -> None:
-        for obj in (old, new):
-            ref = controller_ref(obj) if obj is not None else None
-            if ref is not None and ref.get("kind") == self.kind:
-                self.queue.add((meta(obj or {}).get("namespace") or "", str(ref.get("name"))))
 
     def _sync(self, key: Key) -> None:
         rs = self.sets.get(*key)

@@ -12,8 +12,10 @@ from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import controller_ref, meta
+from pytest_k8sdr.sim.apimachinery.types import JSON
 
-__all__ = ["WorkQueue", "every"]
+__all__ = ["WorkQueue", "every", "queue_owners"]
 
 log = logging.getLogger("pytest_k8sdr.sim.controllers")
 
@@ -109,3 +111,15 @@ async def every(period: float, fn: Callable[[], None], *, name: str) -> None:
         except Exception:
             log.exception("%s: periodic pass failed", name)
         await asyncio.sleep(period)
+
+
+def queue_owners(queue: WorkQueue[tuple[str, str]], kind: str) -> Callable[..., None]:
+    """An informer handler queueing the `kind` controller owner of the old and new object."""
+
+    def handler(etype: str, old: JSON | None, new: JSON | None) -> None:
+        for obj in (old, new):
+            ref = controller_ref(obj) if obj is not None else None
+            if ref is not None and ref.get("kind") == kind:
+                queue.add((meta(obj or {}).get("namespace") or "", str(ref.get("name"))))
+
+    return handler

@@ -126,26 +126,6 @@ class Store:
         """The object's JSON bytes (shared, immutable)."""
         return self.storage.entry(plural, namespace, name).raw
 
-    def list_raw(
-        self,
-        plural: str,
-        namespace: str | None = None,
-        *,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-        limit: int | None = None,
-        continue_token: str | None = None,
-    ) -> bytes:
-        """The `<Kind>List` as JSON bytes (see `list`)."""
-        return self.storage.list_raw(
-            plural,
-            namespace,
-            label_selector=label_selector,
-            field_selector=field_selector,
-            limit=limit,
-            continue_token=continue_token,
-        )
-
     def list(
         self,
         plural: str,
@@ -156,7 +136,10 @@ class Store:
         limit: int | None = None,
         continue_token: str | None = None,
     ) -> JSON:
-        """A `<Kind>List` with `metadata.resourceVersion` (and `continue` when paginated)."""
+        """A `<Kind>List` with `metadata.resourceVersion` (and `continue` when paginated).
+
+        The HTTP layer sends `storage.list_raw`'s bytes as they are.
+        """
         raw = self.storage.list_raw(
             plural,
             namespace,
