@@ -68,7 +68,7 @@ def start_agent(
     hollow: int | None = None,
     cprofile: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """One agent process; with `hollow`, nodes name-0.. at indexes index.. (INTERFACE.md)."""
+    """One agent process; with `hollow`, nodes name-0.. at indexes index.. (sim/addresses.py)."""
     prof = ["-m", "cProfile", "-o", str(cprofile / f"{name}.prof")] if cprofile else []
     args = [
         sys.executable, *prof, "-m", "pytest_k8sdr.sim.node",
