@@ -11,7 +11,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from pytest_k8sdr.sim.processes import (
     check_port_free,
     claim_slot,
     is_ours,
+    start_control_plane,
     wait_gone,
 )
 from pytest_k8sdr.sim.profiles import get_profile
@@ -144,16 +144,13 @@ class SimCluster:
         deadline = time.monotonic() + ready_timeout
         slot, slot_fd = claim_slot()
         try:
-            server_pid, info = _start_server(
-                state_dir,
-                profile,
-                port,
-                disabled_controllers,
-                faults,
-                [*server_args, *_owner_args(owner)],
-                deadline,
-                slot_fd,
-            )
+            args = ["--port", str(port), "--profile", profile]
+            for name in disabled_controllers:
+                args += ["--disable-controller", name]
+            if faults is not None:
+                args += faults.to_args()
+            args += [*server_args, *_owner_args(owner)]
+            server_pid, info = start_control_plane(state_dir, args, deadline, slot_fd)
         finally:
             os.close(slot_fd)  # the server holds the slot from here on
         data: dict[str, Any] = {
@@ -560,73 +557,3 @@ def _check_state_dir(state_dir: Path) -> None:
                 f"a simulated cluster is already running from {state_dir} (API server pid {pid}); "
                 f"stop it first (`k8sdr sim down --state-dir {state_dir}`)"
             )
-
-
-def _start_server(
-    state_dir: Path,
-    profile: str,
-    port: int,
-    disabled: Sequence[str],
-    faults: FaultConfig | None,
-    extra: Sequence[str],
-    deadline: float,
-    slot_fd: int,
-) -> tuple[int, dict[str, Any]]:
-    read_fd, write_fd = os.pipe()
-    cmd = [
-        sys.executable,
-        "-m",
-        CONTROL_PLANE_MODULE,
-        "--state-dir",
-        str(state_dir),
-        "--port",
-        str(port),
-        "--profile",
-        profile,
-        "--ready-fd",
-        str(write_fd),
-    ]
-    for name in disabled:
-        cmd += ["--disable-controller", name]
-    if faults is not None:
-        cmd += faults.to_args()
-    cmd += list(extra)
-    log_path = state_dir / "apiserver.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            pass_fds=(write_fd, slot_fd),
-            start_new_session=True,
-        )
-    os.close(write_fd)
-    CHILDREN[proc.pid] = proc
-    try:
-        # The server writes one line to the pipe when it answers; EOF means it died.
-        buf = b""
-        while b"\n" not in buf:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                proc.kill()
-                proc.wait()
-                CHILDREN.pop(proc.pid, None)
-                raise SimLaunchError(f"the API server did not come up in time; see {log_path}")
-            ready, _, _ = select.select([read_fd], [], [], remaining)
-            if not ready:
-                continue
-            chunk = os.read(read_fd, 4096)
-            if not chunk:
-                code = proc.wait()
-                CHILDREN.pop(proc.pid, None)
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-                raise SimLaunchError(
-                    f"the API server exited with code {code} before answering: "
-                    + (" | ".join(tail) or f"see {log_path}")
-                )
-            buf += chunk
-    finally:
-        os.close(read_fd)
-    info = json.loads((state_dir / "apiserver.json").read_text())
-    return proc.pid, info

@@ -20,13 +20,16 @@ import fcntl
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pytest_k8sdr.sim.errors import SimLaunchError
 
@@ -40,6 +43,7 @@ __all__ = [
     "claim_slot",
     "is_ours",
     "kill_recorded_agents",
+    "start_control_plane",
     "wait_gone",
     "watch_owner",
 ]
@@ -201,3 +205,63 @@ def kill_recorded_agents(state_dir: Path) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return killed
+
+
+def start_control_plane(
+    state_dir: Path, args: Sequence[str], deadline: float, slot_fd: int
+) -> tuple[int, dict[str, Any]]:
+    """Start the control-plane process; its pid and DIR/apiserver.json once it answers.
+
+    It inherits `slot_fd` (its address slot's lock). SimLaunchError, with the end of its log,
+    when it exits first or does not answer by `deadline` (monotonic).
+    """
+    read_fd, write_fd = os.pipe()
+    cmd = [
+        sys.executable,
+        "-m",
+        CONTROL_PLANE_MODULE,
+        "--state-dir",
+        str(state_dir),
+        "--ready-fd",
+        str(write_fd),
+        *args,
+    ]
+    log_path = state_dir / "apiserver.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd, slot_fd),
+            start_new_session=True,
+        )
+    os.close(write_fd)
+    CHILDREN[proc.pid] = proc
+    try:
+        # The server writes one line to the pipe when it answers; EOF means it died.
+        buf = b""
+        while b"\n" not in buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                proc.kill()
+                proc.wait()
+                CHILDREN.pop(proc.pid, None)
+                raise SimLaunchError(f"the API server did not come up in time; see {log_path}")
+            ready, _, _ = select.select([read_fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(read_fd, 4096)
+            if not chunk:
+                code = proc.wait()
+                CHILDREN.pop(proc.pid, None)
+                tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+                raise SimLaunchError(
+                    f"the API server exited with code {code} before answering: "
+                    + (" | ".join(tail) or f"see {log_path}")
+                )
+            buf += chunk
+    finally:
+        os.close(read_fd)
+    info = json.loads((state_dir / "apiserver.json").read_text())
+    return proc.pid, info
