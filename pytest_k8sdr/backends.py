@@ -70,11 +70,19 @@ def open_backend(
     `read_only` opens the cluster facade read-only (the dry run): it refuses every write.
     """
     if settings.backend == "sim":
-        from pytest_k8sdr.sim import SimCluster
+        from pytest_k8sdr.sim import SimCluster, SimError
 
-        sim = SimCluster.start(
-            workdir / "sim", workers=sim_workers, profile=settings.profile, **(sim_options or {})
-        )
+        try:
+            sim = SimCluster.start(
+                workdir / "sim",
+                workers=sim_workers,
+                profile=settings.profile,
+                **(sim_options or {}),
+            )
+        except ValueError as exc:  # bad sim options, refused before anything started
+            raise ConfigError(f"sim backend: {exc}") from exc
+        except SimError as exc:  # the simulator's one root, translated here once
+            raise ToolError(f"the simulated cluster did not start: {exc}") from exc
         try:
             cluster = Cluster.from_kubeconfig(sim.kubeconfig_path, read_only=read_only)
         except Exception:
