@@ -21,8 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_k8sdr.sim.agent import node_address, node_pod_cidr
-from pytest_k8sdr.sim.agent_kube import ApiClient, Gate, Informer, cancel_all, load_kubeconfig
+from pytest_k8sdr.sim.addresses import node_address, node_pod_cidr
+from pytest_k8sdr.sim.client.informer import Informer
+from pytest_k8sdr.sim.client.kubeconfig import load_kubeconfig
+from pytest_k8sdr.sim.client.rest import ApiClient, Gate
+from pytest_k8sdr.sim.client.tasks import cancel_all
 from pytest_k8sdr.sim.profiles import FAST
 
 BUSY_LOOP = "while True: pass"
@@ -47,7 +50,8 @@ async def soak(state_dir: Path, names: list[str], args: argparse.Namespace) -> d
     max_gap: dict[str, float] = {}
     measuring = asyncio.Event()
 
-    def on_node(key: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+    def on_node(etype: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        key = str(((new or old) or {}).get("metadata", {}).get("name"))
         now_ready = _ready(new)
         if measuring.is_set() and last_ready.get(key) == "True" and now_ready != "True":
             reason = next(
@@ -59,7 +63,8 @@ async def soak(state_dir: Path, names: list[str], args: argparse.Namespace) -> d
             print(f"FLAP: {key} Ready True -> {now_ready} ({reason})", flush=True)
         last_ready[key] = now_ready
 
-    def on_lease(key: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+    def on_lease(etype: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        key = str(((new or old) or {}).get("metadata", {}).get("name"))
         nonlocal lease_events
         now = time.monotonic()
         if measuring.is_set():
@@ -136,7 +141,7 @@ def main() -> None:
         state_dir = Path(tmp)
         log = (state_dir / "server.log").open("wb")
         server = subprocess.Popen(
-            [sys.executable, "-m", "pytest_k8sdr.sim.server", "--state-dir", tmp,
+            [sys.executable, "-m", "pytest_k8sdr.sim.controlplane", "--state-dir", tmp,
              "--profile", "fast"],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -151,7 +156,7 @@ def main() -> None:
             for i, name in enumerate(names):
                 agent_log = (state_dir / f"{name}.log").open("wb")
                 procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "pytest_k8sdr.sim.agent",
+                    [sys.executable, "-m", "pytest_k8sdr.sim.node",
                      "--kubeconfig", str(state_dir / "kubeconfig"), "--node-name", name,
                      "--address", node_address(300 + i), "--pod-cidr", node_pod_cidr(300 + i),
                      "--profile", "fast"],

@@ -122,7 +122,7 @@ def open_backend(
     `read_only` opens the cluster facade read-only (the dry run): it refuses every write.
     """
     if settings.backend == "sim":
-        from pytest_k8sdr.sim import SimCluster
+        from pytest_k8sdr.sim import SimCluster, SimError
 
         stack = undo if undo is not None else UndoStack()
         state_dir = (workdir / "sim").absolute()
@@ -132,8 +132,12 @@ def open_backend(
                 state_dir, workers=sim_workers, profile=settings.profile, **(sim_options or {})
             )
             cluster = Cluster.from_kubeconfig(sim.kubeconfig_path, read_only=read_only)
-        except BaseException:
+        except BaseException as exc:
             stack.run(entry)
+            if isinstance(exc, ValueError):  # bad sim options, refused before anything started
+                raise ConfigError(f"sim backend: {exc}") from exc
+            if isinstance(exc, SimError):  # the simulator's one root, translated here once
+                raise ToolError(f"the simulated cluster did not start: {exc}") from exc
             raise
         return Backend("sim", cluster, sim.kubeconfig_path, sim=sim, _launched=(stack, entry))
     if settings.backend == "kind":

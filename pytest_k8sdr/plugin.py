@@ -15,7 +15,7 @@ from kubernetes import client as k8s_client
 from pytest_k8sdr import config as cfg
 from pytest_k8sdr.backends import Backend, open_backend, require_kind
 from pytest_k8sdr.cluster import Cluster
-from pytest_k8sdr.errors import ConfigError
+from pytest_k8sdr.errors import ConfigError, ToolError
 from pytest_k8sdr.factories import MakeLB, MakePDB, MakeWorkload
 from pytest_k8sdr.faults.machines.factory import Machines
 from pytest_k8sdr.faults.machines.inventory import Inventory, load_inventory, parse_inventory
@@ -229,8 +229,8 @@ def k8sdr_backend(
             # A dry run (--k8sdr-plan, plugin_safety) gets a facade that refuses every write.
             read_only=bool(request.config.getoption("k8sdr_plan", False)),
         )
-    except ConfigError as exc:
-        raise pytest.UsageError(str(exc)) from exc
+    except ToolError as exc:  # the backend did not come up: end the session once, with its reason
+        pytest.exit(f"k8sdr: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     facts = request.config.stash[FACTS_KEY]
     facts["backend"] = backend.name
     try:

@@ -29,8 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_k8sdr.sim.agent import node_address, node_pod_cidr
-from pytest_k8sdr.sim.agent_kube import ApiClient, Gate, load_kubeconfig, parse_rfc3339
+from pytest_k8sdr.sim.addresses import node_address, node_pod_cidr
+from pytest_k8sdr.sim.apimachinery.clock import parse_rfc3339
+from pytest_k8sdr.sim.client.kubeconfig import load_kubeconfig
+from pytest_k8sdr.sim.client.rest import ApiClient, Gate
 from pytest_k8sdr.sim.profiles import get_profile
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -44,7 +46,7 @@ def start_server(state_dir: Path, profile: str) -> subprocess.Popen[bytes]:
         disabled = sorted(CONTROLLERS)
     except Exception:
         disabled = []
-    args = [sys.executable, "-m", "pytest_k8sdr.sim.server", "--state-dir", str(state_dir)]
+    args = [sys.executable, "-m", "pytest_k8sdr.sim.controlplane", "--state-dir", str(state_dir)]
     args += ["--profile", profile]
     for name in disabled:
         args += ["--disable-controller", name]
@@ -66,10 +68,10 @@ def start_agent(
     hollow: int | None = None,
     cprofile: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """One agent process; with `hollow`, nodes name-0.. at indexes index.. (INTERFACE.md)."""
+    """One agent process; with `hollow`, nodes name-0.. at indexes index.. (sim/addresses.py)."""
     prof = ["-m", "cProfile", "-o", str(cprofile / f"{name}.prof")] if cprofile else []
     args = [
-        sys.executable, *prof, "-m", "pytest_k8sdr.sim.agent",
+        sys.executable, *prof, "-m", "pytest_k8sdr.sim.node",
         "--kubeconfig", str(state_dir / "kubeconfig"),
         "--node-name", name, "--profile", profile,
         "--control-socket", str(state_dir / f"{name}.sock"),
@@ -324,7 +326,7 @@ def main() -> None:
         [
             sys.executable,
             "-c",
-            "import aiohttp, yaml, time; import pytest_k8sdr.sim.agent; time.sleep(3600)",
+            "import aiohttp, yaml, time; import pytest_k8sdr.sim.node.agent; time.sleep(3600)",
         ]
     )
     time.sleep(2)

@@ -188,7 +188,8 @@ def ghost_body(name: str) -> dict[str, Any]:
 
 async def populate(kubeconfig: str, nodes: list[str], pods: int, timeout: float) -> None:
     """Create the namespace, the ghosts and the pods; return once every pod runs Ready."""
-    from pytest_k8sdr.sim.agent_kube import ApiClient, Gate, load_kubeconfig
+    from pytest_k8sdr.sim.client.kubeconfig import load_kubeconfig
+    from pytest_k8sdr.sim.client.rest import ApiClient, Gate
 
     api = ApiClient(load_kubeconfig(kubeconfig), Gate(), request_timeout=300)
     began = time.monotonic()

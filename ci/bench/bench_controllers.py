@@ -22,13 +22,13 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from pytest_k8sdr.sim import Store
+from pytest_k8sdr.sim.apiserver.admission.defaulttolerationseconds import add_default_tolerations
+from pytest_k8sdr.sim.apiserver.registry.eviction import register as register_eviction
 from pytest_k8sdr.sim.controllers import CONTROLLERS
-from pytest_k8sdr.sim.controllers._base import Context, Controller
-from pytest_k8sdr.sim.controllers.defaulttolerationseconds import add_default_tolerations
+from pytest_k8sdr.sim.controllers.controller import Context, Controller
 from pytest_k8sdr.sim.controllers.nodelifecycle import NodeLifecycleController
-from pytest_k8sdr.sim.eviction import register as register_eviction
 from pytest_k8sdr.sim.profiles import FAST, Profile
-from pytest_k8sdr.sim.store import Store
 
 JSON = dict[str, Any]
 PODS_PER_SET = 300

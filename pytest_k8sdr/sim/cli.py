@@ -8,8 +8,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from pytest_k8sdr.sim.errors import SimError, SimLaunchError
 from pytest_k8sdr.sim.faults import FaultConfig
-from pytest_k8sdr.sim.launcher import SimCluster, SimLaunchError
+from pytest_k8sdr.sim.launcher import SimCluster
 from pytest_k8sdr.sim.profiles import PROFILES
 
 NODE_OPS: dict[str, Callable[[SimCluster, str], None]] = {
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 disabled_controllers=args.disable_controller,
                 faults=faults if faults.enabled else None,
                 ready_timeout=args.ready_timeout,
+                owner_pid=None,  # a cluster `k8sdr sim up` starts runs until `k8sdr sim down`
             )
             print(cluster.kubeconfig_path)
             return 0
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"k8sdr sim {args.command}: {exc}", file=sys.stderr)
         return 2
-    except (SimLaunchError, RuntimeError, OSError) as exc:
+    except (SimError, RuntimeError, OSError) as exc:
         print(f"k8sdr sim {args.command}: {exc}", file=sys.stderr)
         return 1
 

@@ -7,32 +7,43 @@ acts on exactly those processes and `stop` ends exactly them.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import http.client
+import importlib.util
 import json
 import os
-import select
 import signal
-import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pytest_k8sdr.sim.addresses import node_address, node_pod_cidr
+from pytest_k8sdr.sim.client.blocking import BlockingClient
+from pytest_k8sdr.sim.errors import SimLaunchError
 from pytest_k8sdr.sim.faults import FaultConfig
+from pytest_k8sdr.sim.node import control
+from pytest_k8sdr.sim.processes import (
+    AGENT_MODULE,
+    CHILDREN,
+    CONTROL_PLANE_MODULE,
+    STATE_FILE,
+    alive,
+    check_port_free,
+    claim_slot,
+    is_ours,
+    start_control_plane,
+    wait_gone,
+)
 from pytest_k8sdr.sim.profiles import get_profile
 
-__all__ = ["CONTROL_PLANE", "SimCluster", "SimLaunchError", "node_address", "node_pod_cidr"]
+__all__ = ["CONTROL_PLANE", "SimCluster", "SimLaunchError"]
 
 CLUSTER = "k8sdr"
 CONTROL_PLANE = f"{CLUSTER}-control-plane"
-_STATE = "state.json"
 # sun_path holds 108 bytes on Linux; pytest's temporary directories easily exceed it.
 _MAX_SOCKET_PATH = 100
 
@@ -48,88 +59,9 @@ def _socket_path(state_dir: Path, name: str) -> Path:
     return short / f"{name}.sock"
 
 
-_SERVER_MODULE = "pytest_k8sdr.sim.server"
-_AGENT_MODULE = "pytest_k8sdr.sim.agent"
-
-
-# Our children, kept so they are waited for (never garbage-collected while running).
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
-
-class SimLaunchError(RuntimeError):
-    """The simulated cluster could not be started, found or stopped."""
-
-
-def node_address(index: int, slot: int = 0) -> str:
-    """InternalIP of node `index` (0 is the control plane) in address `slot` (INTERFACE.md)."""
-    return f"127.{1 + slot}.{index // 250}.{index % 250 + 1}"
-
-
-def node_pod_cidr(index: int, slot: int = 0) -> str:
-    """PodCIDR of node `index` in address `slot`."""
-    return f"127.{16 + 4 * slot + index // 256}.{index % 256}.0/24"
-
-
-# Every launched cluster takes its own block of loopback addresses (an address slot), so two
-# simulated clusters on one machine never bind the same pod or node address. Slot 0 is left to
-# agents started by hand (tests, benchmarks). A slot is held by an flock that the API server
-# process inherits: it is free again the moment that server exits, however it exits.
-_SLOTS = range(1, 15)
-
-
-def _claim_slot() -> tuple[int, int]:
-    """An address slot and the fd holding its lock; SimLaunchError when all are taken."""
-    directory = Path(tempfile.gettempdir()) / "k8sdr-address-slots"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    for slot in _SLOTS:
-        fd = os.open(directory / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return slot, fd
-    raise SimLaunchError(
-        f"all {len(_SLOTS)} address slots are taken: that many simulated clusters already run "
-        "here (k8sdr sim down stops one)"
-    )
-
-
 def worker_name(n: int) -> str:
     """Name of the n-th worker (1-based), as kind names them."""
     return f"{CLUSTER}-worker" if n == 1 else f"{CLUSTER}-worker{n}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (our own exited child not yet reaped) counts as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _is_ours(pid: int, module: str, state_dir: Path) -> bool:
-    """The pid is alive and still runs `module` for this state dir (pids get reused)."""
-    if not pid or not _alive(pid):
-        return False
-    cmd = _cmdline(pid)
-    # Both command lines name the state dir (the agent through its kubeconfig path).
-    return not cmd or (module in cmd and str(state_dir) in cmd)
 
 
 @dataclass
@@ -155,6 +87,9 @@ class SimCluster:
         self.profile: str = data["profile"]
         self._server_pid: int = int(data["server"]["pid"])
         self.slot: int = int(data.get("slot", 0))
+        owner = data.get("owner_pid")
+        # The process whose end ends the cluster; None: owned by nobody (`k8sdr sim up`).
+        self.owner_pid: int | None = None if owner is None else int(owner)
         self._agents: dict[str, _Agent] = {
             name: _Agent(name=name, **a) for name, a in data.get("agents", {}).items()
         }
@@ -174,9 +109,13 @@ class SimCluster:
         hollow_nodes: int = 0,
         ready_timeout: float = 30.0,
         server_args: Sequence[str] = (),
+        owner_pid: int | Literal["caller"] | None = "caller",
     ) -> SimCluster:
         """Start the server and the node agents; returns once the workers are Ready.
 
+        The cluster ends when its owner ends: by default the calling process, or the process
+        `owner_pid`; with None it is owned by nobody and runs until `stop` (`k8sdr sim up`).
+        Its state dir records the owner, so `attach(state_dir).stop()` can end it any time.
         Bad input (unknown profile, negative counts, a port in use, an unwritable or busy
         state dir) is a ValueError before anything starts; a failed start is SimLaunchError
         and leaves nothing running.
@@ -190,31 +129,33 @@ class SimCluster:
             raise ValueError(f"port must be within 0-65535, got {port}")
         if ready_timeout <= 0:
             raise ValueError(f"ready_timeout must be > 0, got {ready_timeout}")
+        owner = os.getpid() if owner_pid == "caller" else owner_pid
+        if owner is not None and not alive(owner):
+            raise ValueError(f"owner_pid {owner} is not a running process")
         state_dir = Path(state_dir).absolute()
         _check_state_dir(state_dir)
         if port:
-            _check_port_free("127.0.0.1", port)
-        if (workers or hollow_nodes) and not _module_exists(_AGENT_MODULE):
-            raise ValueError("the node agent module pytest_k8sdr.sim.agent is not available")
-        for stale in ("apiserver.json", "kubeconfig", _STATE):
+            check_port_free("127.0.0.1", port)
+        if (workers or hollow_nodes) and not _module_exists(AGENT_MODULE):
+            raise ValueError(f"the node agent module {AGENT_MODULE} is not available")
+        for stale in ("apiserver.json", "kubeconfig", STATE_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (state_dir / stale).unlink()
         deadline = time.monotonic() + ready_timeout
-        slot, slot_fd = _claim_slot()
+        slot, slot_fd = claim_slot()
         try:
-            server_pid, info = _start_server(
-                state_dir,
-                profile,
-                port,
-                disabled_controllers,
-                faults,
-                server_args,
-                deadline,
-                slot_fd,
-            )
+            args = ["--port", str(port), "--profile", profile]
+            for name in disabled_controllers:
+                args += ["--disable-controller", name]
+            if faults is not None:
+                args += faults.to_args()
+            args += [*server_args, *_owner_args(owner)]
+            server_pid, info = start_control_plane(state_dir, args, deadline, slot_fd)
         finally:
             os.close(slot_fd)  # the server holds the slot from here on
         data: dict[str, Any] = {
+            "state_dir": str(state_dir),
+            "owner_pid": owner,
             "slot": slot,
             "kubeconfig": str(state_dir / "kubeconfig"),
             "url": info["url"],
@@ -257,13 +198,13 @@ class SimCluster:
         """The cluster recorded in DIR/state.json; SimLaunchError if none runs there."""
         state_dir = Path(state_dir).absolute()
         try:
-            data = json.loads((state_dir / _STATE).read_text())
+            data = json.loads((state_dir / STATE_FILE).read_text())
         except FileNotFoundError:
             raise SimLaunchError(f"no simulated cluster was started from {state_dir}") from None
         except (OSError, ValueError) as exc:
-            raise SimLaunchError(f"cannot read {state_dir / _STATE}: {exc}") from exc
+            raise SimLaunchError(f"cannot read {state_dir / STATE_FILE}: {exc}") from exc
         cluster = cls(state_dir, data)
-        if not _is_ours(cluster._server_pid, _SERVER_MODULE, state_dir):
+        if not is_ours(cluster._server_pid, CONTROL_PLANE_MODULE, state_dir):
             raise SimLaunchError(
                 f"the simulated cluster of {state_dir} is not running "
                 f"(API server pid {cluster._server_pid} is gone)"
@@ -277,9 +218,13 @@ class SimCluster:
         """The API server's pid."""
         return self._server_pid
 
+    def orphaned(self) -> bool:
+        """Whether the cluster's owner has ended while the cluster still runs."""
+        return self.owner_pid is not None and not alive(self.owner_pid) and self.running()
+
     def running(self) -> bool:
         """Whether the API server process still runs."""
-        return _is_ours(self._server_pid, _SERVER_MODULE, self.state_dir)
+        return is_ours(self._server_pid, CONTROL_PLANE_MODULE, self.state_dir)
 
     def node_names(self) -> list[str]:
         """The nodes this launcher runs agents for (control plane first)."""
@@ -314,7 +259,7 @@ class SimCluster:
             "kubelet-stopped",
             "runtime-stopped",
             "frozen",
-        ) and not _alive(agent.pid):
+        ) and not alive(agent.pid):
             return "stopped"
         return agent.state
 
@@ -325,7 +270,7 @@ class SimCluster:
         this object last looked; acting on a stale pid would miss it.
         """
         with contextlib.suppress(OSError, ValueError):
-            data = json.loads((self.state_dir / _STATE).read_text())
+            data = json.loads((self.state_dir / STATE_FILE).read_text())
             for name, a in data.get("agents", {}).items():
                 if name in self._agents:
                     self._agents[name].pid = int(a["pid"])
@@ -359,7 +304,7 @@ class SimCluster:
     def freeze_node(self, name: str) -> None:
         """SIGSTOP the agent: the node hangs (no heartbeats, no traffic)."""
         agent = self._agent(name)
-        self._require_alive(agent)
+        self._requirealive(agent)
         os.kill(agent.pid, signal.SIGSTOP)
         agent.state = "frozen"
         self._save()
@@ -367,7 +312,7 @@ class SimCluster:
     def thaw_node(self, name: str) -> None:
         """SIGCONT a frozen agent."""
         agent = self._agent(name)
-        self._require_alive(agent)
+        self._requirealive(agent)
         os.kill(agent.pid, signal.SIGCONT)
         agent.state = "running"
         self._save()
@@ -375,7 +320,7 @@ class SimCluster:
     def start_node(self, name: str) -> None:
         """Start a stopped node's agent again with the same arguments (a kubelet restart)."""
         agent = self._agent(name)
-        if _alive(agent.pid):
+        if alive(agent.pid):
             if agent.state == "frozen":
                 os.kill(agent.pid, signal.SIGCONT)
                 agent.state = "running"
@@ -388,11 +333,9 @@ class SimCluster:
         self._save()
 
     def _control(self, name: str, op: str, state: str) -> None:
-        from pytest_k8sdr.sim import agentctl
-
         agent = self._agent(name)
-        self._require_alive(agent)
-        agentctl.send(agent.socket, op)
+        self._requirealive(agent)
+        control.send(agent.socket, op)
         agent.state = state
         self._save()
 
@@ -424,7 +367,9 @@ class SimCluster:
 
     def controllers(self) -> dict[str, bool]:
         """Every switchable controller of the running control plane: name -> running."""
-        states: dict[str, bool] = self._client().get_json("/k8sdr/v1/controllers")["controllers"]
+        states: dict[str, bool] = self._client().request("GET", "/k8sdr/v1/controllers")[
+            "controllers"
+        ]
         return states
 
     def set_controller(self, name: str, *, enabled: bool) -> bool:
@@ -442,16 +387,16 @@ class SimCluster:
         )
         return bool(answer.get("changed"))
 
-    def _require_alive(self, agent: _Agent) -> None:
-        if not _alive(agent.pid):
+    def _requirealive(self, agent: _Agent) -> None:
+        if not alive(agent.pid):
             raise SimLaunchError(f"node {agent.name!r} is stopped (agent pid {agent.pid} is gone)")
 
     def _signal(self, agent: _Agent, sig: signal.Signals) -> None:
-        if _is_ours(agent.pid, _AGENT_MODULE, self.state_dir):
+        if is_ours(agent.pid, AGENT_MODULE, self.state_dir):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(agent.pid, sig)
             if sig == signal.SIGKILL:
-                _wait_gone(agent.pid, 5.0)
+                wait_gone(agent.pid, 5.0)
 
     # -- stop -----------------------------------------------------------------------
 
@@ -459,19 +404,19 @@ class SimCluster:
         """Stop exactly the processes this cluster started (agents, then the server); idempotent."""
         self._reload()
         for agent in self._agents.values():
-            if _is_ours(agent.pid, _AGENT_MODULE, self.state_dir):
+            if is_ours(agent.pid, AGENT_MODULE, self.state_dir):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(agent.pid, signal.SIGCONT)
                     os.kill(agent.pid, signal.SIGTERM)
         for agent in self._agents.values():
-            _wait_gone(agent.pid, 5.0)
+            wait_gone(agent.pid, 5.0)
             agent.state = "stopped"
-        if _is_ours(self._server_pid, _SERVER_MODULE, self.state_dir):
+        if is_ours(self._server_pid, CONTROL_PLANE_MODULE, self.state_dir):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._server_pid, signal.SIGTERM)
-        _wait_gone(self._server_pid, 5.0)
+        wait_gone(self._server_pid, 5.0)
         with contextlib.suppress(OSError):
-            (self.state_dir / _STATE).unlink()
+            (self.state_dir / STATE_FILE).unlink()
 
     def __enter__(self) -> SimCluster:
         return self
@@ -493,7 +438,7 @@ class SimCluster:
             }
             for a in self._agents.values()
         }
-        path = self.state_dir / _STATE
+        path = self.state_dir / STATE_FILE
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(self._data, indent=2))
         tmp.replace(path)
@@ -522,6 +467,7 @@ class SimCluster:
                 "--pod-cidr",
                 node_pod_cidr(index, self.slot),
             ]
+        args += _owner_args(self.owner_pid)
         if labels:
             args += ["--node-labels", labels]
         if taints:
@@ -533,7 +479,7 @@ class SimCluster:
         log = open(self.state_dir / "agents" / f"{name}.log", "ab")  # noqa: SIM115 - child owns it
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", _AGENT_MODULE, *args],
+                [sys.executable, "-m", AGENT_MODULE, *args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -541,47 +487,32 @@ class SimCluster:
             )
         finally:
             log.close()
-        _CHILDREN[proc.pid] = proc
+        CHILDREN[proc.pid] = proc
         return proc.pid
 
     def wait_nodes_ready(self, names: Sequence[str], timeout: float) -> None:
         """Block until every named Node has Ready=True (list, then watch)."""
         want = set(names)
-        deadline = time.monotonic() + timeout
-        client = self._client()
-        listing = client.get_json("/api/v1/nodes")
-        ready = {n["metadata"]["name"] for n in listing["items"] if _node_ready(n)}
-        rv = listing["metadata"]["resourceVersion"]
-        while not want <= ready:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._raise_not_ready(want - ready, timeout)
-            for event in client.watch("/api/v1/nodes", rv, remaining):
-                if event["type"] == "ERROR":
-                    listing = client.get_json("/api/v1/nodes")
-                    ready = {n["metadata"]["name"] for n in listing["items"] if _node_ready(n)}
-                    rv = listing["metadata"]["resourceVersion"]
-                    break
-                obj = event["object"]
-                rv = obj["metadata"].get("resourceVersion", rv)
-                if event["type"] == "BOOKMARK":
-                    continue
-                name = obj["metadata"]["name"]
-                if event["type"] != "DELETED" and _node_ready(obj):
-                    ready.add(name)
-                else:
-                    ready.discard(name)
-                if want <= ready:
-                    return
-            dead = [a.name for a in self._agents.values() if not _alive(a.pid)]
+        missing = [want]
+
+        def done(nodes: Collection[dict[str, Any]]) -> bool:
+            ready = {n["metadata"]["name"] for n in nodes if _node_ready(n)}
+            if want <= ready:
+                return True
+            dead = [a.name for a in self._agents.values() if not alive(a.pid)]
             if dead:
                 raise SimLaunchError(
                     f"node agent(s) exited before Ready: {', '.join(dead)}; see "
                     f"{self.state_dir / 'agents'}/*.log"
                 )
+            missing[0] = want - ready
+            return False
 
-    def _client(self) -> _Client:
-        return _Client(self.server_url, self.token, self.state_dir / "pki" / "ca.crt")
+        if not self._client().wait_until("/api/v1/nodes", done, timeout):
+            self._raise_not_ready(missing[0], timeout)
+
+    def _client(self) -> BlockingClient:
+        return BlockingClient.from_kubeconfig(self.kubeconfig_path)
 
     def _raise_not_ready(self, missing: set[str], timeout: float) -> None:
         names = sorted(missing)
@@ -592,6 +523,10 @@ class SimCluster:
         )
 
 
+def _owner_args(owner: int | None) -> list[str]:
+    return [] if owner is None else ["--owner-pid", str(owner)]
+
+
 def _node_ready(node: dict[str, Any]) -> bool:
     for cond in (node.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Ready":
@@ -600,8 +535,6 @@ def _node_ready(node: dict[str, Any]) -> bool:
 
 
 def _module_exists(name: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(name) is not None
 
 
@@ -612,190 +545,15 @@ def _check_state_dir(state_dir: Path) -> None:
             pass
     except OSError as exc:
         raise ValueError(f"state dir {state_dir} is not writable: {exc}") from exc
-    state = state_dir / _STATE
+    state = state_dir / STATE_FILE
     if state.exists():
         try:
             data = json.loads(state.read_text())
             pid = int(data["server"]["pid"])
         except (OSError, ValueError, KeyError, TypeError):
             return
-        if _is_ours(pid, _SERVER_MODULE, state_dir):
+        if is_ours(pid, CONTROL_PLANE_MODULE, state_dir):
             raise ValueError(
                 f"a simulated cluster is already running from {state_dir} (API server pid {pid}); "
                 f"stop it first (`k8sdr sim down --state-dir {state_dir}`)"
             )
-
-
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise ValueError(f"port {port} on {host} is in use ({exc.strerror})") from None
-
-
-def _start_server(
-    state_dir: Path,
-    profile: str,
-    port: int,
-    disabled: Sequence[str],
-    faults: FaultConfig | None,
-    extra: Sequence[str],
-    deadline: float,
-    slot_fd: int,
-) -> tuple[int, dict[str, Any]]:
-    read_fd, write_fd = os.pipe()
-    cmd = [
-        sys.executable,
-        "-m",
-        _SERVER_MODULE,
-        "--state-dir",
-        str(state_dir),
-        "--port",
-        str(port),
-        "--profile",
-        profile,
-        "--ready-fd",
-        str(write_fd),
-    ]
-    for name in disabled:
-        cmd += ["--disable-controller", name]
-    if faults is not None:
-        cmd += faults.to_args()
-    cmd += list(extra)
-    log_path = state_dir / "apiserver.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            pass_fds=(write_fd, slot_fd),
-            start_new_session=True,
-        )
-    os.close(write_fd)
-    _CHILDREN[proc.pid] = proc
-    try:
-        # The server writes one line to the pipe when it answers; EOF means it died.
-        buf = b""
-        while b"\n" not in buf:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                proc.kill()
-                proc.wait()
-                _CHILDREN.pop(proc.pid, None)
-                raise SimLaunchError(f"the API server did not come up in time; see {log_path}")
-            ready, _, _ = select.select([read_fd], [], [], remaining)
-            if not ready:
-                continue
-            chunk = os.read(read_fd, 4096)
-            if not chunk:
-                code = proc.wait()
-                _CHILDREN.pop(proc.pid, None)
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-                raise SimLaunchError(
-                    f"the API server exited with code {code} before answering: "
-                    + (" | ".join(tail) or f"see {log_path}")
-                )
-            buf += chunk
-    finally:
-        os.close(read_fd)
-    info = json.loads((state_dir / "apiserver.json").read_text())
-    return proc.pid, info
-
-
-def _reap(pid: int) -> None:
-    proc = _CHILDREN.get(pid)
-    if proc is not None:
-        if proc.poll() is not None:
-            del _CHILDREN[pid]
-        return
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _wait_gone(pid: int, timeout: float) -> None:
-    """Wait for a process to exit; SIGKILL it after `timeout`."""
-    proc = _CHILDREN.get(pid)
-    if proc is not None:
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        del _CHILDREN[pid]
-        return
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while _alive(pid):
-        try:
-            # Our own child: waitpid blocks efficiently until it exits.
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return
-        except ChildProcessError:
-            pass
-        if time.monotonic() >= deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            _reap(pid)
-            return
-        time.sleep(delay)  # not our child: nothing to block on
-        delay = min(delay * 2, 0.1)
-    _reap(pid)
-
-
-class _Client:
-    """A minimal HTTPS client for the launcher (no kubernetes import: it is slow to load)."""
-
-    def __init__(self, url: str, token: str, ca_path: Path) -> None:
-        host_port = url.split("://", 1)[1]
-        host, _, port = host_port.partition(":")
-        self.host = host
-        self.port = int(port)
-        self.token = token
-        self.ctx = ssl.create_default_context(cafile=str(ca_path))
-
-    def _conn(self, timeout: float) -> http.client.HTTPSConnection:
-        return http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
-
-    def get_json(self, path: str) -> dict[str, Any]:
-        return self.request("GET", path)
-
-    def request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        conn = self._conn(10.0)
-        headers = {"Authorization": f"Bearer {self.token}"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/strategic-merge-patch+json"
-        try:
-            conn.request(method, path, body=data, headers=headers)
-            resp = conn.getresponse()
-            body = resp.read()
-            if resp.status != 200:
-                raise SimLaunchError(f"{method} {path}: HTTP {resp.status}: {body[:200]!r}")
-            return json.loads(body)  # type: ignore[no-any-return]
-        finally:
-            conn.close()
-
-    def watch(self, path: str, rv: str, timeout: float) -> Any:
-        seconds = max(1, int(timeout + 0.999))
-        conn = self._conn(timeout + 5)
-        try:
-            conn.request(
-                "GET",
-                f"{path}?watch=true&resourceVersion={rv}&timeoutSeconds={seconds}",
-                headers={"Authorization": f"Bearer {self.token}"},
-            )
-            resp = conn.getresponse()
-            if resp.status != 200:
-                raise SimLaunchError(f"watch {path}: HTTP {resp.status}")
-            while True:
-                line = resp.readline()
-                if not line:
-                    return
-                if line.strip():
-                    yield json.loads(line)
-        finally:
-            conn.close()

@@ -38,7 +38,7 @@ class Profile:
     terminated_pod_gc_threshold: int
     # simulated container runtime: Pending -> Running -> Ready
     pod_start_delay: float
-    # a restarted kubelet registers its Node after this long (upstream-observed.md: ~20s)
+    # a restarted kubelet registers its Node after this long (observed upstream: ~20s)
     kubelet_registration_delay: float
 
     @property
@@ -72,30 +72,28 @@ UPSTREAM = Profile(
     kubelet_registration_delay=0.0,
 )
 
-# The fast settings at the end of k8s-node-failure-semantics.md. The grace period (4s) leaves
+# The fast settings in docs/node-failure-semantics.md. The grace period (4s) leaves
 # room for three missed renewals (renew every 1s): upstream flapped with a grace period of one
-# renewal interval (upstream-observed.md), so no profile may go below two.
-FAST = Profile(
-    name="fast",
-    node_lease_duration=4.0,
-    node_status_update_frequency=1.0,
-    node_status_report_frequency=60.0,
-    node_monitor_period=1.0,
-    node_monitor_grace_period=4.0,
-    node_startup_grace_period=10.0,
-    node_eviction_rate=10.0,
-    secondary_node_eviction_rate=0.1,
-    large_cluster_size_threshold=50,
-    unhealthy_zone_threshold=0.55,
-    default_not_ready_toleration_seconds=10,
-    default_unreachable_toleration_seconds=10,
+# renewal interval (docs/node-failure-semantics.md, "Observed"), so no profile may go below two.
+_FAST_CONTROL_PLANE: dict[str, float | int | str] = {
+    "node_monitor_period": 1.0,
+    "node_monitor_grace_period": 4.0,
+    "node_startup_grace_period": 10.0,
+    "node_eviction_rate": 10.0,
+    "secondary_node_eviction_rate": 0.1,
+    "default_not_ready_toleration_seconds": 10,
+    "default_unreachable_toleration_seconds": 10,
     # Scaled: upstream hard-codes 20s and 40s.
-    podgc_period=1.0,
-    podgc_quarantine=2.0,
-    terminated_pod_gc_threshold=12500,
-    pod_start_delay=0.5,
-    kubelet_registration_delay=0.0,
-)
+    "podgc_period": 1.0,
+    "podgc_quarantine": 2.0,
+}
+_FAST_NODE: dict[str, float | int | str] = {
+    "node_lease_duration": 4.0,
+    "node_status_update_frequency": 1.0,
+    "node_status_report_frequency": 60.0,
+    "pod_start_delay": 0.5,
+}
+FAST = UPSTREAM.replace(name="fast", **_FAST_CONTROL_PLANE, **_FAST_NODE)
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (UPSTREAM, FAST)}
 

@@ -8,16 +8,18 @@ from typing import Any
 import pytest
 from simapi_support import pod_body
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.patch import (
+from pytest_k8sdr.sim import ApiError, Store, WatchEvent
+from pytest_k8sdr.sim.apimachinery.patch import (
     JSON_PATCH,
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,
     apply_patch,
 )
-from pytest_k8sdr.sim.protobuf import MAGIC, decode_protobuf_body
-from pytest_k8sdr.sim.selectors import parse_field_selector, parse_label_selector
-from pytest_k8sdr.sim.store import Store, WatchEvent
+from pytest_k8sdr.sim.apimachinery.selectors import parse_field_selector, parse_label_selector
+from pytest_k8sdr.sim.apiserver.protobuf import MAGIC, decode_protobuf_body
+from pytest_k8sdr.sim.apiserver.registry.resources import BY_PLURAL
+
+NODES = BY_PLURAL["nodes"]
 
 
 def test_strategic_merge_by_merge_keys_and_directives() -> None:
@@ -120,9 +122,9 @@ def test_selector_parsing_errors() -> None:
     with pytest.raises(ApiError) as info:
         parse_label_selector("a b c")
     assert info.value.code == 400
-    assert parse_field_selector("nodes", "spec.unschedulable=true")[0].value == "true"
+    assert parse_field_selector(NODES, "spec.unschedulable=true")[0].value == "true"
     with pytest.raises(ApiError) as info:
-        parse_field_selector("nodes", "spec.nodeName=x")
+        parse_field_selector(NODES, "spec.nodeName=x")
     assert info.value.code == 400
 
 
@@ -201,7 +203,7 @@ def test_continue_token_expires_with_410() -> None:
     for i in range(3):
         store.create("configmaps", "default", {"metadata": {"name": f"c{i}"}})
     page = store.list("configmaps", "default", limit=1)
-    store._expire_snapshots()
+    store.storage.expire_snapshots()
     with pytest.raises(ApiError) as info:
         store.list("configmaps", "default", limit=1, continue_token=page["metadata"]["continue"])
     assert info.value.code == 410

@@ -2,8 +2,9 @@
 
 `--disable-controller NAME` works like kube-controller-manager's `--controllers=-NAME`; the
 scheduler and the DefaultTolerationSeconds admission plugin are switchable the same way.
-Ownership GC ("garbagecollector") lives in the store and is switched there; pods/eviction is
-API-server logic and is served whatever is disabled.
+Ownership GC ("garbagecollector", `garbagecollector.GarbageCollector`) acts inside the writes
+that make it due and is switched through the same names; pods/eviction is API-server logic
+(`apiserver.registry.eviction`) and is served whatever is disabled.
 
 A `ControllerManager` also switches them while the cluster runs (the server's
 `/k8sdr/v1/controllers` endpoint, `k8sdr sim controller`): what a restart of
@@ -19,13 +20,16 @@ from __future__ import annotations
 
 import asyncio
 
-from pytest_k8sdr.sim import eviction
-from pytest_k8sdr.sim.controllers._base import Context, Controller
+from pytest_k8sdr.sim.apiserver.registry import eviction
+from pytest_k8sdr.sim.apiserver.registry.store import Store
+from pytest_k8sdr.sim.controllers import garbagecollector
+from pytest_k8sdr.sim.controllers.admissionplugins import DefaultTolerationSeconds
+from pytest_k8sdr.sim.controllers.controller import Context, Controller
 from pytest_k8sdr.sim.controllers.daemonset import DaemonSetController
-from pytest_k8sdr.sim.controllers.defaulttolerationseconds import DefaultTolerationSeconds
 from pytest_k8sdr.sim.controllers.deployment import DeploymentController
 from pytest_k8sdr.sim.controllers.disruption import DisruptionController
 from pytest_k8sdr.sim.controllers.endpointslice import EndpointsController, EndpointSliceController
+from pytest_k8sdr.sim.controllers.garbagecollector import GarbageCollector
 from pytest_k8sdr.sim.controllers.namespace import NamespaceController
 from pytest_k8sdr.sim.controllers.nodelifecycle import NodeLifecycleController
 from pytest_k8sdr.sim.controllers.podgc import PodGCController
@@ -34,7 +38,6 @@ from pytest_k8sdr.sim.controllers.scheduler import Scheduler
 from pytest_k8sdr.sim.controllers.statefulset import StatefulSetController
 from pytest_k8sdr.sim.controllers.tainteviction import TaintEvictionController
 from pytest_k8sdr.sim.profiles import Profile
-from pytest_k8sdr.sim.store import Store
 
 __all__ = ["CONTROLLERS", "Controller", "ControllerManager", "start_controllers"]
 
@@ -58,8 +61,8 @@ CONTROLLERS: dict[str, type[Controller]] = {
 }
 
 
-# Switched in the store, not by a Controller instance.
-GARBAGE_COLLECTOR = "garbagecollector"
+# Always attached (it keeps the owner graph), switched on and off in place.
+GARBAGE_COLLECTOR = garbagecollector.NAME
 HANDLED_ELSEWHERE = frozenset({GARBAGE_COLLECTOR})
 
 
@@ -75,6 +78,7 @@ class ControllerManager:
 
     def __init__(self, store: Store, profile: Profile) -> None:
         self.store = store
+        self.garbage_collector = GarbageCollector.attach(store)
         self._ctx = Context(store, profile)
         self._running: dict[str, Controller] = {}
 
@@ -83,7 +87,7 @@ class ControllerManager:
         _check_names(disabled)
         eviction.register(self.store)
         if GARBAGE_COLLECTOR in disabled:
-            self.store.set_ownership_gc(False)
+            self.garbage_collector.set_enabled(False)
         for name in CONTROLLERS:
             if name not in disabled:
                 self.set(name, enabled=True)
@@ -91,15 +95,15 @@ class ControllerManager:
     def states(self) -> dict[str, bool]:
         """Whether each switchable name runs, by name."""
         states = {name: name in self._running for name in CONTROLLERS}
-        states[GARBAGE_COLLECTOR] = self.store.ownership_gc
+        states[GARBAGE_COLLECTOR] = self.garbage_collector.enabled
         return dict(sorted(states.items()))
 
     def set(self, name: str, *, enabled: bool) -> bool:
         """Switch `name` on or off; returns whether anything changed."""
         _check_names({name})
         if name == GARBAGE_COLLECTOR:
-            changed = self.store.ownership_gc != enabled
-            self.store.set_ownership_gc(enabled)
+            changed = self.garbage_collector.enabled != enabled
+            self.garbage_collector.set_enabled(enabled)
             return changed
         running = self._running.get(name)
         if enabled == (running is not None):

@@ -13,9 +13,16 @@ from __future__ import annotations
 import asyncio
 import copy
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers._base import (
-    JSON,
+from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import (
+    Key,
+    is_terminating,
+    key_of,
+    meta,
+    owner_reference,
+)
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.apimachinery.wellknown import (
     TAINT_DISK_PRESSURE,
     TAINT_MEMORY_PRESSURE,
     TAINT_NETWORK_UNAVAILABLE,
@@ -23,21 +30,13 @@ from pytest_k8sdr.sim.controllers._base import (
     TAINT_PID_PRESSURE,
     TAINT_UNREACHABLE,
     TAINT_UNSCHEDULABLE,
-    Controller,
-    Key,
-    WorkQueue,
-    controller_ref,
-    is_terminating,
-    key_of,
-    meta,
-    node_taints,
-    owner_reference,
-    pod_is_ready,
-    pod_is_terminal,
-    pod_matches_node_selection,
-    tolerates,
 )
+from pytest_k8sdr.sim.controllers.controller import Controller
 from pytest_k8sdr.sim.controllers.deployment import template_hash
+from pytest_k8sdr.sim.controllers.nodeaffinity import pod_matches_node_selection
+from pytest_k8sdr.sim.controllers.podutil import pod_is_ready, pod_is_terminal
+from pytest_k8sdr.sim.controllers.taints import node_taints, tolerates
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
 
 NAME = "daemonset"
 COMPONENT = "daemonset-controller"
@@ -98,7 +97,7 @@ class DaemonSetController(Controller):
         self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
         self.watch(self.sets, lambda t, o, n: self.queue.add(key_of(n or o or {})))
         self.watch(self.nodes, self._on_node)
-        self.watch(self.pods, self._on_pod)
+        self.watch(self.pods, queue_owners(self.queue, "DaemonSet"))
         return [self._spawn(self.queue.run(), "queue")]
 
     def _on_node(self, etype: str, old: JSON | None, new: JSON | None) -> None:
@@ -113,12 +112,6 @@ class DaemonSetController(Controller):
             return
         for ds in self.sets.list():
             self.queue.add(key_of(ds))
-
-    def _on_pod(self, etype: str, old: JSON | None, new: JSON | None) -> None:
-        for obj in (old, new):
-            ref = controller_ref(obj) if obj is not None else None
-            if ref is not None and ref.get("kind") == "DaemonSet":
-                self.queue.add((meta(obj or {}).get("namespace") or "", str(ref.get("name"))))
 
     def _should_run(self, ds: JSON, node: JSON) -> tuple[bool, bool]:
         """(should run, should keep running) as NodeShouldRunDaemonPod answers."""

@@ -13,20 +13,13 @@ import copy
 import hashlib
 import json
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers._base import (
-    JSON,
-    Controller,
-    Key,
-    WorkQueue,
-    controller_ref,
-    key_of,
-    meta,
-    now_rfc3339,
-    owner_reference,
-    parse_time,
-    scaled_value,
-)
+from pytest_k8sdr.sim.apimachinery.clock import now_rfc3339, parse_rfc3339
+from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import Key, key_of, meta, owner_reference
+from pytest_k8sdr.sim.apimachinery.quantity import scaled_value
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
 
 NAME = "deployment"
 COMPONENT = "deployment-controller"
@@ -83,14 +76,8 @@ class DeploymentController(Controller):
         self.sets_by_owner = self.informers.by_owner("replicasets")
         self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
         self.watch(self.deployments, lambda t, o, n: self.queue.add(key_of(n or o or {})))
-        self.watch(self.sets, self._on_rs)
+        self.watch(self.sets, queue_owners(self.queue, "Deployment"))
         return [self._spawn(self.queue.run(), "queue")]
-
-    def _on_rs(self, etype: str, old: JSON | None, new: JSON | None) -> None:
-        for obj in (old, new):
-            ref = controller_ref(obj) if obj is not None else None
-            if ref is not None and ref.get("kind") == "Deployment":
-                self.queue.add((meta(obj or {}).get("namespace") or "", str(ref.get("name"))))
 
     def _owned(self, d: JSON) -> list[JSON]:
         return list(self.sets_by_owner.get(str(meta(d).get("uid")), {}).values())
@@ -260,7 +247,9 @@ class DeploymentController(Controller):
         if max_scaled_down <= 0:
             return
         # cleanupUnhealthyReplicas: scale down old sets' unavailable pods first.
-        for rs in sorted(old_live, key=lambda r: parse_time(meta(r).get("creationTimestamp")) or 0):
+        for rs in sorted(
+            old_live, key=lambda r: parse_rfc3339(meta(r).get("creationTimestamp")) or 0
+        ):
             if max_scaled_down <= 0:
                 break
             unhealthy = _replicas(rs) - _status(rs, "availableReplicas")
@@ -275,7 +264,9 @@ class DeploymentController(Controller):
         if available <= min_available:
             return
         budget = available - min_available
-        for rs in sorted(old_live, key=lambda r: parse_time(meta(r).get("creationTimestamp")) or 0):
+        for rs in sorted(
+            old_live, key=lambda r: parse_rfc3339(meta(r).get("creationTimestamp")) or 0
+        ):
             if budget <= 0:
                 break
             down = min(_replicas(rs), budget)
@@ -399,3 +390,7 @@ class DeploymentController(Controller):
             raise
         live["status"] = status
         self.store.update("deployments", ns, name, live, subresource="status")
+
+
+def _created_at(obj: JSON) -> float:
+    return parse_rfc3339(meta(obj).get("creationTimestamp")) or 0.0

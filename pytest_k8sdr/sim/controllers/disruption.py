@@ -12,21 +12,14 @@ import asyncio
 import math
 import time
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers._base import (
-    JSON,
-    Controller,
-    Key,
-    WorkQueue,
-    controller_ref,
-    is_terminating,
-    key_of,
-    meta,
-    now_rfc3339,
-    parse_time,
-    pod_is_ready,
-    selector_matches,
-)
+from pytest_k8sdr.sim.apimachinery.clock import now_rfc3339, parse_rfc3339
+from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import Key, controller_ref, is_terminating, key_of, meta
+from pytest_k8sdr.sim.apimachinery.selectors import selector_matches
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.podutil import pod_is_ready
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue
 
 NAME = "disruption"
 COMPONENT = "controllermanager"
@@ -119,7 +112,7 @@ class DisruptionController(Controller):
             pod = by_name.get(pod_name)
             if pod is None or is_terminating(pod):
                 continue
-            when = parse_time(stamp) or wall
+            when = parse_rfc3339(stamp) or wall
             if when + DELETION_TIMEOUT <= wall:
                 continue
             disrupted[pod_name] = stamp

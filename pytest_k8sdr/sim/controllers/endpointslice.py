@@ -13,21 +13,14 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers._base import (
-    JSON,
-    LABEL_ZONE,
-    Controller,
-    Key,
-    WorkQueue,
-    is_terminating,
-    key_of,
-    map_selector_matches,
-    meta,
-    owner_reference,
-    pod_is_ready,
-    pod_is_terminal,
-)
+from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import Key, is_terminating, key_of, meta, owner_reference
+from pytest_k8sdr.sim.apimachinery.selectors import map_selector_matches
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.apimachinery.wellknown import LABEL_ZONE
+from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.podutil import pod_is_ready, pod_is_terminal
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue
 
 NAME_SLICES = "endpointslice"
 NAME_ENDPOINTS = "endpoint"

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers._base import JSON, Controller, WorkQueue, is_terminating, meta
-from pytest_k8sdr.sim.resources import RESOURCES
+from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import is_terminating, meta
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.apiserver.registry.resources import TYPES
+from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue
 
 NAME = "namespace"
 # How soon a namespace still holding content is looked at again.
@@ -39,7 +42,7 @@ class NamespaceController(Controller):
         if ns is None or not is_terminating(ns):
             return
         remaining = 0
-        for rtype in RESOURCES:
+        for rtype in TYPES:
             if not rtype.namespaced:
                 continue
             for item in self.store.list(rtype.plural, name).get("items") or []:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import time
 from dataclasses import dataclass, field
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers._base import (
-    JSON,
+from pytest_k8sdr.sim.apimachinery.clock import now_rfc3339, parse_rfc3339
+from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import Key, get_condition, meta
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.apimachinery.wellknown import (
     LABEL_REGION,
     LABEL_ZONE,
     TAINT_DISK_PRESSURE,
@@ -25,20 +28,11 @@ from pytest_k8sdr.sim.controllers._base import (
     TAINT_PID_PRESSURE,
     TAINT_UNREACHABLE,
     TAINT_UNSCHEDULABLE,
-    Controller,
-    Key,
-    WorkQueue,
-    get_condition,
-    log,
-    meta,
-    node_ready_status,
-    node_taints,
-    now_rfc3339,
-    parse_time,
-    pod_is_ready,
-    set_pod_condition,
-    taint_key,
 )
+from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.podutil import node_ready_status, pod_is_ready, set_pod_condition
+from pytest_k8sdr.sim.controllers.taints import node_taints, taint_key
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue
 
 NAME = "nodelifecycle"
 COMPONENT = "node-controller"
@@ -61,6 +55,8 @@ STATE_INITIAL = "Initial"
 STATE_NORMAL = "Normal"
 STATE_FULL = "FullDisruption"
 STATE_PARTIAL = "PartialDisruption"
+
+log = logging.getLogger("pytest_k8sdr.sim.controllers")
 
 
 def zone_key(node: JSON) -> str:
@@ -273,7 +269,8 @@ class NodeLifecycleController(Controller):
             if current_status is not None and observed is not None:
                 # Upstream passes the Ready condition as it was *before* this pass's update, so
                 # the NoExecute taint follows one monitor period after Unknown
-                # (node_lifecycle_controller.go monitorNodeHealth; upstream-observed.md: +5s).
+                # (node_lifecycle_controller.go monitorNodeHealth; observed upstream: +5s, see
+                # docs/node-failure-semantics.md).
                 self._process_taint_based_eviction(fresh, observed)
             # Report node event only once when status changed.
             if current_status != "True" and observed == "True":
@@ -322,7 +319,7 @@ class NodeLifecycleController(Controller):
         saved = self.health.get(name)
         if saved is None:
             start = now
-            created = parse_time(meta(node).get("creationTimestamp"))
+            created = parse_rfc3339(meta(node).get("creationTimestamp"))
             if ready is None and created is not None:
                 # A node that never posted Ready is timed from its creation (startup grace).
                 start = now - max(0.0, time.time() - created)

@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import asyncio
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers._base import (
-    JSON,
-    TAINT_OUT_OF_SERVICE,
-    Controller,
-    Key,
-    every,
-    is_terminating,
-    key_of,
-    meta,
+from pytest_k8sdr.sim.apimachinery.clock import parse_rfc3339
+from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import Key, is_terminating, key_of, meta
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.apimachinery.wellknown import TAINT_OUT_OF_SERVICE
+from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.podutil import (
     node_ready_status,
-    node_taints,
-    parse_time,
     pod_is_terminal,
     set_pod_condition,
 )
+from pytest_k8sdr.sim.controllers.taints import node_taints
+from pytest_k8sdr.sim.controllers.workqueue import every
 
 NAME = "podgc"
 COMPONENT = "pod-garbage-collector"
@@ -70,7 +67,7 @@ class PodGCController(Controller):
 
         def order(pod: JSON) -> tuple[int, float]:
             evicted = (pod.get("status") or {}).get("reason") == "Evicted"
-            return (0 if evicted else 1, parse_time(meta(pod).get("creationTimestamp")) or 0.0)
+            return (0 if evicted else 1, parse_rfc3339(meta(pod).get("creationTimestamp")) or 0.0)
 
         for pod in sorted(self.terminated.values(), key=order)[:excess]:
             self._delete(pod, grace=0)

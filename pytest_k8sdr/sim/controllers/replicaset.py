@@ -12,23 +12,20 @@ import asyncio
 import copy
 import time
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers._base import (
-    JSON,
-    Controller,
+from pytest_k8sdr.sim.apimachinery.clock import parse_rfc3339
+from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import (
     Key,
-    WorkQueue,
-    controller_ref,
     get_condition,
     key_of,
     meta,
     owner_reference,
-    parse_time,
-    pod_is_active,
-    pod_is_ready,
-    pod_phase,
-    selector_matches,
 )
+from pytest_k8sdr.sim.apimachinery.selectors import selector_matches
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.podutil import pod_is_active, pod_is_ready, pod_phase
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
 
 NAME = "replicaset"
 COMPONENT = "replicaset-controller"
@@ -58,7 +55,7 @@ def available(pod: JSON, min_ready_seconds: int, now: float) -> bool:
     if min_ready_seconds <= 0:
         return True
     cond = get_condition((pod.get("status") or {}).get("conditions"), "Ready") or {}
-    since = parse_time(cond.get("lastTransitionTime"))
+    since = parse_rfc3339(cond.get("lastTransitionTime"))
     return since is not None and since + min_ready_seconds <= now
 
 
@@ -66,7 +63,7 @@ def deletion_rank(pod: JSON, siblings_on_node: dict[str, int]) -> tuple[int, int
     """Lower deletes first (controller_utils.go ActivePodsWithRanks.Less, simplified)."""
     spec = pod.get("spec") or {}
     phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}.get(pod_phase(pod), 1)
-    created = parse_time(meta(pod).get("creationTimestamp")) or 0.0
+    created = parse_rfc3339(meta(pod).get("creationTimestamp")) or 0.0
     return (
         1 if spec.get("nodeName") else 0,
         phase_rank,
@@ -90,17 +87,11 @@ class ReplicaSetController(Controller):
         self.pods_by_owner = self.informers.by_owner("pods")
         self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
         self.watch(self.sets, self._on_set)
-        self.watch(self.pods, self._on_pod)
+        self.watch(self.pods, queue_owners(self.queue, self.kind))
         return [self._spawn(self.queue.run(), "queue")]
 
     def _on_set(self, etype: str, old: JSON | None, new: JSON | None) -> None:
         self.queue.add(key_of(new or old or {}))
-
-    def _on_pod(self, etype: str, old: JSON | None, new: JSON | None) -> None:
-        for obj in (old, new):
-            ref = controller_ref(obj) if obj is not None else None
-            if ref is not None and ref.get("kind") == self.kind:
-                self.queue.add((meta(obj or {}).get("namespace") or "", str(ref.get("name"))))
 
     def _sync(self, key: Key) -> None:
         rs = self.sets.get(*key)

@@ -14,28 +14,24 @@ import asyncio
 import random
 from collections import Counter
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers._base import (
-    JSON,
-    TAINT_UNSCHEDULABLE,
-    Controller,
+from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import (
     Key,
-    WorkQueue,
     controller_ref,
     get_condition,
     is_terminating,
     key_of,
     meta,
-    node_taints,
-    parse_quantity,
-    pod_is_terminal,
-    pod_matches_node_selection,
-    pod_requests,
-    pod_tolerations,
-    selector_matches,
-    set_pod_condition,
-    tolerates,
 )
+from pytest_k8sdr.sim.apimachinery.quantity import parse_quantity
+from pytest_k8sdr.sim.apimachinery.selectors import selector_matches
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.apimachinery.wellknown import TAINT_UNSCHEDULABLE
+from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.nodeaffinity import pod_matches_node_selection
+from pytest_k8sdr.sim.controllers.podutil import pod_is_terminal, pod_requests, set_pod_condition
+from pytest_k8sdr.sim.controllers.taints import node_taints, pod_tolerations, tolerates
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue
 
 NAME = "scheduler"
 COMPONENT = "default-scheduler"

@@ -13,21 +13,20 @@ from __future__ import annotations
 import asyncio
 import copy
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers._base import (
-    JSON,
-    Controller,
+from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import (
     Key,
-    WorkQueue,
     controller_ref,
     is_terminating,
     key_of,
     meta,
     owner_reference,
-    pod_is_ready,
-    pod_phase,
 )
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.controllers.controller import Controller
 from pytest_k8sdr.sim.controllers.deployment import template_hash
+from pytest_k8sdr.sim.controllers.podutil import pod_is_ready, pod_phase
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
 
 NAME = "statefulset"
 COMPONENT = "statefulset-controller"
@@ -57,14 +56,8 @@ class StatefulSetController(Controller):
         self.pods = self.informers.get("pods")
         self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
         self.watch(self.sets, lambda t, o, n: self.queue.add(key_of(n or o or {})))
-        self.watch(self.pods, self._on_pod)
+        self.watch(self.pods, queue_owners(self.queue, "StatefulSet"))
         return [self._spawn(self.queue.run(), "queue")]
-
-    def _on_pod(self, etype: str, old: JSON | None, new: JSON | None) -> None:
-        for obj in (old, new):
-            ref = controller_ref(obj) if obj is not None else None
-            if ref is not None and ref.get("kind") == "StatefulSet":
-                self.queue.add((meta(obj or {}).get("namespace") or "", str(ref.get("name"))))
 
     def _pods_of(self, sts: JSON) -> dict[int, JSON]:
         ns, name = key_of(sts)

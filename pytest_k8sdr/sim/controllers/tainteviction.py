@@ -11,18 +11,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from pytest_k8sdr.sim.apierrors import ApiError
-from pytest_k8sdr.sim.controllers._base import (
-    JSON,
-    Controller,
-    Key,
-    WorkQueue,
-    meta,
-    node_taints,
-    pod_tolerations,
-    set_pod_condition,
-    toleration_tolerates,
-)
+from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apimachinery.meta import Key, meta
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.podutil import set_pod_condition
+from pytest_k8sdr.sim.controllers.taints import node_taints, pod_tolerations, toleration_tolerates
+from pytest_k8sdr.sim.controllers.workqueue import WorkQueue
 
 NAME = "taint-eviction-controller"
 COMPONENT = "taint-eviction-controller"

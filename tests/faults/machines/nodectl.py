@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from pytest_k8sdr.sim import agentctl
+from pytest_k8sdr.sim.node import control
 
 OPS = {
     ("stop", "kubelet"): "stop-kubelet",
@@ -28,11 +28,11 @@ def main(argv: list[str]) -> int:
             print(f"Unit {unit}.service not found.", file=sys.stderr)
             return 5
         if verb == "is-active":
-            state = agentctl.send(socket_path, "status", timeout=5)
+            state = control.send(socket_path, "status", timeout=5)
             if state.get(STATE_KEY[unit]) != "running":
                 return 3
         elif (verb, unit) in OPS:
-            agentctl.send(socket_path, OPS[(verb, unit)], timeout=5)
+            control.send(socket_path, OPS[(verb, unit)], timeout=5)
         else:
             print(f"unsupported: systemctl {verb} {unit}", file=sys.stderr)
             return 1

@@ -34,7 +34,7 @@ from pytest_k8sdr.faults.machines import (
 )
 from pytest_k8sdr.faults.machines.inventory import SimSpec
 from pytest_k8sdr.sim import SimCluster
-from pytest_k8sdr.sim.launcher import node_address, node_pod_cidr
+from pytest_k8sdr.sim.addresses import node_address, node_pod_cidr
 from pytest_k8sdr.undo import UndoStack
 from pytest_k8sdr.workloads import Workload, pod_template
 
@@ -174,7 +174,7 @@ def docker_node(sim: Sim, kind_nodes: KindNodes, stack: UndoStack) -> Iterator[s
     agent = [
         sys.executable,
         "-m",
-        "pytest_k8sdr.sim.agent",
+        "pytest_k8sdr.sim.node",
         "--kubeconfig",
         str(kubeconfig),
         "--node-name",

@@ -17,7 +17,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from pytest_k8sdr.sim import agentctl
+from pytest_k8sdr.sim.node import control
 
 # Node indexes far from the launcher's (0..N), distinct per pytest process.
 INDEX = itertools.count(2000 + (os.getpid() % 40) * 150)
@@ -64,7 +64,7 @@ class AgentProc:
 
     def ctl(self, op: str) -> dict[str, Any]:
         """Send a control op."""
-        return agentctl.send(self.socket, op)
+        return control.send(self.socket, op)
 
     def kill(self) -> None:
         """SIGKILL, as a power loss."""

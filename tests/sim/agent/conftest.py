@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from pytest_k8sdr.sim.agent import node_address, node_pod_cidr
+from pytest_k8sdr.sim.addresses import node_address, node_pod_cidr
 from tests.sim.agent.agentsim import INDEX, AgentProc, Server
 
 SERVER_START_TIMEOUT = 20.0
@@ -40,7 +40,7 @@ def sim_server(
     tmp_path_factory: pytest.TempPathFactory, server_args: list[str]
 ) -> Iterator[Server]:
     state_dir = tmp_path_factory.mktemp("apiserver")
-    args = [sys.executable, "-m", "pytest_k8sdr.sim.server", "--state-dir", str(state_dir)]
+    args = [sys.executable, "-m", "pytest_k8sdr.sim.controlplane", "--state-dir", str(state_dir)]
     args += ["--profile", "fast", *server_args]
     for name in _all_controllers():
         args += ["--disable-controller", name]
@@ -91,7 +91,7 @@ def make_agent(sim_server: Server, tmp_path: Path) -> Iterator[Callable[..., Age
         name = f"agent-{index}"
         sock = tmp_path / f"{name}.sock"
         argv = [
-            sys.executable, "-m", "pytest_k8sdr.sim.agent",
+            sys.executable, "-m", "pytest_k8sdr.sim.node",
             "--kubeconfig", str(sim_server.kubeconfig),
             "--node-name", name,
             "--profile", "fast",

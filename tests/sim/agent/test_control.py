@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pytest_k8sdr.sim import agentctl
+from pytest_k8sdr.sim.node import control
 from tests.sim.agent.agentsim import (
     Server,
     create_pod,
@@ -137,19 +137,19 @@ def test_stop_kubelet_keeps_pods_and_start_registers_again(
 def test_agentctl_errors_name_the_problem(
     tmp_path: Path, sim_server: Server, make_agent: Any
 ) -> None:
-    with pytest.raises(agentctl.AgentControlError, match="does not exist"):
-        agentctl.send(tmp_path / "nope.sock", "status")
+    with pytest.raises(control.AgentControlError, match="does not exist"):
+        control.send(tmp_path / "nope.sock", "status")
     with pytest.raises(ValueError, match="unknown agent op 'explode'"):
-        agentctl.send(tmp_path / "nope.sock", "explode")
+        control.send(tmp_path / "nope.sock", "explode")
     agent = make_agent()
-    state = agentctl.send(agent.socket, "status", timeout=5)
+    state = control.send(agent.socket, "status", timeout=5)
     assert state["node"] == agent.name
     assert state["pid"] == agent.proc.pid
-    with pytest.raises(agentctl.AgentControlError, match="unknown node"):
-        agentctl.send(agent.socket, "stop-runtime", node="other")
+    with pytest.raises(control.AgentControlError, match="unknown node"):
+        control.send(agent.socket, "stop-runtime", node="other")
     agent.kill()
-    with pytest.raises(agentctl.AgentControlError, match=r"refused|does not exist"):
-        agentctl.send(agent.socket, "status")
+    with pytest.raises(control.AgentControlError, match=r"refused|does not exist"):
+        control.send(agent.socket, "status")
 
 
 @pytest.mark.parametrize(
@@ -179,7 +179,7 @@ def test_bad_command_line_is_refused_before_starting(
     argv.update(dict(zip(args[::2], args[1::2], strict=False)))
     flat = [x for kv in argv.items() for x in kv]
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest_k8sdr.sim.agent", *flat],
+        [sys.executable, "-m", "pytest_k8sdr.sim.node", *flat],
         capture_output=True,
         text=True,
         timeout=30,

@@ -9,18 +9,11 @@ from typing import Any
 
 import pytest
 
-from pytest_k8sdr.sim import agent_kubelet
-from pytest_k8sdr.sim.agent_kube import ApiClient, Gate, Kubeconfig
-from pytest_k8sdr.sim.agent_kubelet import (
-    SHUTDOWN_ANNOTATION,
-    Kubelet,
-    NodeSpec,
-    PassLimiter,
-    slim_node,
-    slim_pod,
-)
-from pytest_k8sdr.sim.agent_net import Runtime
-from pytest_k8sdr.sim.profiles import FAST
+from pytest_k8sdr.sim.node import podstatus
+from pytest_k8sdr.sim.node.nodespec import NodeSpec
+from pytest_k8sdr.sim.node.podstatus import pod_signature, pod_status
+from pytest_k8sdr.sim.node.podworkers import PassLimiter
+from pytest_k8sdr.sim.node.slim import SHUTDOWN_ANNOTATION, slim_node, slim_pod
 from tests.sim.agent.agentsim import JSON_HEADERS, Server, is_ready, make_pod, wait_for
 
 
@@ -103,16 +96,15 @@ def _full_pod() -> dict[str, Any]:
 def test_slim_pod_yields_the_same_kubelet_status_as_the_full_object(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(agent_kubelet, "rfc3339", lambda ts=None: "2026-11-24T21:00:00Z")
-    client = ApiClient(Kubeconfig("https://127.0.0.1:1", None, None), Gate())
-    kubelet = Kubelet(NodeSpec("n1", "127.1.0.2", "127.16.1.0/24"), client, Runtime("n1"), FAST)
+    monkeypatch.setattr(podstatus, "rfc3339", lambda ts=None: "2026-11-24T21:00:00Z")
+    spec = NodeSpec("n1", "127.1.0.2", "127.16.1.0/24")
     full = _full_pod()
     slim = slim_pod(full)
     for state in ("pending", "running", "down", "terminated"):
-        assert kubelet._pod_status(slim, "127.16.1.7", state) == kubelet._pod_status(
-            full, "127.16.1.7", state
+        assert pod_status(spec, slim, "127.16.1.7", state) == pod_status(
+            spec, full, "127.16.1.7", state
         ), state
-    assert kubelet._pod_signature(slim["status"]) == kubelet._pod_signature(full["status"])
+    assert pod_signature(slim["status"]) == pod_signature(full["status"])
     meta = slim["metadata"]
     # What the lifecycle reads survives; labels, managed fields, other annotations do not.
     assert meta["deletionTimestamp"] == "2026-11-24T21:00:05Z"

@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from pytest_k8sdr.sim.apierrors import ApiError
+from pytest_k8sdr.sim import ApiError, Store, WatchEvent
 from pytest_k8sdr.sim.controllers import ControllerManager
 from pytest_k8sdr.sim.profiles import FAST, Profile
-from pytest_k8sdr.sim.store import Store, WatchEvent
 
 JSON = dict[str, Any]
 

@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 from ctrl_support import TEST_PROFILE, Cluster, condition, ready_pods, run, taints
 
+from pytest_k8sdr.sim import Store
 from pytest_k8sdr.sim.controllers import CONTROLLERS, start_controllers
 from pytest_k8sdr.sim.profiles import FAST, Profile
-from pytest_k8sdr.sim.store import Store
 
 UNREACHABLE_NE = ("node.kubernetes.io/unreachable", "NoExecute")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ctrl_support import Cluster, condition, ready_pods, run
 
-from pytest_k8sdr.sim.apierrors import ApiError
+from pytest_k8sdr.sim import ApiError
 
 
 def _evict(c: Cluster, name: str, **delete_options: object) -> dict:

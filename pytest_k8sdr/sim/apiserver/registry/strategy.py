@@ -1,0 +1,141 @@
+"""What the generic registry store asks of each resource: its strategy.
+
+Upstream every resource has a strategy (pkg/registry/<group>/<resource>/strategy.go):
+PrepareForCreate, defaulting, Validate, and the storage's hooks (an allocator for Services,
+graceful deletion for Pods). A family module (`core`, `apps`, ...) declares each of its kinds
+as one `Resource(ResourceType(...), StrategyClass)`; `resources` collects them.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
+
+__all__ = ["Cause", "ResetStatus", "Resource", "Strategy", "cause", "validate_metadata"]
+
+Cause = dict[str, str]
+
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def cause(field: str, message: str, kind: str = "FieldValueInvalid") -> Cause:
+    """One field cause of a 422 Invalid."""
+    return {"type": kind, "message": message, "field": field}
+
+
+class Strategy:
+    """The defaults: no status reset, no defaulting, nothing validated beyond metadata.
+
+    Validation covers what a client of the simulator can trip over and answers 422 with
+    field causes as pkg/apis/*/validation does; everything else is accepted.
+    """
+
+    # metadata.generation counts spec changes (not for kinds without a spec upstream).
+    track_generation: ClassVar[bool] = True
+    # How metadata.name is validated: "subdomain" (RFC 1123), "label" or "dns1035".
+    name_rule: ClassVar[str] = "subdomain"
+
+    def prepare_for_create(self, obj: JSON) -> None:
+        """Reset what a create may not set (PrepareForCreate), e.g. the status."""
+
+    def default(self, obj: JSON) -> None:
+        """Fill in the defaults upstream sets on create and update (pkg/apis/*/v1/defaults.go)."""
+
+    def validate(self, obj: JSON, old: JSON | None) -> list[Cause]:
+        """Causes for the kind's own bad fields (metadata is checked by the store)."""
+        return []
+
+    def allocate(self, obj: JSON, old: JSON | None) -> None:
+        """Take what the object needs from a shared range, once it is valid (ApiError if not)."""
+
+    def release(self, obj: JSON) -> None:
+        """Give back what `allocate` took, once the object is gone."""
+
+    def grace_period(self, obj: JSON, requested: int | None) -> int:
+        """Seconds of graceful deletion (0: removed at once, unless finalizers hold it)."""
+        return 0
+
+
+class ResetStatus(Strategy):
+    """A kind whose create starts from an empty status (its controller owns the status)."""
+
+    # Status fields without omitempty upstream show as 0 on a fresh object.
+    empty_status: ClassVar[JSON] = {}
+
+    def prepare_for_create(self, obj: JSON) -> None:
+        """Replace the status by the empty one."""
+        obj["status"] = copy.deepcopy(self.empty_status)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One served kind: its type and how the registry treats it."""
+
+    type: ResourceType
+    strategy: Callable[[], Strategy] = Strategy
+
+
+def validate_name(rule: str, name: str) -> list[Cause]:
+    """Causes for a bad metadata.name (empty list when fine)."""
+    if not name:
+        return [
+            cause(
+                "metadata.name",
+                "Required value: name or generateName is required",
+                "FieldValueRequired",
+            )
+        ]
+    if rule == "dns1035":
+        ok = bool(_DNS1035_LABEL.match(name)) and len(name) <= 63
+        text = (
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
+            "with an alphabetic character, and end with an alphanumeric character"
+        )
+    elif rule == "label":
+        ok = bool(_DNS1123_LABEL.match(name)) and len(name) <= 63
+        text = (
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
+            "'-', and must start and end with an alphanumeric character"
+        )
+    else:
+        ok = bool(_DNS1123_SUBDOMAIN.match(name)) and len(name) <= 253
+        text = (
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+            "'-' or '.', and must start and end with an alphanumeric character"
+        )
+    if ok:
+        return []
+    return [cause("metadata.name", f'Invalid value: "{name}": {text}')]
+
+
+def validate_metadata(strategy: Strategy, obj: JSON, old: JSON | None) -> list[Cause]:
+    """Causes for a bad name (on create) and bad label values."""
+    causes: list[Cause] = []
+    meta = obj.get("metadata") or {}
+    if old is None:
+        causes += validate_name(strategy.name_rule, str(meta.get("name", "")))
+    for value in (meta.get("labels") or {}).values():
+        if not isinstance(value, str):
+            causes.append(
+                cause("metadata.labels", f"Invalid value: {value!r}: label values must be strings")
+            )
+        elif len(value) > 63 or (value and not _LABEL_VALUE.match(value)):
+            causes.append(
+                cause(
+                    "metadata.labels",
+                    f'Invalid value: "{value}": a valid label must be an empty string or consist '
+                    "of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                    "alphanumeric character",
+                )
+            )
+    return causes

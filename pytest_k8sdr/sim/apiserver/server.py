@@ -1,0 +1,493 @@
+"""The simulated Kubernetes API server's HTTP layer: the real REST API over the registry.
+
+Served by `controlplane` (`python -m pytest_k8sdr.sim.controlplane`) together with the
+controllers. Not modelled: protobuf responses (request bodies of the kinds kubectl sends are
+decoded), server-side apply (`application/apply-patch+yaml` is 415), dry runs (400),
+authorization (any valid token is cluster-admin), the legacy `/api/v1/watch/...` paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import yaml
+from aiohttp import web
+
+from pytest_k8sdr.sim.apimachinery.errors import ApiError, bad_request, method_not_allowed
+from pytest_k8sdr.sim.apimachinery.patch import APPLY_PATCH, PATCH_TYPES
+from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
+from pytest_k8sdr.sim.apiserver import discovery
+from pytest_k8sdr.sim.apiserver.protobuf import decode_protobuf_body
+from pytest_k8sdr.sim.apiserver.registry.resources import BY_GVR, GROUPS
+from pytest_k8sdr.sim.apiserver.registry.store import Store
+from pytest_k8sdr.sim.apiserver.tables import table_for
+from pytest_k8sdr.sim.apiserver.watch import (
+    JSON_CT,
+    WatchSettings,
+    int_param,
+    serve_watch,
+    truthy,
+)
+from pytest_k8sdr.sim.faults import FaultConfig
+from pytest_k8sdr.sim.profiles import Profile
+
+__all__ = ["ApiServer", "ControllerSwitch", "ServerSettings"]
+
+log = logging.getLogger("pytest_k8sdr.sim.apiserver")
+
+
+class ControllerSwitch(Protocol):
+    """What the control API switches: the controller manager of the same process."""
+
+    def states(self) -> dict[str, bool]:
+        """Whether each switchable name runs, by name."""
+
+    def set(self, name: str, *, enabled: bool) -> bool:
+        """Switch `name` on or off; returns whether anything changed."""
+
+
+@dataclass
+class ServerSettings:
+    """How one API server behaves; all timings in seconds."""
+
+    token: str
+    profile: Profile
+    history_window: float = 300.0
+    history_max: int = 500_000
+    bookmark_interval: float = 60.0
+    min_request_timeout: float = 1800.0
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    disabled_controllers: frozenset[str] = frozenset()
+
+    @property
+    def watch(self) -> WatchSettings:
+        """How watch streams end."""
+        return WatchSettings(
+            self.bookmark_interval, self.min_request_timeout, self.faults.watch_cut_seconds
+        )
+
+
+def _status_response(err: ApiError) -> web.Response:
+    headers = {}
+    if err.retry_after and err.retry_after > 0:
+        # Retry-After only when retryAfterSeconds > 0 (apiserver responsewriters/writers.go).
+        headers["Retry-After"] = str(err.retry_after)
+    return web.Response(
+        status=err.code,
+        body=json.dumps(err.status()).encode(),
+        content_type=JSON_CT,
+        headers=headers,
+    )
+
+
+def _json_response(body: Any, status: int = 200) -> web.Response:
+    raw = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+    return web.Response(status=status, body=raw, content_type=JSON_CT)
+
+
+def _success_status(code: int, details: JSON | None = None) -> JSON:
+    body: JSON = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "code": code,
+    }
+    if details:
+        body["details"] = details
+    return body
+
+
+class ApiServer:
+    """The aiohttp application around one Store."""
+
+    def __init__(self, store: Store, settings: ServerSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self._token = settings.token.encode()
+        self._rng = random.Random()
+        self._watch_tasks: set[asyncio.Task[Any]] = set()
+        # Set by serve() once the controllers run: /k8sdr/v1/controllers switches them.
+        self.controllers: ControllerSwitch | None = None
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app.router.add_route("*", "/{tail:.*}", self._handle)
+
+    # -- entry ---------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path in ("/healthz", "/readyz", "/livez"):
+            return web.Response(text="ok")
+        if not self._authenticated(request):
+            return _status_response(ApiError(401, "Unauthorized", "Unauthorized"))
+        try:
+            faults = self.settings.faults
+            if faults.enabled and path.startswith(("/api/", "/apis/")):
+                if faults.latency_ms:
+                    await asyncio.sleep(faults.latency_ms / 1000.0)
+                code = faults.pick_error(self._rng)
+                if code == 500:
+                    raise ApiError(500, "InternalError", "Internal error occurred: injected fault")
+                if code == 429:
+                    raise ApiError(
+                        429,
+                        "TooManyRequests",
+                        "the server has received too many requests and has asked us to try "
+                        "again later",
+                        retry_after=faults.retry_after or 1,
+                    )
+            return await self._route(request)
+        except ApiError as err:
+            return _status_response(err)
+        except Exception as exc:  # an unexpected bug answers 500 as upstream would
+            log.exception("internal error serving %s %s", request.method, path)
+            return _status_response(
+                ApiError(500, "InternalError", f"Internal error occurred: {exc}")
+            )
+
+    async def _control(self, request: web.Request, parts: list[str]) -> web.Response:
+        """The simulator's own control API (not Kubernetes'): switch controllers at runtime.
+
+        GET /k8sdr/v1/controllers: {"controllers": {name: enabled}};
+        PUT /k8sdr/v1/controllers/NAME with {"enabled": bool}: switch one, answers the states.
+        """
+        if parts[:2] != ["v1", "controllers"] or len(parts) > 3 or self.controllers is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        manager = self.controllers
+        if len(parts) == 2:
+            if request.method != "GET":
+                raise method_not_allowed()
+            return _json_response({"controllers": manager.states()})
+        name = parts[2]
+        if name not in manager.states():
+            accepted = ", ".join(manager.states())
+            raise ApiError(404, "NotFound", f"unknown controller {name!r}; accepted: {accepted}")
+        if request.method == "GET":
+            return _json_response({"name": name, "enabled": manager.states()[name]})
+        if request.method not in ("PUT", "PATCH"):
+            raise method_not_allowed()
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except ValueError as exc:
+            raise bad_request(f"body is not JSON: {exc}") from exc
+        enabled = body.get("enabled") if isinstance(body, dict) else None
+        if not isinstance(enabled, bool):
+            raise bad_request('body must be {"enabled": true|false}')
+        changed = manager.set(name, enabled=enabled)
+        if changed:
+            log.warning("controller %s switched %s", name, "on" if enabled else "off")
+        return _json_response({"name": name, "enabled": enabled, "changed": changed})
+
+    def _serves_subresource(self, plural: str, sub: str) -> bool:
+        return self.store.subresource_handler(plural, sub) is not None
+
+    def _authenticated(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return False
+        return hmac.compare_digest(header[7:].strip().encode(), self._token)
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.path.split("/") if p]
+        if not parts:
+            return _json_response({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/version"]})
+        head = parts[0]
+        if head == "version" and len(parts) == 1:
+            return _json_response(discovery.KUBE_VERSION)
+        if head == "openapi":
+            return _json_response(discovery.openapi(parts[1:]))
+        if head == "k8sdr":
+            return await self._control(request, parts[1:])
+        if head == "api":
+            if len(parts) == 1:
+                return _json_response(discovery.api_versions(request.host))
+            group, version, rest = "", parts[1], parts[2:]
+        elif head == "apis":
+            if len(parts) == 1:
+                return _json_response(discovery.api_group_list())
+            if len(parts) == 2:
+                return _json_response(discovery.api_group(parts[1]))
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if group not in GROUPS or version != "v1":
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if not rest:
+            if request.method != "GET":
+                raise method_not_allowed()
+            return _json_response(discovery.resource_list(group, self._serves_subresource))
+        namespace: str | None = None
+        if len(rest) >= 3 and rest[0] == "namespaces" and (group, version, rest[2]) in BY_GVR:
+            namespace = rest[1]
+            rest = rest[2:]
+        rtype = BY_GVR.get((group, version, rest[0]))
+        if rtype is None or len(rest) > 3:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if namespace is not None and not rtype.namespaced:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if name is None:
+            return await self._collection(request, rtype, namespace)
+        return await self._object(request, rtype, namespace, name, sub)
+
+    # -- bodies ----------------------------------------------------------------------
+
+    async def _body(self, request: web.Request) -> Any:
+        raw = await request.read()
+        ctype = request.content_type or JSON_CT
+        if not raw:
+            return None
+        if "protobuf" in ctype or "cbor" in ctype:
+            return decode_protobuf_body(raw)
+        if not (
+            ctype in (JSON_CT, "*/*", "application/octet-stream")
+            or ctype.endswith(("+json", "yaml"))
+        ):
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"{JSON_CT}, application/yaml, application/vnd.kubernetes.protobuf",
+            )
+        try:
+            if ctype.endswith("yaml"):
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise bad_request(f"the request body could not be decoded: {exc}") from exc
+
+    @staticmethod
+    def _reject_dry_run(request: web.Request) -> None:
+        if request.query.get("dryRun"):
+            raise bad_request("dryRun is not supported by the simulator")
+
+    def _maybe_table(self, request: web.Request, rtype: ResourceType, raw: bytes) -> bytes:
+        accept = request.headers.get("Accept", "")
+        if "as=Table" not in accept:
+            return raw
+        return json.dumps(
+            table_for(rtype, json.loads(raw), request.query.get("includeObject"))
+        ).encode()
+
+    # -- collections ------------------------------------------------------------------
+
+    async def _collection(
+        self, request: web.Request, rtype: ResourceType, namespace: str | None
+    ) -> web.StreamResponse:
+        method = request.method
+        q = request.query
+        store = self.store
+        if method == "GET":
+            if truthy(q.get("watch")):
+                return await serve_watch(
+                    request, self.store, rtype, namespace, self.settings.watch, self._watch_tasks
+                )
+            raw = store.storage.list_raw(
+                rtype.plural,
+                namespace,
+                label_selector=q.get("labelSelector"),
+                field_selector=q.get("fieldSelector"),
+                limit=int_param(q, "limit"),
+                continue_token=q.get("continue") or None,
+            )
+            return _json_response(self._maybe_table(request, rtype, raw))
+        if method == "POST":
+            self._reject_dry_run(request)
+            body = await self._body(request)
+            if not isinstance(body, dict):
+                raise bad_request("the request body must be a JSON object")
+            _check_kind(rtype, body)
+            entry = store.create_entry(rtype.plural, namespace, body)
+            return _json_response(entry.raw, 201)
+        if method == "DELETE":
+            self._reject_dry_run(request)
+            opts = await self._delete_options(request)
+            listing = store.list(
+                rtype.plural,
+                namespace,
+                label_selector=q.get("labelSelector"),
+                field_selector=q.get("fieldSelector"),
+            )
+            for item in listing["items"]:
+                meta = item["metadata"]
+                with contextlib.suppress(ApiError):
+                    store.delete_entry(rtype.plural, meta.get("namespace"), meta["name"], **opts)
+            return _json_response(listing)
+        raise method_not_allowed()
+
+    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+        q = request.query
+        body = await self._body(request) if request.can_read_body else None
+        body = body if isinstance(body, dict) else {}
+        grace = body.get("gracePeriodSeconds")
+        if grace is None:
+            grace = int_param(q, "gracePeriodSeconds")
+        policy = body.get("propagationPolicy") or q.get("propagationPolicy")
+        orphan = body.get("orphanDependents")
+        if orphan is None and q.get("orphanDependents") is not None:
+            orphan = truthy(q.get("orphanDependents"))
+        if policy is None and orphan is not None:
+            policy = "Orphan" if orphan else "Background"
+        return {
+            "grace_period_seconds": None if grace is None else int(grace),
+            "propagation_policy": policy,
+            "preconditions": body.get("preconditions"),
+        }
+
+    # -- objects ----------------------------------------------------------------------
+
+    async def _object(
+        self,
+        request: web.Request,
+        rtype: ResourceType,
+        namespace: str | None,
+        name: str,
+        sub: str | None,
+    ) -> web.StreamResponse:
+        if rtype.namespaced and namespace is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        store = self.store
+        method = request.method
+        plural = rtype.plural
+        if (
+            sub is not None
+            and sub not in rtype.subresources
+            and not (plural == "namespaces" and sub == "finalize")
+        ):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if sub in ("eviction", "binding"):
+            if method != "POST":
+                raise method_not_allowed()
+            return await self._post_subresource(request, rtype, namespace, name, sub)
+        if sub == "scale":
+            return await self._scale(request, rtype, namespace, name)
+        if method == "GET":
+            raw = store.get_raw(plural, namespace, name)
+            return _json_response(self._maybe_table(request, rtype, raw))
+        if method == "PUT":
+            self._reject_dry_run(request)
+            body = await self._body(request)
+            if not isinstance(body, dict):
+                raise bad_request("the request body must be a JSON object")
+            _check_kind(rtype, body)
+            if sub == "finalize":
+                return self._finalize_namespace(name, body)
+            entry = store.update_entry(plural, namespace, name, body, subresource=sub)
+            return _json_response(entry.raw)
+        if method == "PATCH":
+            self._reject_dry_run(request)
+            ctype = request.content_type
+            if ctype == APPLY_PATCH:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    "server-side apply (application/apply-patch+yaml) is not supported by the "
+                    f"simulator; accepted patch types: {', '.join(PATCH_TYPES)}",
+                )
+            if ctype not in PATCH_TYPES:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format - accepted media types "
+                    f"include: {', '.join(PATCH_TYPES)}",
+                )
+            body = await self._body(request)
+            entry = store.patch_entry(plural, namespace, name, body, ctype, subresource=sub)
+            return _json_response(entry.raw)
+        if method == "DELETE" and sub is None:
+            self._reject_dry_run(request)
+            opts = await self._delete_options(request)
+            entry, gone = store.delete_entry(plural, namespace, name, **opts)
+            if gone and plural not in ("pods", "services", "nodes"):
+                meta = entry.obj["metadata"]
+                return _json_response(
+                    _success_status(
+                        200,
+                        {
+                            "name": name,
+                            "group": rtype.group,
+                            "kind": plural,
+                            "uid": meta.get("uid"),
+                        },
+                    )
+                )
+            return _json_response(entry.raw)
+        raise method_not_allowed()
+
+    def _finalize_namespace(self, name: str, body: JSON) -> web.Response:
+        store = self.store
+        current = store.get("namespaces", None, name)
+        finalizers = (body.get("spec") or {}).get("finalizers") or []
+        if current["metadata"].get("deletionTimestamp") and not finalizers:
+            store.finalize_namespace(name)
+            current.setdefault("spec", {})["finalizers"] = []
+            return _json_response(current)
+        current.setdefault("spec", {})["finalizers"] = finalizers
+        return _json_response(store.update("namespaces", None, name, current))
+
+    async def _post_subresource(
+        self, request: web.Request, rtype: ResourceType, namespace: str | None, name: str, sub: str
+    ) -> web.Response:
+        self._reject_dry_run(request)
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be a JSON object")
+        body_name = (body.get("metadata") or {}).get("name")
+        if body_name and body_name != name:
+            # pkg/registry/core/pod/storage/eviction.go: name mismatch is 400.
+            raise bad_request(f"name in URL does not match name in {sub} object")
+        if sub == "binding":
+            self.store.bind(namespace or "", name, body)
+            return _json_response(_success_status(201), 201)
+        handler = self.store.subresource_handler(rtype.plural, sub)
+        if handler is None:
+            raise ApiError(
+                404,
+                "NotFound",
+                f"the server could not find the requested resource ({rtype.plural}/{sub})",
+            )
+        result = handler(namespace, name, body)
+        return _json_response(result, 201)
+
+    async def _scale(
+        self, request: web.Request, rtype: ResourceType, namespace: str | None, name: str
+    ) -> web.Response:
+        store = self.store
+        if request.method == "GET":
+            return _json_response(store.get_scale(rtype.plural, namespace, name))
+        self._reject_dry_run(request)
+        body = await self._body(request)
+        if request.method == "PUT":
+            if not isinstance(body, dict):
+                raise bad_request("the request body must be a JSON object")
+            return _json_response(store.update_scale(rtype.plural, namespace, name, body))
+        if request.method == "PATCH":
+            ctype = request.content_type
+            if ctype not in PATCH_TYPES:
+                raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {ctype}")
+            return _json_response(
+                store.update_scale(rtype.plural, namespace, name, body, patch_type=ctype)
+            )
+        raise method_not_allowed()
+
+    async def close_watches(self) -> None:
+        """End every open watch (on shutdown)."""
+        for task in list(self._watch_tasks):
+            task.cancel()
+
+
+def _check_kind(rtype: ResourceType, body: JSON) -> None:
+    kind = body.get("kind")
+    if kind and kind != rtype.kind and not (kind == "Scale"):
+        raise bad_request(
+            f"the API version in the data ({body.get('apiVersion', '')}) does not match the "
+            f"expected API version ({rtype.api_version}) or kind {kind!r} is not {rtype.kind!r}"
+        )

@@ -1,0 +1,29 @@
+"""Admission plugins switched like controllers (kube-apiserver's `--disable-admission-plugins`).
+
+The plugin itself is API-server code (`apiserver.admission`); this switch registers it on the
+store's admission chain when on, and removes it when off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pytest_k8sdr.sim.apiserver.admission import defaulttolerationseconds
+from pytest_k8sdr.sim.controllers.controller import Controller
+
+__all__ = ["DefaultTolerationSeconds"]
+
+
+class DefaultTolerationSeconds(Controller):
+    """The DefaultTolerationSeconds admission plugin, switchable like a controller."""
+
+    name = defaulttolerationseconds.NAME
+
+    def start(self) -> list[asyncio.Task[None]]:
+        """Register the mutating admission plugin for pods; it runs no task."""
+        p = self.profile
+        plugin = defaulttolerationseconds.plugin(
+            p.default_not_ready_toleration_seconds, p.default_unreachable_toleration_seconds
+        )
+        self.on_stop(self.store.add_admission("pods", plugin))
+        return []

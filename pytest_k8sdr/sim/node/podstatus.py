@@ -1,0 +1,130 @@
+"""The pod status a kubelet reports (pkg/kubelet/status, kubelet_pods.go generateAPIPodStatus).
+
+`pod_status` builds it for a state: pending (ContainerCreating), running (ready), down (the
+runtime is down: running but not ready) or terminated (Completed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_k8sdr.sim.apimachinery.clock import rfc3339
+from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.node.nodespec import NodeSpec
+
+__all__ = ["POD_CONDITIONS", "pod_signature", "pod_status"]
+
+POD_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready")
+
+
+def pod_status(spec: NodeSpec, pod: JSON, ip: str, state: str) -> JSON:
+    """The status a kubelet reports for the pod in `state`: pending|running|down|terminated."""
+    status = pod.get("status") or {}
+    now = rfc3339()
+    containers = [c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name")]
+    names = " ".join(c["name"] for c in containers)
+    started_at = now
+    statuses = []
+    for c in containers:
+        old: JSON = next(
+            (s for s in status.get("containerStatuses") or [] if s.get("name") == c["name"]), {}
+        )
+        prior_state = old.get("state") or {}
+        started_at = (prior_state.get("running") or prior_state.get("terminated") or {}).get(
+            "startedAt"
+        ) or now
+        entry: JSON = {
+            "name": c["name"],
+            "image": c.get("image", ""),
+            "imageID": f"k8sdr-sim://{c.get('image', '')}",
+            "restartCount": 0,
+        }
+        if state == "pending":
+            entry.update(
+                ready=False,
+                started=False,
+                state={"waiting": {"reason": "ContainerCreating"}},
+            )
+        else:
+            entry["containerID"] = f"k8sdr-sim://{pod['metadata']['uid'][:13]}-{c['name']}"
+            if state == "running":
+                entry.update(ready=True, started=True, state={"running": {"startedAt": started_at}})
+            elif state == "down":
+                entry.update(
+                    ready=False, started=True, state={"running": {"startedAt": started_at}}
+                )
+            else:
+                entry.update(
+                    ready=False,
+                    started=False,
+                    state={
+                        "terminated": {
+                            "exitCode": 0,
+                            "reason": "Completed",
+                            "startedAt": started_at,
+                            "finishedAt": now,
+                        }
+                    },
+                )
+        statuses.append(entry)
+    ready = state == "running"
+    not_ready_reason = "PodCompleted" if state == "terminated" else "ContainersNotReady"
+    not_ready_message = (
+        "" if state == "terminated" else f"containers with unready status: [{names}]"
+    )
+    conds: dict[str, tuple[str, str, str]] = {
+        "PodReadyToStartContainers": ("False" if state == "terminated" else "True", "", ""),
+        "Initialized": ("True", "", ""),
+        "ContainersReady": ("True", "", "")
+        if ready
+        else ("False", not_ready_reason, not_ready_message),
+        "Ready": ("True", "", "") if ready else ("False", not_ready_reason, not_ready_message),
+    }
+    old_conds = {c.get("type"): c for c in status.get("conditions") or []}
+    conditions = []
+    for ctype in POD_CONDITIONS:
+        value, reason, message = conds[ctype]
+        prior = old_conds.get(ctype) or {}
+        cond: JSON = {
+            "type": ctype,
+            "status": value,
+            "lastProbeTime": None,
+            "lastTransitionTime": prior.get("lastTransitionTime")
+            if prior.get("status") == value
+            else now,
+        }
+        # null removes what an earlier state left behind (conditions merge by type).
+        cond["reason"] = reason or None
+        cond["message"] = message or None
+        conditions.append(cond)
+    phase = {"pending": "Pending", "running": "Running", "down": "Running"}.get(state, "Succeeded")
+    result: JSON = {
+        "phase": phase,
+        "conditions": conditions,
+        "hostIP": spec.address,
+        "hostIPs": [{"ip": spec.address}],
+        "startTime": status.get("startTime") or now,
+        "containerStatuses": statuses,
+        "qosClass": status.get("qosClass") or "BestEffort",
+    }
+    if ip:
+        result["podIP"] = ip
+        result["podIPs"] = [{"ip": ip}]
+    return result
+
+
+def pod_signature(status: JSON) -> Any:
+    """What a status report compares: phase, IP, condition and container states."""
+    return (
+        status.get("phase"),
+        status.get("podIP"),
+        sorted(
+            (c.get("type"), c.get("status"))
+            for c in status.get("conditions") or []
+            if c.get("type") in POD_CONDITIONS
+        ),
+        sorted(
+            (s.get("name"), bool(s.get("ready")), tuple(sorted((s.get("state") or {}).keys())))
+            for s in status.get("containerStatuses") or []
+        ),
+    )
