@@ -22,10 +22,10 @@ import pytest
 
 def steal_the_lock(cluster):
     lease = json.loads(cluster.call(
-        cluster.coordination.read_namespaced_lease, "k8sdr-game-day", "default",
+        cluster.coordination.read_namespaced_lease, "k8sdr-game-day", "LOCK_NS",
         _preload_content=False).data)
     lease["spec"]["holderIdentity"] = "operator@laptop"
-    cluster.call(cluster.coordination.replace_namespaced_lease, "k8sdr-game-day", "default",
+    cluster.call(cluster.coordination.replace_namespaced_lease, "k8sdr-game-day", "LOCK_NS",
                  lease, _preload_content=False)
 
 @pytest.mark.disruptive
@@ -49,11 +49,12 @@ def test_4_unmarked_but_disrupts(node_faults):
 
 
 def test_a_lost_lock_stops_the_session(
-    pytester: pytest.Pytester, k8sdr_backend: Backend, cluster: Cluster
+    pytester: pytest.Pytester, k8sdr_backend: Backend, cluster: Cluster, namespace: str
 ) -> None:
+    # The lock lives in this test's own namespace: the suite's session may hold the default one.
     kubeconfig = Path(k8sdr_backend.kubeconfig)
     _, context = load_kubeconfig([kubeconfig])
-    pytester.makepyfile(test_inner=INNER)
+    pytester.makepyfile(test_inner=INNER.replace("LOCK_NS", namespace))
     result = pytester.runpytest_subprocess(
         "-p",
         "no:cacheprovider",
@@ -62,12 +63,13 @@ def test_a_lost_lock_stops_the_session(
         f"--k8sdr-kubeconfig={kubeconfig}",
         f"--k8sdr-allowed-contexts={context}",
         "--k8sdr-lock-duration=3",
+        f"--k8sdr-lock-namespace={namespace}",
         f"--k8sdr-journal={pytester.path / 'journal.jsonl'}",
         timeout=120,
     )
     result.assert_outcomes(passed=1, failed=2, skipped=1)
     out = result.stdout.str()
-    taken = f"the game-day lock default/{DEFAULT_NAME} was taken by 'operator@laptop'"
+    taken = f"the game-day lock {namespace}/{DEFAULT_NAME} was taken by 'operator@laptop'"
     # The running test: stopped at once (in its sleep), with the reason.
     result.stdout.fnmatch_lines(
         [
@@ -92,7 +94,7 @@ def test_a_lost_lock_stops_the_session(
     assert not cluster.node("k8sdr-worker").unschedulable
     assert not cluster.node("k8sdr-worker2").unschedulable
     # The lock is someone else's now: the session did not delete it on its way out.
-    lease = cluster.get_raw("leases", DEFAULT_NAME, "default")
+    lease = cluster.get_raw("leases", DEFAULT_NAME, namespace)
     assert lease is not None
     assert lease["spec"]["holderIdentity"] == "operator@laptop"
-    cluster.call(cluster.coordination.delete_namespaced_lease, DEFAULT_NAME, "default")
+    cluster.call(cluster.coordination.delete_namespaced_lease, DEFAULT_NAME, namespace)
