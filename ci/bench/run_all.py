@@ -229,6 +229,19 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         headline=_line(r"^recovered "),
     ),
     Benchmark(
+        "xdist",
+        "bench_xdist.py",
+        "`pytest -n 4 experiments/` beside the serial run (each worker its own simulated cluster)",
+        quick=(
+            "--workers",
+            "2",
+            "experiments/test_node_failure.py",
+            "experiments/test_partition.py",
+        ),
+        timeout=3600.0,
+        headline=_line(r"^ratio:"),
+    ),
+    Benchmark(
         "probe",
         "bench_probe.py",
         "the traffic probe's throughput through a real nginx",
