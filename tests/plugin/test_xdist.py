@@ -40,22 +40,23 @@ def test_each_worker_has_a_cluster(k8sdr_backend, cluster, runbook):
 """
 
 
+def _two_workers(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """The inner session, under pytest-xdist with two workers."""
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", *args, timeout=240)
+
+
 def test_each_worker_gets_a_simulated_cluster_on_its_own_address_block(
     pytester: pytest.Pytester, k8sdr_backend: Backend
 ) -> None:
     records = pytester.path / "records.jsonl"
     reports = pytester.path / "reports"
     pytester.makepyfile(test_inner=OWN_CLUSTERS.replace("RECORDS", str(records)))
-    result = pytester.runpytest_subprocess(
-        "-p",
-        "no:cacheprovider",
-        "-n",
-        "2",
+    result = _two_workers(
+        pytester,
         "--dist",
         "each",
         f"--k8sdr-report-dir={reports}",
         f"--k8sdr-journal={pytester.path / 'journal.jsonl'}",
-        timeout=180,
     )
     result.assert_outcomes(passed=2)
     seen = [json.loads(line) for line in records.read_text().splitlines()]
@@ -133,15 +134,8 @@ def test_disruptive_tests_on_a_shared_cluster_take_turns(
     shared.mkdir()
     journal = pytester.path / "journal.jsonl"
     pytester.makepyfile(test_inner=TURNS.replace("@SHARED@", str(shared)))
-    result = pytester.runpytest_subprocess(
-        "-p",
-        "no:cacheprovider",
-        "-n",
-        "2",
-        "--dist",
-        "loadgroup",
-        *_kubeconfig_args(k8sdr_backend, namespace, journal),
-        timeout=240,
+    result = _two_workers(
+        pytester, "--dist", "loadgroup", *_kubeconfig_args(k8sdr_backend, namespace, journal)
     )
     # Both workers joined the one game-day lock: neither refused the other.
     result.assert_outcomes(passed=2)
@@ -193,14 +187,7 @@ def test_a_worker_killed_mid_disruption_leaves_what_recover_undoes(
     journal = pytester.path / "journal.jsonl"
     pytester.makepyfile(test_inner=KILLED)
     try:
-        result = pytester.runpytest_subprocess(
-            "-p",
-            "no:cacheprovider",
-            "-n",
-            "2",
-            *_kubeconfig_args(k8sdr_backend, namespace, journal),
-            timeout=240,
-        )
+        result = _two_workers(pytester, *_kubeconfig_args(k8sdr_backend, namespace, journal))
         result.assert_outcomes(passed=1, failed=1)
         result.stdout.fnmatch_lines(["*worker 'gw*' crashed while running*test_killed*"])
         # The controller lists what the killed worker left open, with the command to undo it.
