@@ -40,8 +40,10 @@ if _typing.TYPE_CHECKING:
         Invalid,
         K8sdrError,
         LockHeld,
+        LockLost,
         NotFound,
         ReadOnlyCluster,
+        RecoverRefused,
         SLOExceeded,
         Throttled,
         ToolError,
@@ -52,7 +54,6 @@ if _typing.TYPE_CHECKING:
     from pytest_k8sdr.faults.machines import Machine, MachineError, Machines
     from pytest_k8sdr.faults.node import DrainReport, NodeFaults, NodeSnapshot
     from pytest_k8sdr.faults.rebalance import RebalanceReport, rebalance
-    from pytest_k8sdr.journal import UndoStack
     from pytest_k8sdr.lb import (
         LoadBalancer,
         ProbeSummary,
@@ -63,6 +64,7 @@ if _typing.TYPE_CHECKING:
     from pytest_k8sdr.lb.frontend import Frontend
     from pytest_k8sdr.results import DEFAULT_TIMEOUT, Result, Satisfied
     from pytest_k8sdr.runbook import PhaseRecord, Runbook
+    from pytest_k8sdr.undo import UndoStack
     from pytest_k8sdr.workloads import DisruptionBudget, Workload
 
 __version__ = "0.1.0"
@@ -74,7 +76,7 @@ _HOMES = (
     "pytest_k8sdr.config",
     "pytest_k8sdr.cluster",
     "pytest_k8sdr.workloads",
-    "pytest_k8sdr.journal",
+    "pytest_k8sdr.undo",
     "pytest_k8sdr.faults.machines",
     "pytest_k8sdr.faults.node",
     "pytest_k8sdr.faults.rebalance",
@@ -103,6 +105,7 @@ __all__ = [
     "K8sdrError",
     "LoadBalancer",
     "LockHeld",
+    "LockLost",
     "Machine",
     "MachineError",
     "Machines",
@@ -119,6 +122,7 @@ __all__ = [
     "ProbeSummary",
     "ReadOnlyCluster",
     "RebalanceReport",
+    "RecoverRefused",
     "Result",
     "Runbook",
     "SLOExceeded",

@@ -1,11 +1,14 @@
 """Where the cluster comes from: the embedded simulator, kind, or an existing kubeconfig context.
 
 The plugin reaches every backend the same way: through a kubeconfig. The simulator is started
-through its launcher, kind through pytest-kind-ng's `KindCluster`.
+through its launcher, kind through pytest-kind-ng's `KindCluster`. A simulator the session
+launches is journaled before it starts (`SimClusterLaunched`), so `k8sdr recover` stops one a
+killed run left running.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -19,6 +22,10 @@ from typing import Any
 from pytest_k8sdr.cluster import Cluster
 from pytest_k8sdr.config import Settings, target_context
 from pytest_k8sdr.errors import ConfigError, ToolError
+from pytest_k8sdr.journal import JournalRecord
+from pytest_k8sdr.undo import Disruption, UndoEntry, UndoEnv, UndoStack, disruption_kind
+
+log = logging.getLogger(__name__)
 
 #: The kind cluster config the kind backend creates clusters from: package data, so it is there
 #: however the package was installed (ci/kind-config.yaml links to it in a checkout).
@@ -45,10 +52,14 @@ class Backend:
     context: str | None = None
     sim: Any = None  # pytest_k8sdr.sim.SimCluster when name == "sim"
     _owned: list[Any] = field(default_factory=list)
+    _launched: tuple[UndoStack, UndoEntry] | None = None
 
     def close(self) -> None:
         """Stop what this backend started (never a cluster it only connected to)."""
         self.cluster.close()
+        if self._launched is not None:
+            undo, entry = self._launched
+            undo.run(entry)
         while self._owned:
             owned = self._owned.pop()
             if hasattr(owned, "stop"):
@@ -57,38 +68,78 @@ class Backend:
                 owned.delete()
 
 
+@disruption_kind
+@dataclass(frozen=True)
+class SimClusterLaunched(Disruption):
+    """A simulated cluster a run launched; undone by stopping it (API server and node agents).
+
+    It is the session's cluster, so what the run did through the API or to its agents ends
+    with it: `k8sdr recover` closes those entries as moot rather than undo them one by one.
+    """
+
+    kind = "sim-cluster"
+    disruptive = False
+    state_dir: str
+
+    def summary(self) -> str:
+        """``launch a simulated cluster in DIR``."""
+        return f"launch a simulated cluster in {self.state_dir}"
+
+    def undoing(self) -> str:
+        """``stop the simulated cluster in DIR``."""
+        return f"stop the simulated cluster in {self.state_dir}"
+
+    def contains(self, other: JournalRecord, kind: type[Disruption] | None) -> bool:
+        """What the run did inside this cluster: through its API, or to its node agents."""
+        if other.kind == "machine":
+            return other.data.get("state_dir") == self.state_dir
+        return kind is not None and kind.needs_cluster
+
+    def undo(self, env: UndoEnv) -> None:
+        """Attach to the cluster of the state directory and stop it; nothing runs there: done."""
+        from pytest_k8sdr.sim import SimCluster, SimLaunchError
+
+        try:
+            sim = SimCluster.attach(Path(self.state_dir))
+        except SimLaunchError as exc:  # attach fails exactly when no cluster runs there
+            log.info("no simulated cluster to stop in %s: %s", self.state_dir, exc)
+            return
+        sim.stop()
+
+
 def open_backend(
     settings: Settings,
     workdir: Path,
     *,
     sim_workers: int = 3,
     sim_options: dict[str, Any] | None = None,
+    undo: UndoStack | None = None,
     read_only: bool = False,
 ) -> Backend:
     """Bring up (or connect to) the backend the settings ask for.
 
+    A simulator is registered on `undo` (a private stack when None) before it is started.
     `read_only` opens the cluster facade read-only (the dry run): it refuses every write.
     """
     if settings.backend == "sim":
         from pytest_k8sdr.sim import SimCluster, SimError
 
+        stack = undo if undo is not None else UndoStack()
+        state_dir = (workdir / "sim").absolute()
+        entry = stack.push(SimClusterLaunched(str(state_dir)))
         try:
             sim = SimCluster.start(
-                workdir / "sim",
-                workers=sim_workers,
-                profile=settings.profile,
-                **(sim_options or {}),
+                state_dir, workers=sim_workers, profile=settings.profile, **(sim_options or {})
             )
-        except ValueError as exc:  # bad sim options, refused before anything started
-            raise ConfigError(f"sim backend: {exc}") from exc
-        except SimError as exc:  # the simulator's one root, translated here once
-            raise ToolError(f"the simulated cluster did not start: {exc}") from exc
-        try:
             cluster = Cluster.from_kubeconfig(sim.kubeconfig_path, read_only=read_only)
-        except Exception:
-            sim.stop()
+        except BaseException as exc:
+            stack.run(entry)
+            if isinstance(exc, ValueError):  # bad sim options, refused before anything started
+                raise ConfigError(f"sim backend: {exc}") from exc
+            if isinstance(exc, SimError):  # the simulator's one root, translated here once
+                raise ToolError(f"the simulated cluster did not start: {exc}") from exc
             raise
-        return Backend("sim", cluster, sim.kubeconfig_path, sim=sim, _owned=[sim])
+        return Backend("sim", cluster, sim.kubeconfig_path, sim=sim, _launched=(stack, entry))
     if settings.backend == "kind":
         return _open_kind(settings, workdir, read_only=read_only)
     context = target_context(settings, os.environ)

@@ -22,8 +22,11 @@ def _parser() -> argparse.ArgumentParser:
         "recover",
         help="undo every disruption a killed run left open",
         description="Undo, newest first, every disruption still open in a journal file (or in "
-        "the k8sdr.io/journal annotations of the cluster's Nodes). Idempotent: run it again "
-        "at will. Exit status: 0 when nothing is left open, 1 when something is, 2 for bad input.",
+        "the k8sdr.io/journal annotations of the cluster's Nodes), and stop a simulated cluster "
+        "or managed nginx the run left running. Refuses while the run that made them is still "
+        "alive (its pid on this host, or its game-day lock still renewed), naming it. "
+        "Idempotent: run it again at will. Exit status: 0 when nothing is left open, 1 when "
+        "something is, 2 for bad input, 3 when refused because the run is alive.",
     )
     source = rec.add_mutually_exclusive_group()
     source.add_argument(
@@ -37,7 +40,16 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the open entries from the cluster's Node annotations instead of a file",
     )
-    rec.add_argument("--check", action="store_true", help="only report what is open; touch nothing")
+    rec.add_argument(
+        "--check",
+        action="store_true",
+        help="only report what is open and whether its run is alive; touch nothing",
+    )
+    rec.add_argument(
+        "--force",
+        action="store_true",
+        help="undo the entries even of a run that is still alive (it then stops disrupting)",
+    )
     rec.add_argument(
         "--kubeconfig", type=Path, default=None, help="kubeconfig (default: the journal's)"
     )
@@ -52,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
         "--api-deadline",
         type=float,
         default=30.0,
-        help="seconds to keep retrying an API server that fails or is unreachable (default: 30)",
+        help="seconds to keep retrying an API server that fails or is unreachable, and an undo "
+        "that cannot be made yet (a machine still booting) (default: 30)",
     )
     rec.add_argument(
         "--rejoin-timeout",
@@ -83,10 +96,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from pytest_k8sdr.errors import ConfigError, ToolError
+    from pytest_k8sdr.errors import ConfigError, RecoverRefused, ToolError
 
     try:
         return _recover_checked(args)
+    except RecoverRefused as exc:
+        print(f"k8sdr recover: {exc}", file=sys.stderr)
+        return 3
     except ConfigError as exc:
         print(f"k8sdr recover: {exc}", file=sys.stderr)
         return 2
@@ -97,81 +113,86 @@ def _recover(args: argparse.Namespace) -> int:
 
 def _recover_checked(args: argparse.Namespace) -> int:
     from pytest_k8sdr.cluster import Cluster
-    from pytest_k8sdr.journal import (
-        OpenEntry,
-        append_closed,
-        read_journal,
-        read_sessions,
-        run_of,
-    )
-    from pytest_k8sdr.recover import Recoverer, describe, entries_from_cluster
+    from pytest_k8sdr.errors import RecoverRefused
+    from pytest_k8sdr.journal import OpenEntry, append_closed, read_journal, read_sessions
+    from pytest_k8sdr.recover import Outcome, describe, entries_from_cluster, plan_runs
+
+    clusters: dict[tuple[Path | None, str | None], Cluster] = {}
+
+    def connect(kubeconfig: Path | None, context: str | None) -> Cluster:
+        key = (kubeconfig, context)
+        if key not in clusters:
+            clusters[key] = Cluster.from_kubeconfig(
+                kubeconfig, context, api_deadline=args.api_deadline
+            )
+        return clusters[key]
 
     path: Path | None = None
-    session: dict[str, object] = {}
-    if args.cluster:
-        entries = None
-    else:
-        path = args.journal or DEFAULT_JOURNAL
-        entries = read_journal(path)
-        sessions = read_sessions(path)
-        runs = {run_of(e.id) for e in entries}
-        # The newest run with open entries tells where the cluster is.
-        for run in reversed(list(sessions)):
-            if run in runs:
-                session = sessions[run]
-                break
-        if not entries:
-            print(f"k8sdr recover: nothing open in {path}")
-            return 0
-    kubeconfig = args.kubeconfig or _path(session.get("kubeconfig"))
-    context = args.context or _text(session.get("context"))
-    inventory = args.inventory or _path(session.get("machines"))
-    cluster: Cluster | None = None
-    needs_cluster = entries is None or any(
-        e.record.kind not in ("machine", "lb-drain") for e in entries
-    )
-    if needs_cluster:
-        cluster = Cluster.from_kubeconfig(kubeconfig, context, api_deadline=args.api_deadline)
+    sessions: dict[str, dict[str, object]] = {}
     try:
-        if entries is None:
-            assert cluster is not None
-            entries = entries_from_cluster(cluster)
+        if args.cluster:
+            entries = entries_from_cluster(connect(args.kubeconfig, args.context))
             if not entries:
                 print("k8sdr recover: no open disruption annotated on the cluster's nodes")
                 return 0
-        recoverer = Recoverer(cluster, inventory=inventory, rejoin_timeout=args.rejoin_timeout)
+        else:
+            path = args.journal or DEFAULT_JOURNAL
+            entries = read_journal(path)
+            sessions = read_sessions(path)
+            if not entries:
+                print(f"k8sdr recover: nothing open in {path}")
+                return 0
+        runs = plan_runs(
+            entries,
+            sessions,
+            connect,
+            kubeconfig=args.kubeconfig,
+            context=args.context,
+            inventory=args.inventory,
+            needs_cluster=args.cluster,
+            rejoin_timeout=args.rejoin_timeout,
+            retry_deadline=args.api_deadline,
+        )
         if args.check:
-            for entry in entries:
-                print(describe(entry))
+            for run in runs:
+                for entry in run.entries:
+                    print(describe(entry))
+                print(run.state.line())
+                if run.state.alive:
+                    print("  k8sdr recover refuses these entries while it runs (--force overrides)")
             print(f"k8sdr recover --check: {len(entries)} disruption(s) open; nothing touched")
             return 1
-        recoverer.check(entries)
+        alive = [run.state for run in runs if run.state.alive]
+        if alive and not args.force:
+            names = "; ".join(state.line() for state in alive)
+            raise RecoverRefused(
+                f"refusing to undo the entries of a run that is still alive: {names}. Let it "
+                "end (it undoes its own disruptions), stop it (Ctrl-C, SIGTERM), or pass --force "
+                "if it no longer acts on the cluster"
+            )
+        for run in runs:
+            if run.state.alive is not False:
+                print(f"k8sdr recover: note: {run.state.line()}")
         journal = path
 
-        def closed(entry: OpenEntry) -> None:
+        def closed(entry: OpenEntry, how: str) -> None:
             if journal is not None:
-                append_closed(journal, entry.id, "recovered")
+                append_closed(journal, entry.id, how)
 
-        outcomes = recoverer.recover(entries, on_undone=closed)
+        outcomes: list[Outcome] = []
+        for run in runs:
+            outcomes += run.recoverer.recover(run.entries, on_undone=closed)
         for outcome in outcomes:
             print(outcome.line())
-        failed = [o for o in outcomes if o.status != "undone"]
+        failed = [o for o in outcomes if o.status == "failed"]
         print(
             f"k8sdr recover: {len(outcomes) - len(failed)} of {len(outcomes)} disruption(s) "
             f"undone{'; run it again once the failures are fixed' if failed else ''}"
         )
         return 1 if failed else 0
     finally:
-        if cluster is not None:
+        for cluster in clusters.values():
             cluster.close()
-
-
-def _path(value: object) -> Path | None:
-    return Path(value) if isinstance(value, str) and value else None
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 if __name__ == "__main__":

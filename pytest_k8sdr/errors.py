@@ -50,6 +50,20 @@ class LockHeld(ToolError):
     """
 
 
+class LockLost(ToolError):
+    """The game-day lock was taken from a running session: it stops disrupting (a stop condition).
+
+    Raised in the test that was running and by every disruption attempted afterwards.
+    """
+
+
+class RecoverRefused(ToolError):
+    """`k8sdr recover` will not undo the entries of a run that is still alive (see `--force`).
+
+    Not a `ConfigError`, as `LockHeld` is not: the arguments are fine, the run is not over.
+    """
+
+
 # --------------------------------------------------------------------------- the API
 
 

@@ -1,17 +1,14 @@
-"""The undo stack and the journal: every disruption is recorded before it is made.
+"""The journal: every disruption is recorded, durably, before it is made.
 
-A fixture owns one `UndoStack` per test and unwinds it at teardown; `stack.context()` opens a
-nested frame that unwinds when the `with` block ends, like `MonkeyPatch.context()`.
+`Journal.open` writes a record (a JSON line, fsync'ed) to a local file and, when the record
+names a node, into the `k8sdr.io/journal` annotation of that Node; only then does the caller
+make the change. An undone entry is closed in both places. `k8sdr recover` reads what is still
+open and undoes it through the disruption registry (`pytest_k8sdr.undo`), from the record
+alone, so a record's `data` says everything its undo needs (and never a secret).
 
-With a `Journal`, every push that carries a `JournalRecord` is first written durably (a JSON
-line, fsync'ed) to a local file and, when the record names a node, as the `k8sdr.io/journal`
-annotation of that Node; only then does the caller make the change. An undone entry is closed in
-both places. `k8sdr recover` reads what is still open and undoes it without the original Python
-objects, so a record's `data` must say everything its undo needs (and never a secret).
+The file, one JSON object per line (a run may add `session` lines as it learns more)::
 
-The file, one JSON object per line::
-
-    {"event": "session", "run": "...", "pid": 123, "at": "...", ...}
+    {"event": "session", "run": "...", "pid": 123, "host": "...", "started": ..., "at": "..."}
     {"event": "opened", "id": "run-1", "kind": "cordon", "node": "w1", "data": {...}, ...}
     {"event": "closed", "id": "run-1", "how": "undone", "at": "..."}
 """
@@ -21,16 +18,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_k8sdr.errors import ConfigError, Conflict, K8sdrError, NotFound, UndoError
+from pytest_k8sdr.errors import ConfigError, Conflict, K8sdrError, NotFound
 
 if TYPE_CHECKING:  # the kubernetes client is slow to import; `import pytest_k8sdr` stays light
     from pytest_k8sdr.cluster import Cluster
@@ -39,13 +36,6 @@ log = logging.getLogger(__name__)
 
 #: The Node annotation listing the journal entries still open on that node.
 ANNOTATION = "k8sdr.io/journal"
-
-
-class RetryLater(Exception):
-    """Raised by an undo that must wait for older undos (e.g. relabel after the machine starts).
-
-    The entry is retried once, after every older entry has been undone.
-    """
 
 
 class JournalError(ConfigError):
@@ -65,8 +55,8 @@ class DisruptionPlanned(K8sdrError):
 class JournalRecord:
     """What a disruption is, in JSON-able terms sufficient to undo it from another process.
 
-    `kind` names the recover handler ("cordon", "uncordon", "taint", "untaint", "isolate",
-    "machine", "lb-drain", ...); `node` is the Node it touches (annotated), if any.
+    `kind` names its registered disruption kind (`pytest_k8sdr.undo.REGISTRY`); `data` holds
+    the kind's fields; `node` is the Node it touches (annotated), if any.
     """
 
     kind: str
@@ -76,32 +66,6 @@ class JournalRecord:
     def to_json(self) -> dict[str, Any]:
         """The record as a JSON object."""
         return {"kind": self.kind, "node": self.node, "data": dict(self.data)}
-
-    def summary(self) -> str:
-        """The disruption in words, e.g. ``cordon node w1`` (for dry runs and `--check`)."""
-        d, node = self.data, self.node or self.data.get("node")
-
-        def taint(t: Mapping[str, Any]) -> str:
-            value = f"={t['value']}" if t.get("value") else ""
-            return f"{t.get('key')}{value}:{t.get('effect')}"
-
-        if self.kind in ("cordon", "uncordon"):
-            return f"{self.kind} node {node}"
-        if self.kind in ("taint", "out-of-service"):
-            return f"taint node {node} with {taint(d.get('taint') or {})}"
-        if self.kind == "untaint":
-            return f"remove {', '.join(taint(t) for t in d.get('taints') or [])} from node {node}"
-        if self.kind == "isolate":
-            return f"delete the Node {node} (isolate; its labels and taints are saved)"
-        if self.kind == "machine":
-            return f"{d.get('fault')} the {d.get('driver')} machine of node {node}"
-        if self.kind == "lb-drain":
-            pool = d.get("upstream") or d.get("backend")
-            who = f" (node {node})" if node else ""
-            return f"drain {d.get('address')}{who} from {d.get('lb')} {pool!r}"
-        if self.kind == "lock":
-            return f"take the game-day lock {d.get('namespace')}/{d.get('name')}"
-        return f"{self.kind} {node or ''}".strip()
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> JournalRecord:
@@ -142,13 +106,103 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """Who runs a session: enough to tell later whether that very process still lives.
+
+    A pid alone is not: pids are reused. `started` is the process's start time in clock ticks
+    since boot (`/proc/PID/stat`, field 22) and `boot` the kernel's boot id, so a live pid is
+    that run only if both match. Off Linux both are None and only the pid is compared.
+    """
+
+    pid: int
+    host: str
+    started: int | None
+    boot: str | None
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessIdentity | None:
+        """The identity of a live process on this host; None when there is no such process."""
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # another user's process: it exists
+        started = _start_ticks(pid)
+        if started is None and os.path.exists("/proc/self/stat"):
+            return None  # gone between the two looks, or a zombie
+        return cls(pid, socket.gethostname(), started, _boot_id())
+
+    @classmethod
+    def current(cls) -> ProcessIdentity:
+        """The identity of the running process."""
+        found = cls.of(os.getpid())
+        assert found is not None
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        """As the fields of a `session` line."""
+        return {"pid": self.pid, "host": self.host, "started": self.started, "boot": self.boot}
+
+    @classmethod
+    def from_session(cls, session: Mapping[str, Any]) -> ProcessIdentity | None:
+        """From a `session` line; None when it does not say (an older journal)."""
+        pid, host = session.get("pid"), session.get("host")
+        if not isinstance(pid, int) or not isinstance(host, str):
+            return None
+        started, boot = session.get("started"), session.get("boot")
+        return cls(
+            pid,
+            host,
+            started if isinstance(started, int) else None,
+            boot if isinstance(boot, str) else None,
+        )
+
+    def alive(self) -> bool | None:
+        """True when this very process still runs, False when it does not, None if unknowable.
+
+        Unknowable from another host (or after the host rebooted under another boot id, which
+        means it does not run: False).
+        """
+        if self.host != socket.gethostname():
+            return None
+        if self.boot is not None and _boot_id() not in (None, self.boot):
+            return False
+        now = ProcessIdentity.of(self.pid)
+        if now is None:
+            return False
+        return self.started is None or now.started == self.started
+
+
+def _start_ticks(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # After the command name: state is field 3, starttime field 22.
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+def _boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
 class Journal:
     """The durable record of a session's disruptions: a JSON-lines file and Node annotations.
 
     `path` None keeps the journal in memory (annotations only). `guard(record, open_records)`
     runs before anything is written and refuses a disruption by raising. With `plan=True`
-    nothing is written or touched: each record is collected in `planned` and the push raises
-    `DisruptionPlanned`.
+    nothing is written or touched: each disruptive record is collected in `planned` and its
+    `open` raises `DisruptionPlanned`. `annotator` and `guard` may be set after construction
+    (a session journals the simulator it launches before it can reach a cluster).
     """
 
     def __init__(
@@ -166,7 +220,7 @@ class Journal:
         self.plan = plan
         self.run = uuid.uuid4().hex[:12]
         self.planned: list[tuple[str, JournalRecord]] = []
-        self._open: dict[str, tuple[str, JournalRecord]] = {}
+        self._open: dict[str, JournalRecord] = {}
         self._count = 0
         self._lock = threading.RLock()
         self._file: Any = None
@@ -177,26 +231,37 @@ class Journal:
             except OSError as exc:
                 raise JournalError(f"journal {path}: cannot open for writing: {exc}") from exc
             self._write(
-                {"event": "session", "run": self.run, "pid": os.getpid(), "at": _now()}
+                {"event": "session", "run": self.run, "at": _now()}
+                | ProcessIdentity.current().to_json()
                 | dict(session or {})
             )
+
+    def describe(self, **facts: Any) -> None:
+        """Add facts about the session (kubeconfig, context, inventory) as a `session` line."""
+        with self._lock:
+            self._write({"event": "session", "run": self.run, **facts})
 
     @property
     def open_records(self) -> list[tuple[str, JournalRecord]]:
         """(id, record) of every entry opened and not yet closed, oldest first."""
         with self._lock:
-            return list(self._open.values())
+            return list(self._open.items())
 
-    def open(self, description: str, record: JournalRecord) -> str:
+    def open(
+        self, description: str, record: JournalRecord, *, disruptive: bool = True
+    ) -> str | None:
         """Journal a disruption about to be made; returns its id.
 
         The guard runs first (and may refuse); then the file line is fsync'ed, then the node
         annotation is written. If the annotation cannot be written, the entry is closed again
-        and the error raised: the disruption must not be made.
+        and the error raised: the disruption must not be made. In a dry run a disruptive record
+        raises `DisruptionPlanned` and any other is let through unwritten (None is returned).
         """
         with self._lock:
+            if self.plan and not disruptive:
+                return None
             if self.guard is not None:
-                self.guard(record, [r for _, r in self._open.values()])
+                self.guard(record, list(self._open.values()))
             if self.plan:
                 self.planned.append((description, record))
                 raise DisruptionPlanned(description, record)
@@ -206,7 +271,7 @@ class Journal:
                 {"event": "opened", "id": entry_id, "at": _now(), "description": description}
                 | record.to_json()
             )
-            self._open[entry_id] = (description, record)
+            self._open[entry_id] = record
         if record.node and self.annotator is not None:
             try:
                 self.annotator.add(record.node, entry_id, record)
@@ -222,10 +287,9 @@ class Journal:
         `k8sdr recover` undoes it again (a no-op) rather than leaving an annotation behind.
         """
         with self._lock:
-            found = self._open.get(entry_id)
-        if found is None:
+            record = self._open.get(entry_id)
+        if record is None:
             return
-        record = found[1]
         if record.node and self.annotator is not None:
             try:
                 self.annotator.remove(record.node, entry_id)
@@ -303,13 +367,13 @@ def read_journal(path: Path) -> list[OpenEntry]:
 
 
 def read_sessions(path: Path) -> dict[str, dict[str, Any]]:
-    """The `session` lines of a journal by run id (call after `read_journal` validated it)."""
+    """The facts of each run's `session` lines, by run id (after `read_journal` validated it)."""
     sessions: dict[str, dict[str, Any]] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             obj = json.loads(line)
             if obj.get("event") == "session":
-                sessions[str(obj.get("run"))] = obj
+                sessions.setdefault(str(obj.get("run")), {}).update(obj)
     return sessions
 
 
@@ -412,127 +476,3 @@ class ClusterAnnotator:
         raise JournalError(
             f"cannot update annotation {ANNOTATION} of node {node}: kept conflicting"
         )
-
-
-@dataclass
-class UndoEntry:
-    """One registered undo: what was done, and the call that reverses it."""
-
-    description: str
-    undo: Callable[[], object]
-    done: bool = field(default=False)
-    record: JournalRecord | None = field(default=None)
-    journal_id: str | None = field(default=None)
-
-
-class UndoStack:
-    """Undo actions, run in reverse order of registration.
-
-    Register with `push` *before* making the change; if the change then fails, the undo runs
-    anyway at teardown, so undo actions must be idempotent (reverting something never made is a
-    no-op). `discard` forgets an entry whose change was reverted by the test itself.
-
-    With a `journal`, a push that carries a `record` is journaled first (and may be refused by
-    the journal's guards, or stopped by a dry run, before anything is touched).
-    """
-
-    def __init__(self, journal: Journal | None = None) -> None:
-        self._entries: list[UndoEntry] = []
-        self._lock = threading.RLock()
-        self.journal = journal
-
-    def __len__(self) -> int:
-        with self._lock:
-            return sum(1 for e in self._entries if not e.done)
-
-    @property
-    def pending(self) -> list[UndoEntry]:
-        """Entries not yet undone, oldest first."""
-        with self._lock:
-            return [e for e in self._entries if not e.done]
-
-    def push(
-        self,
-        description: str,
-        undo: Callable[[], object],
-        record: JournalRecord | None = None,
-    ) -> UndoEntry:
-        """Register `undo` for a change about to be made, described for reports.
-
-        `record` journals the change (file and node annotation) before this returns.
-        """
-        entry = UndoEntry(description, undo, record=record)
-        journal = self.journal
-        if record is not None and journal is not None:
-            entry.journal_id = journal.open(description, record)
-        with self._lock:
-            self._entries.append(entry)
-        log.debug("undo registered: %s", description)
-        return entry
-
-    def _close(self, entry: UndoEntry, how: str) -> None:
-        if entry.journal_id is not None and self.journal is not None:
-            self.journal.close(entry.journal_id, how)
-
-    def discard(self, entry: UndoEntry) -> None:
-        """Forget `entry` without running it (the change was reverted already)."""
-        with self._lock:
-            entry.done = True
-        self._close(entry, "discarded")
-
-    def run(self, entry: UndoEntry) -> None:
-        """Run one entry's undo now and mark it done (it is not run again)."""
-        with self._lock:
-            if entry.done:
-                return
-            entry.done = True
-        entry.undo()
-        self._close(entry, "undone")
-
-    def unwind(self, *, down_to: int = 0) -> None:
-        """Undo every pending entry above index `down_to`, newest first.
-
-        Every undo is attempted even when one fails; the failures are raised together as
-        `UndoError` afterwards. A failed undo stays open in the journal, for `k8sdr recover`.
-        """
-        failures: list[tuple[str, BaseException]] = []
-        later: list[UndoEntry] = []
-        while True:
-            with self._lock:
-                pending = [e for e in self._entries[down_to:] if not e.done]
-                if not pending:
-                    break
-                entry = pending[-1]
-                entry.done = True
-            try:
-                log.info("undo: %s", entry.description)
-                entry.undo()
-                self._close(entry, "undone")
-            except RetryLater:
-                later.append(entry)
-            except Exception as exc:  # every undo is attempted; failures are reported together
-                log.error("undo failed: %s: %s", entry.description, exc)
-                failures.append((entry.description, exc))
-        for entry in later:
-            try:
-                log.info("undo (retried after older undos): %s", entry.description)
-                entry.undo()
-                self._close(entry, "undone")
-            except Exception as exc:
-                log.error("undo failed: %s: %s", entry.description, exc)
-                failures.append((entry.description, exc))
-        with self._lock:
-            del self._entries[down_to:]
-        if failures:
-            names = "; ".join(f"{d}: {e}" for d, e in failures)
-            raise UndoError(f"{len(failures)} undo action(s) failed: {names}", failures)
-
-    @contextmanager
-    def context(self) -> Iterator[UndoStack]:
-        """A nested frame: what is pushed inside the block is undone when it ends."""
-        with self._lock:
-            mark = len(self._entries)
-        try:
-            yield self
-        finally:
-            self.unwind(down_to=mark)

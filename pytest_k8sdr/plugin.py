@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import signal
-import uuid
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
@@ -16,14 +14,14 @@ from kubernetes import client as k8s_client
 
 from pytest_k8sdr import config as cfg
 from pytest_k8sdr.backends import Backend, open_backend, require_kind
-from pytest_k8sdr.cluster import MANAGED_BY, Cluster
+from pytest_k8sdr.cluster import Cluster
 from pytest_k8sdr.errors import ConfigError, ToolError
 from pytest_k8sdr.factories import MakeLB, MakePDB, MakeWorkload
 from pytest_k8sdr.faults.machines.factory import Machines
 from pytest_k8sdr.faults.machines.inventory import Inventory, load_inventory, parse_inventory
 from pytest_k8sdr.faults.node import NodeFaults
-from pytest_k8sdr.journal import UndoStack
 from pytest_k8sdr.lb.frontend import Frontend, open_frontend
+from pytest_k8sdr.namespaces import create_test_namespace, namespace_name
 from pytest_k8sdr.report import (
     AllureSteps,
     Progress,
@@ -34,6 +32,7 @@ from pytest_k8sdr.report import (
     write_timeline,
 )
 from pytest_k8sdr.runbook import DEFAULT_SLOS, Runbook
+from pytest_k8sdr.undo import UndoStack
 from pytest_k8sdr.workloads import DisruptionBudget, Workload, create_pdb, delete_pdb, deploy
 
 # Journal, guards, game-day lock and dry run live in their own hook module.
@@ -186,7 +185,8 @@ def k8sdr_settings(request: pytest.FixtureRequest) -> cfg.Settings:
 def undo() -> Iterator[UndoStack]:
     """The test's undo stack: every disruption registers its undo here before it is made.
 
-    Unwound newest-first at teardown, also after a failure, Ctrl-C or SIGTERM.
+    Unwound newest-first at teardown, also after a failure, Ctrl-C or SIGTERM, each entry from
+    its journal record, exactly as `k8sdr recover` would.
     """
     stack = UndoStack()
     try:
@@ -210,8 +210,12 @@ def k8sdr_backend(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     k8sdr_sim_options: dict[str, Any],
+    k8sdr_session_undo: UndoStack,
 ) -> Iterator[Backend]:
-    """The session's cluster: started once (sim, kind) or connected to (kubeconfig)."""
+    """The session's cluster: started once (sim, kind) or connected to (kubeconfig).
+
+    A simulator it launches is journaled first, so `k8sdr recover` stops it after a crash.
+    """
     settings = request.config.stash[SETTINGS_KEY]
     options = dict(k8sdr_sim_options)
     workers = int(options.pop("workers", 3))
@@ -221,6 +225,7 @@ def k8sdr_backend(
             tmp_path_factory.mktemp("k8sdr"),
             sim_workers=workers,
             sim_options=options,
+            undo=k8sdr_session_undo,
             # A dry run (--k8sdr-plan, plugin_safety) gets a facade that refuses every write.
             read_only=bool(request.config.getoption("k8sdr_plan", False)),
         )
@@ -272,33 +277,20 @@ def cluster(request: pytest.FixtureRequest, k8sdr_backend: Backend) -> Cluster:
     return facade
 
 
-def _namespace_name(nodeid: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", nodeid.rsplit("::", 1)[-1].lower()).strip("-")
-    return f"k8sdr-{slug[:40].rstrip('-')}-{uuid.uuid4().hex[:6]}"
-
-
 @pytest.fixture
 def namespace(
-    request: pytest.FixtureRequest, cluster: Cluster, k8sdr_settings: cfg.Settings
-) -> Iterator[str]:
-    """The test's own namespace, labelled as ours and deleted afterwards.
+    request: pytest.FixtureRequest,
+    cluster: Cluster,
+    k8sdr_settings: cfg.Settings,
+    undo: UndoStack,
+) -> str:
+    """The test's own namespace, labelled as ours and deleted by the undo stack afterwards.
 
     With the `namespace` setting, that existing namespace is used and left in place.
     """
     if k8sdr_settings.namespace:
-        yield k8sdr_settings.namespace
-        return
-    name = _namespace_name(request.node.nodeid)
-    body = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "labels": {MANAGED_BY[0]: MANAGED_BY[1]}},
-    }
-    cluster.call(cluster.core.create_namespace, body, _preload_content=False)
-    try:
-        yield name
-    finally:
-        cluster.call(cluster.core.delete_namespace, name, _preload_content=False)
+        return k8sdr_settings.namespace
+    return create_test_namespace(cluster, namespace_name(request.node.nodeid), undo)
 
 
 @pytest.fixture

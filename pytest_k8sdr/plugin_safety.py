@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
+import signal
 import socket
-from collections.abc import Generator, Iterator
+import threading
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
 
 from pytest_k8sdr.backends import Backend
-from pytest_k8sdr.errors import ConfigError, LockHeld, ReadOnlyCluster
+from pytest_k8sdr.cluster import Cluster
+from pytest_k8sdr.errors import ConfigError, LockHeld, LockLost, ReadOnlyCluster
 from pytest_k8sdr.guards import Guards, health_problems, refuse_unless_healthy
-from pytest_k8sdr.journal import (
-    ClusterAnnotator,
-    DisruptionPlanned,
-    Journal,
-    JournalRecord,
-    UndoStack,
-)
-from pytest_k8sdr.lock import DEFAULT_NAME, GameDayLock
+from pytest_k8sdr.journal import ClusterAnnotator, DisruptionPlanned, Journal, JournalRecord
+from pytest_k8sdr.lock import GameDayLock, GameDayLockHeld, StopCondition
 from pytest_k8sdr.plugin import SETTINGS_KEY
+from pytest_k8sdr.undo import REGISTRY, UndoEntry, UndoEnv, UndoStack, unwinding
 
 PLAN_KEY = pytest.StashKey[dict[str, list[str]]]()
 JOURNAL_KEY = pytest.StashKey[Journal]()
+STOP_KEY = pytest.StashKey[StopCondition]()
+DISRUPTIVE_KEY = pytest.StashKey[bool]()
+INTERRUPTS_KEY = pytest.StashKey["_Interrupts"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,13 +44,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Note whether the session has disruptive tests (it then takes the lock up front)."""
+    config.stash[DISRUPTIVE_KEY] = any(i.get_closest_marker("disruptive") for i in items)
+
+
 def _planning(config: pytest.Config) -> bool:
     return bool(config.getoption("k8sdr_plan", False))
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Prepare the dry run's report."""
+    """Prepare the dry run's report and the session's stop condition."""
     config.stash[PLAN_KEY] = {}
+    config.stash[STOP_KEY] = stop = StopCondition()
+    config.stash[DISRUPTIVE_KEY] = False
+    config.stash[INTERRUPTS_KEY] = _Interrupts(stop)
 
 
 def _holder(journal: Journal) -> str:
@@ -59,17 +70,50 @@ def _holder(journal: Journal) -> str:
 
 
 @pytest.fixture(scope="session")
-def k8sdr_journal(request: pytest.FixtureRequest, k8sdr_backend: Backend) -> Iterator[Journal]:
+def k8sdr_session_undo(request: pytest.FixtureRequest) -> Iterator[UndoStack]:
+    """The session's own undo stack, journaled: the simulator it launches, the game-day lock.
+
+    Its journal is the session's (the `k8sdr_journal` setting), opened here, before the
+    backend starts anything, so that a simulator launched by a run that is then killed is in
+    the journal for `k8sdr recover` to stop.
+    """
+    config = request.config
+    settings = config.stash[SETTINGS_KEY]
+    try:
+        journal = Journal(
+            settings.journal.absolute() if settings.journal else None, plan=_planning(config)
+        )
+    except ConfigError as exc:
+        pytest.exit(f"k8sdr: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    config.stash[JOURNAL_KEY] = journal
+    stack = UndoStack(journal)
+    try:
+        yield stack
+    finally:
+        try:
+            stack.unwind()
+        finally:
+            journal.close_file()
+
+
+@pytest.fixture(scope="session")
+def k8sdr_journal(
+    request: pytest.FixtureRequest, k8sdr_backend: Backend, k8sdr_session_undo: UndoStack
+) -> Iterator[Journal]:
     """The session's journal, with guards, the health check and the game-day lock in force.
 
     Set up before the first disruption of the session: a cluster that is not healthy, a
     protected-node selector that is invalid or a lock held by another run stop the session
-    before anything is touched.
+    before anything is touched. A lock taken from the session later trips its stop condition:
+    the running test fails, the following disruptive tests are skipped.
     """
     config = request.config
     settings = config.stash[SETTINGS_KEY]
     cluster = k8sdr_backend.cluster
     plan = _planning(config)
+    journal = k8sdr_session_undo.journal
+    assert journal is not None
+    stop = config.stash[STOP_KEY]
     try:
         guards = Guards.for_cluster(
             cluster,
@@ -85,53 +129,153 @@ def k8sdr_journal(request: pytest.FixtureRequest, k8sdr_backend: Backend) -> Ite
         elif settings.require_healthy == "on" and k8sdr_backend.sim is None:
             # A simulated cluster was started by this session: it cannot predate the run.
             refuse_unless_healthy(cluster)
-        sim = k8sdr_backend.sim
-        session: dict[str, Any] = {
-            "backend": k8sdr_backend.name,
-            "kubeconfig": str(Path(k8sdr_backend.kubeconfig).expanduser().absolute()),
-            "context": k8sdr_backend.context,
-            "machines": str(settings.machines) if settings.machines else None,
-            "sim_state_dir": str(sim.state_dir) if sim is not None else None,
-        }
-        journal = Journal(
-            settings.journal.absolute() if settings.journal else None,
-            annotator=ClusterAnnotator(cluster),
-            guard=guards,
-            plan=plan,
-            session=session,
-        )
     except ConfigError as exc:
         pytest.exit(f"k8sdr: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
-    config.stash[JOURNAL_KEY] = journal
-    lock: GameDayLock | None = None
-    lock_id: str | None = None
-    if settings.lock == "on" and not plan:
-        lock = GameDayLock(
-            cluster,
-            settings.lock_holder or _holder(journal),
-            namespace=settings.lock_namespace or "default",
-            duration=settings.lock_duration or 60,
-        )
-        record = JournalRecord(
-            "lock", {"namespace": lock.namespace, "name": DEFAULT_NAME, "holder": lock.holder}
-        )
-        lock_id = journal.open(f"release the game-day lock held by {lock.holder}", record)
+
+    lock = _SessionLock(config, cluster, journal, k8sdr_session_undo)
+
+    def guard(record: JournalRecord, open_records: Sequence[JournalRecord]) -> None:
+        guards(record, open_records)
+        if REGISTRY.kind_of(record).disruptive:
+            stop.check()
+            lock.take()  # at once when the session has disruptive tests: see below
+
+    journal.annotator = ClusterAnnotator(cluster)
+    journal.guard = guard
+    journal.describe(
+        backend=k8sdr_backend.name,
+        kubeconfig=str(Path(k8sdr_backend.kubeconfig).expanduser().absolute()),
+        context=k8sdr_backend.context,
+        machines=str(settings.machines.absolute()) if settings.machines else None,
+    )
+    if config.stash[DISRUPTIVE_KEY]:
+        # A session with disruptive tests takes the lock before anything is touched; one that
+        # only reads, or sets up namespaces and workloads, never takes it (nor blocks a game day).
         try:
-            lock.acquire()
+            lock.take()
         except (ConfigError, LockHeld) as exc:
-            journal.close(lock_id, "not-made")
-            journal.close_file()
             pytest.exit(f"k8sdr: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
-        except BaseException:
-            journal.close(lock_id, "not-made")
-            raise
     try:
         yield journal
     finally:
-        if lock is not None and lock_id is not None:
-            lock.release()
-            journal.close(lock_id, "undone")
-        journal.close_file()
+        lock.release()
+
+
+class _SessionLock:
+    """The session's game-day lock (`k8sdr_lock`), journaled before it is taken, taken once."""
+
+    def __init__(
+        self, config: pytest.Config, cluster: Cluster, journal: Journal, undo: UndoStack
+    ) -> None:
+        self.config = config
+        self.cluster = cluster
+        self.journal = journal
+        self.undo = undo
+        self.lock: GameDayLock | None = None
+        self.entry: UndoEntry | None = None
+        settings = config.stash[SETTINGS_KEY]
+        self.wanted = settings.lock == "on" and not _planning(config)
+
+    def take(self) -> None:
+        """Take the lock unless held already; LockHeld (nothing journaled) when another has it."""
+        if not self.wanted or self.lock is not None:
+            return
+        settings = self.config.stash[SETTINGS_KEY]
+        lock = GameDayLock(
+            self.cluster,
+            settings.lock_holder or _holder(self.journal),
+            namespace=settings.lock_namespace or "default",
+            duration=settings.lock_duration or 60,
+            stop_condition=self.config.stash[STOP_KEY],
+        )
+        entry = self.undo.push(
+            GameDayLockHeld(lock.namespace, lock.name, lock.holder), UndoEnv(cluster=self.cluster)
+        )
+        try:
+            lock.acquire()
+        except BaseException:
+            self.undo.discard(entry)
+            raise
+        self.lock, self.entry = lock, entry
+        self.config.stash[INTERRUPTS_KEY].install()
+
+    def release(self) -> None:
+        """Stop renewing, and release the Lease through its journal entry."""
+        if self.lock is None or self.entry is None:
+            return
+        self.config.stash[INTERRUPTS_KEY].uninstall()
+        self.lock.stop()
+        self.undo.run(self.entry)
+
+
+class _Interrupts:
+    """Stops the running test at once when the stop condition trips (SIGUSR1 to the main thread).
+
+    Only a test's call is interrupted, never an unwind: its disruptions are then undone at its
+    teardown. Off the main thread (no signals there) the test fails when its call ends instead.
+    """
+
+    def __init__(self, stop: StopCondition) -> None:
+        self.stop = stop
+        self.in_call = False
+        self._previous: Any = None
+        self._installed = False
+
+    def install(self) -> None:
+        """Handle SIGUSR1 and be told when the stop condition trips (main thread only)."""
+        if threading.current_thread() is not threading.main_thread() or self._installed:
+            return
+        self._previous = signal.signal(signal.SIGUSR1, self._handle)
+        self.stop.listeners.append(self._interrupt)
+        self._installed = True
+
+    def uninstall(self) -> None:
+        """Put back the SIGUSR1 handler that was there before."""
+        if not self._installed:
+            return
+        with contextlib.suppress(ValueError):
+            self.stop.listeners.remove(self._interrupt)
+        signal.signal(signal.SIGUSR1, self._previous)
+        self._installed = False
+
+    def _interrupt(self, reason: str) -> None:
+        main = threading.main_thread().ident
+        if self.in_call and main is not None:
+            signal.pthread_kill(main, signal.SIGUSR1)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.in_call and self.stop.reason is not None and not unwinding():
+            self.in_call = False  # once: the test's own cleanup must not be interrupted
+            self.stop.check()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """After the stop condition tripped, a disruptive test is skipped, saying why."""
+    reason = item.config.stash[STOP_KEY].reason
+    if reason is not None and item.get_closest_marker("disruptive") is not None:
+        # A skip marker (before pytest's own setup hook reads them) reports the test's location.
+        item.add_marker(pytest.mark.skip(reason=f"k8sdr: the session stopped disrupting: {reason}"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test during which the stop condition tripped fails with the reason (`LockLost`)."""
+    stop = item.config.stash[STOP_KEY]
+    interrupts = item.config.stash[INTERRUPTS_KEY]
+    before = stop.reason
+    interrupts.in_call = True
+    try:
+        outcome = yield
+    except Exception as exc:
+        if before is None and stop.reason is not None and not isinstance(exc, LockLost):
+            raise LockLost(f"{stop.reason}; this session makes no further disruption") from exc
+        raise
+    finally:
+        interrupts.in_call = False
+    if before is None:
+        stop.check()
+    return outcome
 
 
 @pytest.fixture(autouse=True)
@@ -164,7 +308,7 @@ def pytest_runtest_makereport(
         return report
     lines = item.config.stash[PLAN_KEY].setdefault(item.nodeid, [])
     if isinstance(exc, DisruptionPlanned):
-        lines.append(f"would {exc.record.summary()}")
+        lines.append(f"would {exc.description}")
         lines.append("then stops: what follows depends on that disruption")
     else:
         lines.append(f"stops: {exc}; a dry run stops here")
@@ -184,6 +328,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line(nodeid)
             for line in lines:
                 terminalreporter.write_line(f"    {line}")
+    stopped = config.stash[STOP_KEY].reason if STOP_KEY in config.stash else None
+    if stopped is not None:
+        terminalreporter.write_sep("=", "k8sdr: the session stopped disrupting", red=True)
+        terminalreporter.write_line(stopped)
     journal = config.stash.get(JOURNAL_KEY, None)
     if journal is not None and journal.open_records and not journal.plan:
         terminalreporter.write_sep("=", "k8sdr: disruptions still open", red=True)

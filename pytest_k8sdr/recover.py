@@ -1,46 +1,58 @@
 """Undo what a killed run left open, from its journal file or the cluster's annotations.
 
-Every handler is idempotent: undoing something already undone (or never made) is a no-op, so
-`k8sdr recover` may run any number of times. Entries are undone newest first; an isolated node
-that has not re-registered yet waits until the older entries (its machine's restart) are done.
+Each open entry is undone through the disruption registry from its record alone, exactly as a
+test's teardown undoes it (`pytest_k8sdr.undo`): same order, same retries, same code. Every
+undo is idempotent, so `k8sdr recover` may run any number of times.
+
+Before anything is touched, recover asks whether the run that opened the entries still lives:
+on the same host, whether its pid runs and is that very process (its start time and the boot
+are compared, since pids are reused); from any host, whether it still renews its game-day
+Lease. A live run is named, with its pid, host and the lock's last renewal, and its entries are
+left alone unless `--force`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pytest_k8sdr.cluster import Cluster
 from pytest_k8sdr.errors import ConfigError, ToolError
-from pytest_k8sdr.faults.node import NodeFaults, NodeSnapshot
 from pytest_k8sdr.journal import (
     ANNOTATION,
     ClusterAnnotator,
-    JournalRecord,
     OpenEntry,
-    RetryLater,
-    UndoStack,
+    ProcessIdentity,
     parse_annotation,
+    run_of,
 )
+from pytest_k8sdr.undo import REGISTRY, Registry, UndoEnv
 
 log = logging.getLogger(__name__)
 
 
-_NODE_KINDS = frozenset(
-    {"cordon", "uncordon", "taint", "out-of-service", "untaint", "isolate", "lock"}
-)
+def registry() -> Registry:
+    """The registry, with every disruption kind of the plugin registered."""
+    # Each module registers its kinds when imported; a fresh process imports them all here.
+    import pytest_k8sdr.backends
+    import pytest_k8sdr.faults.machines
+    import pytest_k8sdr.faults.node
+    import pytest_k8sdr.lb.haproxy
+    import pytest_k8sdr.lb.managed
+    import pytest_k8sdr.lb.nginx
+    import pytest_k8sdr.lock
+    import pytest_k8sdr.namespaces  # noqa: F401
 
-
-class RecoverError(ToolError):
-    """An open entry could not be undone; it stays open for the next `k8sdr recover`."""
+    return REGISTRY
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What recover did with one open entry: `undone`, `failed` (with why) or `checked`."""
+    """What recover did with one open entry: `undone`, `moot` or `failed` (with why)."""
 
     entry: OpenEntry
     status: str
@@ -50,13 +62,25 @@ class Outcome:
         """One line for the terminal."""
         node = f" [node {self.entry.record.node}]" if self.entry.record.node else ""
         detail = f": {self.detail}" if self.detail else ""
-        return f"{self.status:8} {self.entry.id} {self.entry.description}{node}{detail}"
+        return f"{self.status:8} {self.entry.id} {_undoing(self.entry)}{node}{detail}"
+
+
+def _undoing(entry: OpenEntry) -> str:
+    try:
+        return registry().load(entry.record).undoing()
+    except (ConfigError, ValueError):
+        return entry.description
 
 
 def describe(entry: OpenEntry) -> str:
     """One line naming an open entry, for `k8sdr recover --check`."""
     node = f" [node {entry.record.node}]" if entry.record.node else ""
-    return f"open     {entry.id} {entry.record.kind}: {entry.description}{node} (since {entry.at})"
+    try:
+        what = registry().load(entry.record).summary()
+    except (ConfigError, ValueError):
+        what = entry.description
+    since = f" (since {entry.at})" if entry.at else ""
+    return f"open     {entry.id} {entry.record.kind}: {what}{node}{since}"
 
 
 def entries_from_cluster(cluster: Cluster) -> list[OpenEntry]:
@@ -74,43 +98,128 @@ def entries_from_cluster(cluster: Cluster) -> list[OpenEntry]:
     return sorted(found, key=order)
 
 
-class Recoverer:
-    """Undoes open journal entries without the objects that made them.
+# -- is the run still alive? ------------------------------------------------------------------
 
-    `cluster` is needed for node entries, `inventory` for ssh and command machines.
+
+@dataclass(frozen=True)
+class RunState:
+    """What recover could tell of the run that opened some entries.
+
+    `alive` is True (the pid is that run, or it renews its lock), False (it does not), or None
+    (nothing to tell by: another host and no lock).
     """
 
-    def __init__(
-        self,
-        cluster: Cluster | None,
-        *,
-        inventory: Path | None = None,
-        rejoin_timeout: float = 120.0,
-    ) -> None:
-        self.cluster = cluster
-        self.inventory = inventory
-        self.rejoin_timeout = rejoin_timeout
-        self._handlers: dict[str, Callable[[JournalRecord, bool], None]] = {
-            "cordon": lambda r, _: self._nodes().set_unschedulable(self._node(r), False),
-            "uncordon": lambda r, _: self._nodes().set_unschedulable(self._node(r), True),
-            "taint": self._drop_taint,
-            "out-of-service": self._drop_taint,
-            "untaint": self._add_taints,
-            "isolate": self._relabel,
-            "machine": self._machine,
-            "lb-drain": self._lb,
-            "lock": self._lock,
-        }
+    run: str
+    alive: bool | None
+    identity: ProcessIdentity | None
+    lock: str | None  # the Lease, when the run held one: "namespace/name"
+    renewed: datetime | None
+    why: str
+
+    def line(self) -> str:
+        """The run, its pid and host, its lock's last renewal, and the verdict."""
+        who = (
+            f"pid {self.identity.pid} on host {self.identity.host}"
+            if self.identity is not None
+            else "pid and host unknown"
+        )
+        if self.lock is None:
+            lock = "no game-day lock"
+        elif self.renewed is None:
+            lock = f"game-day lock {self.lock}"
+        else:
+            age = (datetime.now(UTC) - self.renewed).total_seconds()
+            stamp = self.renewed.isoformat(timespec="seconds")
+            lock = f"game-day lock {self.lock} last renewed {stamp} ({age:.0f}s ago)"
+        verdict = {True: "is still running", False: "is gone", None: "may be running"}[self.alive]
+        return f"run {self.run} ({who}; {lock}) {verdict}: {self.why}"
+
+
+def run_state(
+    run: str,
+    session: Mapping[str, Any],
+    entries: Sequence[OpenEntry],
+    cluster: Cluster | None,
+) -> RunState:
+    """Whether the run that opened `entries` still lives (see the module's docstring)."""
+    from pytest_k8sdr.lock import read_lease
+
+    identity = ProcessIdentity.from_session(session)
+    by_pid = identity.alive() if identity is not None else None
+    held = [r for r in (e.record for e in entries) if r.kind == "lock"]
+    lock: str | None = None
+    renewed: datetime | None = None
+    renewing = False
+    lease_note = ""
+    if by_pid is False:
+        # On its own host, a run whose process is gone is gone, whatever its Lease says (it
+        # expires on its own); its cluster need not even answer.
+        if held:
+            lock = f"{held[-1].data.get('namespace')}/{held[-1].data.get('name')}"
+        return RunState(run, False, identity, lock, None, "its process is gone")
+    if held and cluster is not None:
+        data = held[-1].data
+        namespace, name, holder = str(data["namespace"]), str(data["name"]), data["holder"]
+        lock = f"{namespace}/{name}"
+        try:
+            lease = read_lease(cluster, namespace, name)
+        except ToolError as exc:
+            lease, lease_note = None, f" (the Lease could not be read: {exc})"
+        if lease is not None and lease.holder == holder:
+            renewed = lease.renewed
+            renewing = lease.renewed_recently()
+    elif cluster is not None and identity is None:
+        # From the annotations alone: a Lease whose holder names the run.
+        lock, renewed, renewing = _lease_naming(cluster, run)
+    if by_pid is True:
+        return RunState(run, True, identity, lock, renewed, "its process still runs")
+    if renewing:
+        return RunState(run, True, identity, lock, renewed, "it still renews its game-day lock")
+    if lock is not None:
+        why = "its game-day lock is no longer renewed" + lease_note
+        return RunState(run, False, identity, lock, renewed, why)
+    why = "another host, and no game-day lock to tell by" + lease_note
+    return RunState(run, None, identity, lock, renewed, why)
+
+
+def _lease_naming(cluster: Cluster, run: str) -> tuple[str | None, datetime | None, bool]:
+    from pytest_k8sdr.lock import DEFAULT_NAME, read_lease
+
+    try:
+        leases = cluster.list_raw("leases")["items"]
+    except ToolError:
+        return None, None, False
+    for item in leases:
+        meta, spec = item["metadata"], item.get("spec") or {}
+        if meta["name"] == DEFAULT_NAME and f"run {run}" in str(spec.get("holderIdentity")):
+            lease = read_lease(cluster, meta["namespace"], meta["name"])
+            if lease is not None:
+                where = f"{meta['namespace']}/{meta['name']}"
+                return where, lease.renewed, lease.renewed_recently()
+    return None, None, False
+
+
+# -- undoing ----------------------------------------------------------------------------------
+
+
+class Recoverer:
+    """Undoes open journal entries without the objects that made them, through the registry."""
+
+    def __init__(self, env: UndoEnv, *, kinds: Registry | None = None) -> None:
+        self.env = env
+        self.registry = kinds if kinds is not None else registry()
 
     def check(self, entries: Iterable[OpenEntry]) -> None:
         """ConfigError naming every entry this recoverer could not undo; touches nothing."""
         problems = []
         for entry in entries:
-            kind = entry.record.kind
-            if kind not in self._handlers:
-                problems.append(f"{entry.id}: unknown kind {kind!r}")
-            elif kind in _NODE_KINDS and self.cluster is None:
-                problems.append(f"{entry.id}: {kind} needs the cluster (a kubeconfig)")
+            try:
+                disruption = self.registry.load(entry.record)
+            except (ConfigError, ValueError) as exc:
+                problems.append(f"{entry.id}: {exc}")
+                continue
+            if disruption.needs_cluster and self.env.cluster is None:
+                problems.append(f"{entry.id}: {entry.record.kind} needs the cluster (a kubeconfig)")
         if problems:
             raise ConfigError("cannot recover: " + "; ".join(problems))
 
@@ -118,162 +227,115 @@ class Recoverer:
         self,
         entries: Sequence[OpenEntry],
         *,
-        on_undone: Callable[[OpenEntry], None] | None = None,
+        on_undone: Callable[[OpenEntry, str], None] | None = None,
     ) -> list[Outcome]:
-        """Undo `entries` newest first; `on_undone(entry)` closes each one that was undone."""
+        """Undo `entries` as the registry orders them; `on_undone(entry, how)` closes each.
+
+        An entry made moot by another (a disruption inside a simulated cluster the run
+        launched, which is stopped) is closed without being undone.
+        """
+        records = [e.record for e in entries]
+        moot = self.registry.moot(records)
         outcomes: list[Outcome] = []
-        later: list[OpenEntry] = []
-        for entry in reversed(entries):
-            outcome = self._one(entry, last_chance=False)
-            if outcome is None:
-                later.append(entry)
+        for index, container in moot.items():
+            why = f"ended with it: {_undoing(entries[container])}"
+            outcomes.append(Outcome(entries[index], "moot", why))
+            if on_undone is not None:
+                on_undone(entries[index], "moot")
+        for index in self.registry.order(records):
+            if index in moot:
                 continue
+            entry = entries[index]
+            outcome = self._one(entry)
             outcomes.append(outcome)
-            if outcome.status == "undone" and on_undone:
-                on_undone(entry)
-        for entry in later:
-            outcome = self._one(entry, last_chance=True)
-            assert outcome is not None
-            outcomes.append(outcome)
-            if outcome.status == "undone" and on_undone:
-                on_undone(entry)
+            if outcome.status == "undone" and on_undone is not None:
+                on_undone(entry, "recovered")
         return outcomes
 
-    def _one(self, entry: OpenEntry, *, last_chance: bool) -> Outcome | None:
-        handler = self._handlers.get(entry.record.kind)
-        if handler is None:
-            return Outcome(entry, "failed", f"unknown kind {entry.record.kind!r}")
+    def _one(self, entry: OpenEntry) -> Outcome:
         try:
             log.info("recover: %s", entry.description)
-            handler(entry.record, last_chance)
-        except RetryLater:
-            return None
+            self.registry.undo(entry.record, self.env)
         except Exception as exc:  # every entry is attempted; failures are reported together
             return Outcome(entry, "failed", f"{type(exc).__name__}: {exc}")
-        if entry.record.node and self.cluster is not None:
+        cluster = self.env.cluster
+        if entry.record.node and cluster is not None:
             try:
-                ClusterAnnotator(self.cluster).remove(entry.record.node, entry.id)
+                ClusterAnnotator(cluster).remove(entry.record.node, entry.id)
             except Exception as exc:
                 return Outcome(entry, "undone", f"annotation left on the node: {exc}")
         return Outcome(entry, "undone")
 
-    # -- nodes -----------------------------------------------------------------------
 
-    def _nodes(self) -> NodeFaults:
-        if self.cluster is None:
-            raise RecoverError("node entries need the cluster: give a kubeconfig")
-        return NodeFaults(
-            self.cluster, UndoStack(), allow_control_plane=True, rejoin_timeout=self.rejoin_timeout
+@dataclass(frozen=True)
+class RunPlan:
+    """One run's open entries, how to undo them, and whether that run is alive."""
+
+    run: str
+    entries: list[OpenEntry]
+    recoverer: Recoverer
+    state: RunState
+
+
+def plan_runs(
+    entries: Sequence[OpenEntry],
+    sessions: Mapping[str, Mapping[str, Any]],
+    connect: Callable[[Path | None, str | None], Cluster],
+    *,
+    kubeconfig: Path | None = None,
+    context: str | None = None,
+    inventory: Path | None = None,
+    needs_cluster: bool = False,
+    rejoin_timeout: float = 120.0,
+    retry_deadline: float = 30.0,
+) -> list[RunPlan]:
+    """Group `entries` by run, newest run first, each with the env its session describes.
+
+    `kubeconfig`, `context` and `inventory` override the sessions'; `connect` opens a cluster
+    (called only for runs with entries that need one). ConfigError before anything is touched
+    when an entry cannot be undone (unknown kind, no cluster, a bad inventory).
+    """
+    from pytest_k8sdr.faults.machines import load_inventory
+
+    kinds = registry()
+    by_run: dict[str, list[OpenEntry]] = {}
+    for entry in entries:
+        by_run.setdefault(run_of(entry.id), []).append(entry)
+    plans: list[RunPlan] = []
+    for run in reversed(list(by_run)):
+        session = sessions.get(run, {})
+        mine = by_run[run]
+        cluster = None
+        if needs_cluster or any(_needs_cluster(kinds, e) for e in mine):
+            cluster = connect(
+                kubeconfig or _path(session.get("kubeconfig")),
+                context or _text(session.get("context")),
+            )
+        machines = inventory or _path(session.get("machines"))
+        env = UndoEnv(
+            cluster=cluster,
+            inventory=(
+                load_inventory(machines)
+                if machines is not None and any(e.record.kind == "machine" for e in mine)
+                else None
+            ),
+            rejoin_timeout=rejoin_timeout,
+            retry_deadline=retry_deadline,
         )
-
-    @staticmethod
-    def _node(record: JournalRecord) -> str:
-        node = record.data.get("node") or record.node
-        if not isinstance(node, str):
-            raise RecoverError(f"{record.kind} record without a node: {record.data}")
-        return node
-
-    def _drop_taint(self, record: JournalRecord, _: bool) -> None:
-        from pytest_k8sdr.cluster import Taint
-
-        taint = Taint.from_json(record.data["taint"])
-        self._nodes().edit_taints(self._node(record), drop=[taint])
-
-    def _add_taints(self, record: JournalRecord, _: bool) -> None:
-        from pytest_k8sdr.cluster import Taint
-
-        taints = [Taint.from_json(t) for t in record.data["taints"]]
-        self._nodes().edit_taints(self._node(record), add=taints)
-
-    def _relabel(self, record: JournalRecord, last_chance: bool) -> None:
-        nodes = self._nodes()
-        snapshot = NodeSnapshot.from_json(record.data["snapshot"])
-        if self.cluster is not None and self.cluster.get_raw("nodes", snapshot.name) is None:
-            if not last_chance:
-                raise RetryLater  # its machine is restarted by an older entry
-            nodes.relabel(snapshot)
-            return
-        nodes.apply_snapshot(snapshot)
-
-    # -- machines --------------------------------------------------------------------
-
-    def _machine(self, record: JournalRecord, _: bool) -> None:
-        from pytest_k8sdr.faults.machines import Action, load_inventory, make_machine
-        from pytest_k8sdr.faults.machines.inventory import DockerSpec, MachineSpec, SimSpec
-
-        data = record.data
-        node, driver = str(data["node"]), str(data["driver"])
-        spec: MachineSpec
-        if driver == "sim" and data.get("state_dir"):
-            spec = SimSpec(node, Path(str(data["state_dir"])))
-        elif driver == "docker" and self.inventory is None:
-            spec = DockerSpec(
-                node,
-                cluster=data.get("cluster"),
-                docker=str(data.get("docker") or "docker"),
-                host=data.get("docker_host"),
-            )
-        elif self.inventory is not None:
-            spec = load_inventory(self.inventory).spec_for(node)
-        else:
-            raise RecoverError(
-                f"the {driver} machine of node {node!r} can only be found through its "
-                "inventory: pass --inventory PATH"
-            )
-        machine: Any = make_machine(spec, UndoStack())
-        machine._act(Action(str(data["restore"])))
-
-    def _lock(self, record: JournalRecord, _: bool) -> None:
-        from pytest_k8sdr.lock import release_lease
-
-        if self.cluster is None:
-            raise RecoverError("releasing the game-day lock needs the cluster: give a kubeconfig")
-        data = record.data
-        release_lease(self.cluster, str(data["namespace"]), str(data["name"]), str(data["holder"]))
-
-    # -- load balancers --------------------------------------------------------------
-
-    def _lb(self, record: JournalRecord, _: bool) -> None:
-        from pytest_k8sdr.lb import HAProxyLB, NginxLB
-
-        data = record.data
-        address = str(data["address"])
-        if data.get("lb") == "nginx":
-            nginx = NginxLB(
-                str(data["upstream"]),
-                config=data.get("config"),
-                file=str(data["file"]),
-                host=_host(data["host"]),
-                nginx=tuple(data.get("nginx") or ("nginx",)),
-            )
-            nginx._restore_address(address)
-            return
-        if data.get("lb") == "haproxy":
-            haproxy = HAProxyLB(str(data["backend"]), runtime=_runtime(data["runtime"]))
-            haproxy._set_states(dict(data["previous"]))
-            return
-        raise RecoverError(f"unknown load balancer {data.get('lb')!r}")
+        recoverer = Recoverer(env, kinds=kinds)
+        recoverer.check(mine)
+        plans.append(RunPlan(run, mine, recoverer, run_state(run, session, mine, cluster)))
+    return plans
 
 
-def _host(raw: dict[str, Any]) -> Any:
-    from pytest_k8sdr.lb import DockerExecHost, LocalHost
-
-    if raw.get("type") == "local":
-        return LocalHost()
-    if raw.get("type") == "docker":
-        return DockerExecHost(str(raw["container"]), docker=tuple(raw.get("docker") or ["docker"]))
-    raise RecoverError(
-        f"the load balancer on {raw.get('name', 'an unknown host')} cannot be reached from here; "
-        "restore its drained servers by hand (lines marked #k8sdr-drained)"
-    )
+def _needs_cluster(kinds: Registry, entry: OpenEntry) -> bool:
+    cls = kinds.kinds.get(entry.record.kind)
+    return cls is not None and cls.needs_cluster
 
 
-def _runtime(raw: dict[str, Any]) -> Any:
-    from pytest_k8sdr.lb import HostRuntimeAPI, SocketRuntimeAPI
+def _path(value: object) -> Path | None:
+    return Path(value) if isinstance(value, str) and value else None
 
-    if raw.get("type") == "socket":
-        address = raw["address"]
-        return SocketRuntimeAPI(address if isinstance(address, str) else tuple(address))
-    if raw.get("type") == "host":
-        return HostRuntimeAPI(_host(raw["host"]), str(raw["socket"]), client=tuple(raw["client"]))
-    raise RecoverError(f"the HAProxy runtime API {raw.get('name')} cannot be reached from here")
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -46,7 +46,9 @@ def test_exception_tree_separates_tool_failures_from_cluster_failures() -> None:
     for api in (errors.NotFound, errors.Conflict, errors.Throttled, errors.ApiUnavailable):
         assert issubclass(api, errors.ApiError)
         assert issubclass(api, errors.ToolError)
-    assert not issubclass(errors.LockHeld, errors.ConfigError)
+    for busy in (errors.LockHeld, errors.LockLost, errors.RecoverRefused):
+        assert issubclass(busy, errors.ToolError)
+        assert not issubclass(busy, errors.ConfigError)  # nothing wrong with the settings
     assert issubclass(errors.WaitTimeout, errors.ClusterCheckFailed)
     slo = errors.SLOExceeded("self-heal", 10.0, 12.5)
     assert "self-heal" in str(slo)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from pytest_k8sdr.cluster import Cluster
 from pytest_k8sdr.faults.node import NodeFaults
-from pytest_k8sdr.journal import ClusterAnnotator, Journal, UndoStack
+from pytest_k8sdr.journal import ClusterAnnotator, Journal
 from pytest_k8sdr.sim import SimCluster
+from pytest_k8sdr.undo import UndoStack
 
 CYCLES = int(sys.argv[1]) if len(sys.argv) > 1 else 30
 

@@ -221,6 +221,14 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         headline=_line(r"^ratio:"),
     ),
     Benchmark(
+        "crash_drill",
+        "bench_crash_drill.py",
+        "the whole runbook SIGKILLed at random points, then `k8sdr recover`: recovered R/N",
+        full=("--runs", "20"),
+        quick=("--runs", "3"),
+        headline=_line(r"^recovered "),
+    ),
+    Benchmark(
         "probe",
         "bench_probe.py",
         "the traffic probe's throughput through a real nginx",

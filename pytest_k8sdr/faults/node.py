@@ -1,7 +1,9 @@
 """Node faults through the API: cordon, drain, isolate, taints, out-of-service, relabel.
 
 Every fault validates its input first (unknown node, protected node, node already down), then
-registers its undo on the test's `UndoStack`, then acts. Nothing is touched when validation fails.
+registers its disruption on the test's `UndoStack`, then acts. Nothing is touched when
+validation fails. Each disruption kind (`Cordoned`, `Tainted`, `Isolated`, ...) undoes itself
+from its journal record, at teardown as in `k8sdr recover`.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pytest_k8sdr.cluster import Cluster, NodeView, PodView, Taint
 from pytest_k8sdr.errors import ApiError, Conflict, FaultError, NotFound
-from pytest_k8sdr.journal import JournalRecord, RetryLater, UndoStack
 from pytest_k8sdr.results import Satisfied
+from pytest_k8sdr.undo import Disruption, UndoEnv, UndoStack, disruption_kind
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,214 @@ class NodeSnapshot:
         return missing
 
 
+# -- disruption kinds: each undone from its record alone ---------------------------------------
+
+
+class _NodeDisruption(Disruption):
+    needs_cluster: ClassVar[bool] = True
+    node: str
+
+    def _cluster(self, env: UndoEnv) -> Cluster:
+        return env.require_cluster(f"undoing {self.kind} of node {self.node}")
+
+
+@disruption_kind
+@dataclass(frozen=True)
+class Cordoned(_NodeDisruption):
+    """The node was cordoned; undone by uncordoning it."""
+
+    kind = "cordon"
+    node: str
+
+    def summary(self) -> str:
+        """``cordon node NODE``."""
+        return f"cordon node {self.node}"
+
+    def undoing(self) -> str:
+        """``uncordon NODE``."""
+        return f"uncordon {self.node}"
+
+    def undo(self, env: UndoEnv) -> None:
+        """Mark the node schedulable (a Node that is gone is left to its relabel)."""
+        set_unschedulable(self._cluster(env), self.node, False)
+
+
+@disruption_kind
+@dataclass(frozen=True)
+class Uncordoned(_NodeDisruption):
+    """A cordoned node was uncordoned; undone by cordoning it again."""
+
+    kind = "uncordon"
+    node: str
+
+    def summary(self) -> str:
+        """``uncordon node NODE``."""
+        return f"uncordon node {self.node}"
+
+    def undoing(self) -> str:
+        """``cordon NODE again``."""
+        return f"cordon {self.node} again"
+
+    def undo(self, env: UndoEnv) -> None:
+        """Mark the node unschedulable again."""
+        set_unschedulable(self._cluster(env), self.node, True)
+
+
+@disruption_kind
+@dataclass(frozen=True)
+class Tainted(_NodeDisruption):
+    """A taint was added to the node; undone by removing it."""
+
+    kind = "taint"
+    node: str
+    taint: dict[str, Any]
+
+    def summary(self) -> str:
+        """``taint node NODE with KEY=VALUE:EFFECT``."""
+        return f"taint node {self.node} with {Taint.from_json(self.taint)}"
+
+    def undoing(self) -> str:
+        """``remove taint T from NODE``."""
+        return f"remove taint {Taint.from_json(self.taint)} from {self.node}"
+
+    def undo(self, env: UndoEnv) -> None:
+        """Remove the taint, keeping whatever else the node carries."""
+        edit_taints(self._cluster(env), self.node, drop=[Taint.from_json(self.taint)])
+
+
+@disruption_kind
+@dataclass(frozen=True)
+class OutOfService(Tainted):
+    """The out-of-service taint was applied (non-graceful shutdown); undone by removing it."""
+
+    kind = "out-of-service"
+
+
+@disruption_kind
+@dataclass(frozen=True)
+class Untainted(_NodeDisruption):
+    """Taints were removed from the node; undone by putting them back."""
+
+    kind = "untaint"
+    node: str
+    taints: list[dict[str, Any]]
+
+    def _taints(self) -> list[Taint]:
+        return [Taint.from_json(t) for t in self.taints]
+
+    def summary(self) -> str:
+        """``remove T1, T2 from node NODE``."""
+        return f"remove {', '.join(map(str, self._taints()))} from node {self.node}"
+
+    def undoing(self) -> str:
+        """``taint NODE with T1, T2 again``."""
+        return f"taint {self.node} with {', '.join(map(str, self._taints()))} again"
+
+    def undo(self, env: UndoEnv) -> None:
+        """Put the taints back."""
+        edit_taints(self._cluster(env), self.node, add=self._taints())
+
+
+@disruption_kind
+@dataclass(frozen=True)
+class Isolated(_NodeDisruption):
+    """The Node object was deleted; undone by putting its snapshot back once it re-registers.
+
+    A node re-registers when its machine restarts, so an older fault of the node's machine is
+    undone first (`after`); then the undo waits for the Node, up to the env's rejoin timeout.
+    """
+
+    kind = "isolate"
+    after = frozenset({"machine"})
+    node: str
+    snapshot: dict[str, Any]
+
+    def summary(self) -> str:
+        """``delete the Node NODE (isolate; ...)``."""
+        return f"delete the Node {self.node} (isolate; its labels and taints are saved)"
+
+    def undoing(self) -> str:
+        """``put back labels/taints of isolated node NODE``."""
+        return f"put back labels/taints of isolated node {self.node}"
+
+    def undo(self, env: UndoEnv) -> None:
+        """Wait for the node to exist again, then add what it lacks of the snapshot."""
+        cluster = self._cluster(env)
+        snap = NodeSnapshot.from_json(self.snapshot)
+        if cluster.get_raw("nodes", snap.name) is None:
+            cluster.wait_node(
+                snap.name,
+                lambda n: n is not None,
+                timeout=env.rejoin_timeout,
+                description="to re-register after isolation",
+            )
+        apply_snapshot(cluster, snap)
+
+
+def set_unschedulable(cluster: Cluster, name: str, value: bool) -> None:
+    """Set a node's cordon as it is (no checks); a Node that is gone is left alone."""
+    if cluster.get_raw("nodes", name) is None:
+        return  # the Node is gone; a re-registered one is restored by relabel
+    cluster.call(cluster.core.patch_node, name, {"spec": {"unschedulable": value or None}})
+
+
+def edit_taints(
+    cluster: Cluster, name: str, *, add: Sequence[Taint] = (), drop: Sequence[Taint] = ()
+) -> None:
+    """Add and remove taints, keeping whatever the controllers set meanwhile.
+
+    The whole list is written with a JSON merge patch guarded by the resourceVersion read, so
+    a taint the node lifecycle controller adds in between is never lost: a 409 re-reads.
+    A Node that no longer exists is left alone (a re-registered one is restored by relabel).
+    """
+    gone = {(t.key, t.effect) for t in drop}
+    for _ in range(10):
+        raw = cluster.get_raw("nodes", name)
+        if raw is None:
+            return
+        node = NodeView.from_json(raw)
+        kept = [t for t in node.taints if (t.key, t.effect) not in gone]
+        have = {(t.key, t.effect) for t in kept}
+        wanted = kept + [t for t in add if (t.key, t.effect) not in have]
+        if wanted == list(node.taints):
+            return
+        patch = {
+            "metadata": {"resourceVersion": raw["metadata"]["resourceVersion"]},
+            "spec": {"taints": [t.to_json() for t in wanted] or None},
+        }
+        try:
+            cluster.call(
+                cluster.core.patch_node,
+                name,
+                patch,
+                _content_type="application/merge-patch+json",
+                _preload_content=False,
+            )
+            return
+        except Conflict:
+            continue
+    raise NodeFaultError(name, "change the taints of", "kept conflicting with other writers")
+
+
+def apply_snapshot(cluster: Cluster, snap: NodeSnapshot) -> None:
+    """Add to an existing node what it lacks of a snapshot (labels the kubelet set stay)."""
+    node = cluster.node(snap.name)
+    labels = {k: v for k, v in snap.labels.items() if node.labels.get(k) != v}
+    annotations = {k: v for k, v in snap.annotations.items() if node.annotations.get(k) != v}
+    body: dict[str, Any] = {}
+    if labels or annotations:
+        body["metadata"] = {}
+        if labels:
+            body["metadata"]["labels"] = labels
+        if annotations:
+            body["metadata"]["annotations"] = annotations
+    if node.unschedulable != snap.unschedulable:
+        body["spec"] = {"unschedulable": snap.unschedulable or None}
+    if body:
+        cluster.call(cluster.core.patch_node, snap.name, body)
+    edit_taints(cluster, snap.name, add=snap.taints)
+
+
 @dataclass
 class DrainReport:
     """What a drain did: pods evicted, pods skipped and why, 429 retries, how long it took."""
@@ -170,6 +380,7 @@ class NodeFaults:
         # (staging/src/k8s.io/kubectl/pkg/drain/drain.go).
         self.eviction_retry_interval = eviction_retry_interval
         self.rejoin_timeout = rejoin_timeout
+        self._env = UndoEnv(cluster=cluster, rejoin_timeout=rejoin_timeout)
 
     # ------------------------------------------------------------------ checks
 
@@ -194,42 +405,23 @@ class NodeFaults:
             )
         return node
 
-    def _patch(self, name: str, body: Mapping[str, Any]) -> None:
-        self.cluster.call(self.cluster.core.patch_node, name, body)
-
-    def _exists(self, name: str) -> bool:
-        return self.cluster.get_raw("nodes", name) is not None
-
     # ------------------------------------------------------------------ cordon
 
     def cordon(self, name: str) -> NodeView:
         """Mark the node unschedulable (as `kubectl cordon`); undone by uncordoning."""
         node = self._target(name, "cordon")
         if not node.unschedulable:
-            self.undo.push(
-                f"uncordon {name}",
-                lambda: self._set_unschedulable(name, False),
-                JournalRecord("cordon", {"node": name}, node=name),
-            )
-        self._set_unschedulable(name, True)
+            self.undo.push(Cordoned(name), self._env)
+        set_unschedulable(self.cluster, name, True)
         return self.cluster.node(name)
 
     def uncordon(self, name: str) -> NodeView:
         """Mark the node schedulable again; undone by cordoning it back if it was cordoned."""
         node = self._target(name, "uncordon")
         if node.unschedulable:
-            self.undo.push(
-                f"cordon {name} again",
-                lambda: self._set_unschedulable(name, True),
-                JournalRecord("uncordon", {"node": name}, node=name),
-            )
-        self._set_unschedulable(name, False)
+            self.undo.push(Uncordoned(name), self._env)
+        set_unschedulable(self.cluster, name, False)
         return self.cluster.node(name)
-
-    def _set_unschedulable(self, name: str, value: bool) -> None:
-        if not self._exists(name):
-            return  # the Node is gone; a re-registered one is restored by relabel
-        self._patch(name, {"spec": {"unschedulable": value or None}})
 
     # ------------------------------------------------------------------ drain
 
@@ -335,17 +527,16 @@ class NodeFaults:
 
     # ------------------------------------------------------------------ taints
 
-    def taint(self, name: str, taint: Taint, *, kind: str = "taint") -> NodeView:
+    def taint(self, name: str, taint: Taint) -> NodeView:
         """Add a taint; undone by removing it."""
+        return self._taint(name, taint, Tainted(name, taint.to_json()))
+
+    def _taint(self, name: str, taint: Taint, disruption: Tainted) -> NodeView:
         node = self._target(name, f"taint {taint}")
         if node.has_taint(taint.key, taint.effect):
             return node
-        self.undo.push(
-            f"remove taint {taint} from {name}",
-            lambda: self._edit_taints(name, drop=[taint]),
-            JournalRecord(kind, {"node": name, "taint": taint.to_json()}, node=name),
-        )
-        self._edit_taints(name, add=[taint])
+        self.undo.push(disruption, self._env)
+        edit_taints(self.cluster, name, add=[taint])
         return self.cluster.node(name)
 
     def untaint(self, name: str, key: str, effect: str | None = None) -> NodeView:
@@ -353,14 +544,8 @@ class NodeFaults:
         node = self._target(name, f"untaint {key}")
         removed = [t for t in node.taints if t.key == key and effect in (None, t.effect)]
         if removed:
-            self.undo.push(
-                f"taint {name} with {', '.join(map(str, removed))} again",
-                lambda: self._edit_taints(name, add=removed),
-                JournalRecord(
-                    "untaint", {"node": name, "taints": [t.to_json() for t in removed]}, node=name
-                ),
-            )
-            self._edit_taints(name, drop=removed)
+            self.undo.push(Untainted(name, [t.to_json() for t in removed]), self._env)
+            edit_taints(self.cluster, name, drop=removed)
         return self.cluster.node(name)
 
     def out_of_service(self, name: str) -> NodeView:
@@ -376,44 +561,7 @@ class NodeFaults:
                 "mark out-of-service",
                 "it is Ready; the out-of-service taint is only for a node that is really shut down",
             )
-        return self.taint(name, OUT_OF_SERVICE, kind="out-of-service")
-
-    def _edit_taints(
-        self, name: str, *, add: Sequence[Taint] = (), drop: Sequence[Taint] = ()
-    ) -> None:
-        """Add and remove taints, keeping whatever the controllers set meanwhile.
-
-        The whole list is written with a JSON merge patch guarded by the resourceVersion read, so
-        a taint the node lifecycle controller adds in between is never lost: a 409 re-reads.
-        A Node that no longer exists is left alone (a re-registered one is restored by relabel).
-        """
-        gone = {(t.key, t.effect) for t in drop}
-        for _ in range(10):
-            raw = self.cluster.get_raw("nodes", name)
-            if raw is None:
-                return
-            node = NodeView.from_json(raw)
-            kept = [t for t in node.taints if (t.key, t.effect) not in gone]
-            have = {(t.key, t.effect) for t in kept}
-            wanted = kept + [t for t in add if (t.key, t.effect) not in have]
-            if wanted == list(node.taints):
-                return
-            patch = {
-                "metadata": {"resourceVersion": raw["metadata"]["resourceVersion"]},
-                "spec": {"taints": [t.to_json() for t in wanted] or None},
-            }
-            try:
-                self.cluster.call(
-                    self.cluster.core.patch_node,
-                    name,
-                    patch,
-                    _content_type="application/merge-patch+json",
-                    _preload_content=False,
-                )
-                return
-            except Conflict:
-                continue
-        raise NodeFaultError(name, "change the taints of", "kept conflicting with other writers")
+        return self._taint(name, OUT_OF_SERVICE, OutOfService(name, OUT_OF_SERVICE.to_json()))
 
     # ------------------------------------------------------------------ isolate / relabel
 
@@ -424,34 +572,13 @@ class NodeFaults:
     def isolate(self, name: str) -> NodeSnapshot:
         """Delete the Node object (`kubectl delete node`), after snapshotting what was set by hand.
 
-        Undo: once the node has re-registered (its machine restarted), put the snapshot back. If it
-        has not re-registered when the undo runs, the undo waits for older undos (the machine's
-        restart) and then for the node, up to `rejoin_timeout`.
+        Undo: once the node has re-registered (its machine restarted), put the snapshot back;
+        an older fault of its machine is undone first, then the undo waits for the node, up to
+        `rejoin_timeout`.
         """
         node = self._target(name, "isolate")
         snap = NodeSnapshot.of(node)
-
-        deferred = False
-
-        def restore() -> None:
-            nonlocal deferred
-            if not self._exists(name):
-                if not deferred:
-                    deferred = True
-                    raise RetryLater
-                self.cluster.wait_node(
-                    name,
-                    lambda n: n is not None,
-                    timeout=self.rejoin_timeout,
-                    description="to re-register after isolation",
-                )
-            self._apply_snapshot(snap)
-
-        self.undo.push(
-            f"put back labels/taints of isolated node {name}",
-            restore,
-            JournalRecord("isolate", {"node": name, "snapshot": snap.to_json()}, node=name),
-        )
+        self.undo.push(Isolated(name, snap.to_json()), self._env)
         with contextlib.suppress(NotFound):  # already gone: isolated all the same
             self.cluster.call(self.cluster.core.delete_node, name, _preload_content=False)
         return snap
@@ -468,41 +595,8 @@ class NodeFaults:
             timeout=self.rejoin_timeout if timeout is None else timeout,
             description="to exist before relabelling",
         )
-        self._apply_snapshot(snapshot)
+        apply_snapshot(self.cluster, snapshot)
         return self.cluster.node(snapshot.name)
-
-    def _apply_snapshot(self, snap: NodeSnapshot) -> None:
-        node = self.cluster.node(snap.name)
-        labels = {k: v for k, v in snap.labels.items() if node.labels.get(k) != v}
-        annotations = {k: v for k, v in snap.annotations.items() if node.annotations.get(k) != v}
-        body: dict[str, Any] = {}
-        if labels or annotations:
-            body["metadata"] = {}
-            if labels:
-                body["metadata"]["labels"] = labels
-            if annotations:
-                body["metadata"]["annotations"] = annotations
-        if node.unschedulable != snap.unschedulable:
-            body["spec"] = {"unschedulable": snap.unschedulable or None}
-        if body:
-            self._patch(snap.name, body)
-        self._edit_taints(snap.name, add=snap.taints)
-
-    # -- used by `k8sdr recover`, which has no undo closure, only the journal's data --------
-
-    def set_unschedulable(self, name: str, value: bool) -> None:
-        """Set the cordon of a node as it is (no checks, no undo); a missing node is left alone."""
-        self._set_unschedulable(name, value)
-
-    def edit_taints(
-        self, name: str, *, add: Sequence[Taint] = (), drop: Sequence[Taint] = ()
-    ) -> None:
-        """Add and remove taints (no checks, no undo); a missing node is left alone."""
-        self._edit_taints(name, add=add, drop=drop)
-
-    def apply_snapshot(self, snapshot: NodeSnapshot) -> None:
-        """Put a snapshot back on its existing node now (no wait, no undo)."""
-        self._apply_snapshot(snapshot)
 
 
 def _sleep_until(seconds: float) -> None:

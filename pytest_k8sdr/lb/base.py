@@ -5,12 +5,13 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
-from pytest_k8sdr.journal import JournalRecord, UndoEntry, UndoStack
 from pytest_k8sdr.lb.errors import LBConfigError
+from pytest_k8sdr.undo import Disruption, UndoEntry, UndoEnv, UndoStack
 
 #: How a node name maps to its address (the Node's InternalIP): a dict, or a callable that
 #: raises (any exception) for an unknown node. An IP address is always accepted as itself.
@@ -75,8 +76,9 @@ class LoadBalancer(Protocol):
 class JournaledDrains:
     """What the drivers share: node addresses, the undo stack, one undo entry per drained address.
 
-    A driver calls `_register_drain` before it changes anything, `_undo_drain` first in
-    `restore`, and `_changed` once a change took effect; it holds `_lock` around both.
+    A driver calls `_register_drain` (with its own drain kind, which undoes itself from its
+    record) before it changes anything, `_undo_drain` first in `restore`, and `_changed` once a
+    change took effect; it holds `_lock` around both.
     """
 
     def __init__(self, nodes: NodeAddresses | None, undo: UndoStack | None) -> None:
@@ -104,16 +106,15 @@ class JournaledDrains:
         self._last_change = time.monotonic()
 
     def _register_drain(
-        self, node: str, address: str, undo: Callable[[], None], record: dict[str, Any]
+        self, address: str, drain: Disruption, connections: Mapping[str, Any]
     ) -> None:
-        """Push the undo of draining `address` (once: a second drain keeps the first undo)."""
+        """Push the drain of `address` (once: a second drain keeps the first undo).
+
+        `connections` are the live ones its record names but cannot open (`UndoEnv`).
+        """
         registered = self._entries.get(address)
         if registered is None or registered.done:  # done: unwound by the stack meanwhile
-            self._entries[address] = self.undo.push(
-                f"restore {node} ({address}) in {self.name}",
-                undo,
-                JournalRecord("lb-drain", record, node=node_of(node)),
-            )
+            self._entries[address] = self.undo.push(drain, UndoEnv(connections=connections))
 
     def _undo_drain(self, address: str) -> bool:
         """Run our own pending undo of `address`; False when there is none (not ours)."""
@@ -122,6 +123,28 @@ class JournaledDrains:
             return False
         self.undo.run(entry)
         return True
+
+
+class Drained(Disruption):
+    """What the drain kinds share: an address (of a node, if one was named) out of a pool."""
+
+    address: str
+    node: str | None
+
+    @abstractmethod
+    def pool(self) -> str:
+        """Where the address was drained from, e.g. ``nginx upstream 'web' in FILE``."""
+
+    def summary(self) -> str:
+        """``drain ADDRESS (node N) from POOL``."""
+        return f"drain {self._who()} from {self.pool()}"
+
+    def undoing(self) -> str:
+        """``restore ADDRESS (node N) in POOL``."""
+        return f"restore {self._who()} in {self.pool()}"
+
+    def _who(self) -> str:
+        return f"{self.address} (node {self.node})" if self.node else self.address
 
 
 def resolve_address(node: str, nodes: NodeAddresses | None) -> str:
@@ -176,3 +199,23 @@ def host_record(host: object) -> dict[str, Any]:
     if isinstance(host, DockerExecHost):
         return {"type": "docker", "container": host.container, "docker": list(host.docker)}
     return {"type": "other", "name": str(getattr(host, "name", type(host).__name__))}
+
+
+def host_from_record(raw: Mapping[str, Any], connections: Mapping[str, Any]) -> Any:
+    """The `ConfigHost` a `host_record` describes; LBConfigError for one not reachable so.
+
+    A host a record cannot open again (an SSH session) is taken from `connections` by name.
+    """
+    from pytest_k8sdr.lb.hosts import DockerExecHost, LocalHost
+
+    if raw.get("type") == "local":
+        return LocalHost()
+    if raw.get("type") == "docker":
+        return DockerExecHost(str(raw["container"]), docker=tuple(raw.get("docker") or ["docker"]))
+    live = connections.get(str(raw.get("name")))
+    if live is not None:
+        return live
+    raise LBConfigError(
+        f"the load balancer on {raw.get('name', 'an unknown host')} cannot be reached from here; "
+        "restore its drained servers by hand"
+    )

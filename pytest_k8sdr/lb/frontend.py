@@ -7,7 +7,6 @@ from pathlib import Path
 
 from pytest_k8sdr.cluster import Cluster
 from pytest_k8sdr.config import Settings, validate
-from pytest_k8sdr.journal import UndoStack
 from pytest_k8sdr.lb.base import LoadBalancer
 from pytest_k8sdr.lb.errors import LBConfigError
 from pytest_k8sdr.lb.haproxy import HAProxyLB
@@ -15,6 +14,7 @@ from pytest_k8sdr.lb.hosts import DockerExecHost, LocalHost
 from pytest_k8sdr.lb.managed import ManagedNginx
 from pytest_k8sdr.lb.nginx import NginxLB
 from pytest_k8sdr.lb.probe import TrafficProbe
+from pytest_k8sdr.undo import UndoStack
 from pytest_k8sdr.workloads import Workload
 
 UPSTREAM_HEADER = "X-Upstream-Addr"
@@ -74,9 +74,8 @@ def open_frontend(
                 f"{workload.kind} {workload.name} has no NodePort Service for a load balancer"
             )
         servers = {node: f"{ip}:{workload.node_port}" for node, ip in addresses.items()}
+        # Its process goes on the undo stack, so that drains made later are undone before it stops.
         managed = ManagedNginx(workdir, servers, upstream=workload.name, undo=undo)
-        # Stopped through the undo stack, so that drains made later are undone before it stops.
-        undo.push(f"stop the managed nginx at {managed.url}", managed.stop)
         managed.start()
         return Frontend(managed.lb, managed.url, managed)
     validate(settings)  # done at session start already; cheap, and makes this safe on its own

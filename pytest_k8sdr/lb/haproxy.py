@@ -11,12 +11,19 @@ without a server-state file: that is HAProxy's behaviour, and the reason to rest
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from pytest_k8sdr.journal import UndoStack
-from pytest_k8sdr.lb.base import JournaledDrains, Member, NodeAddresses, host_record
+from pytest_k8sdr.lb.base import (
+    Drained,
+    JournaledDrains,
+    Member,
+    NodeAddresses,
+    host_from_record,
+    host_record,
+    node_of,
+)
 from pytest_k8sdr.lb.errors import (
     LBCommandFailed,
     LBConfigError,
@@ -25,6 +32,7 @@ from pytest_k8sdr.lb.errors import (
     UpstreamNotFound,
 )
 from pytest_k8sdr.lb.hosts import ConfigHost
+from pytest_k8sdr.undo import UndoEnv, UndoStack, disruption_kind
 
 HAProxyDrainMode = Literal["maint", "drain"]
 
@@ -124,6 +132,23 @@ def runtime_record(runtime: RuntimeAPI) -> dict[str, Any]:
     return {"type": "unknown", "name": runtime.name}
 
 
+def runtime_from_record(raw: dict[str, Any], connections: Mapping[str, Any]) -> RuntimeAPI:
+    """The runtime API a `runtime_record` describes; LBConfigError when it cannot be reached.
+
+    One a record cannot open again (over SSH, or of a type of its own) comes from `connections`.
+    """
+    if raw.get("type") == "socket":
+        address = raw["address"]
+        return SocketRuntimeAPI(address if isinstance(address, str) else tuple(address))
+    if raw.get("type") == "host":
+        host = host_from_record(raw["host"], connections)
+        return HostRuntimeAPI(host, str(raw["socket"]), client=tuple(raw["client"]))
+    live = connections.get(str(raw.get("name")))
+    if live is not None:
+        return live  # type: ignore[no-any-return]
+    raise LBConfigError(f"the HAProxy runtime API {raw.get('name')} cannot be reached from here")
+
+
 @dataclass(frozen=True)
 class _ServerState:
     name: str
@@ -206,16 +231,15 @@ class HAProxyLB(JournaledDrains):
                 return  # already out of rotation
             previous = {s.name: s.admin for s in targets}
             self._register_drain(
-                node,
                 address,
-                lambda: self._set_states(previous),
-                {
-                    "lb": "haproxy",
-                    "backend": self.backend,
-                    "runtime": runtime_record(self.runtime),
-                    "address": address,
-                    "previous": previous,
-                },
+                HAProxyDrain(
+                    address=address,
+                    backend=self.backend,
+                    runtime=runtime_record(self.runtime),
+                    previous=previous,
+                    node=node_of(node),
+                ),
+                self._connections(),
             )
             self._set_states({s.name: self.mode for s in targets})
 
@@ -229,6 +253,13 @@ class HAProxyLB(JournaledDrains):
             servers = self._servers_at(node, address)
             forced = _ADMIN_FMAINT | _ADMIN_FDRAIN
             self._set_states({s.name: "ready" for s in servers if s.admin_state & forced})
+
+    def _connections(self) -> dict[str, Any]:
+        live: dict[str, Any] = {self.runtime.name: self.runtime}
+        host = getattr(self.runtime, "host", None)
+        if host is not None:
+            live[host.name] = host
+        return live
 
     def _servers_at(self, node: str, address: str) -> list[_ServerState]:
         states = self._states()
@@ -287,3 +318,25 @@ class HAProxyLB(JournaledDrains):
                 )
             )
         return states
+
+
+@disruption_kind
+@dataclass(frozen=True)
+class HAProxyDrain(Drained):
+    """Servers of an HAProxy backend put out of rotation; undone by setting their old states."""
+
+    kind = "haproxy-drain"
+    address: str
+    backend: str
+    runtime: dict[str, Any]
+    previous: dict[str, str]
+    node: str | None = None
+
+    def pool(self) -> str:
+        """``haproxy backend 'B'``."""
+        return f"haproxy backend {self.backend!r}"
+
+    def undo(self, env: UndoEnv) -> None:
+        """Set each drained server back to the state it had."""
+        runtime = runtime_from_record(self.runtime, env.connections)
+        HAProxyLB(self.backend, runtime=runtime)._set_states(dict(self.previous))

@@ -3,21 +3,27 @@
 What the simulated backend uses as "the external load balancer", and what a user can start
 locally: a real nginx process with its own prefix directory, one `upstream` of every node's
 `address:nodePort`, retrying the next server on a connection error as nginx does by default,
-and reporting which servers it tried in `X-Upstream-Addr`.
+and reporting which servers it tried in `X-Upstream-Addr`. Its process is journaled like a
+disruption (`ManagedNginxRunning`), so `k8sdr recover` stops one a killed run left running.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_k8sdr.journal import UndoStack
 from pytest_k8sdr.lb.errors import LBToolMissing
 from pytest_k8sdr.lb.nginx import DrainMode, NginxLB
+from pytest_k8sdr.undo import Disruption, UndoEntry, UndoEnv, UndoStack, disruption_kind
 
 
 def free_port(address: str) -> int:
@@ -60,7 +66,11 @@ http {{
 
 
 class ManagedNginx:
-    """An nginx process this object started and stops; `lb` drains and restores its upstream."""
+    """An nginx this object starts, stopped by its undo entry; `lb` drains and restores it.
+
+    `start` registers the process on `undo` (a private stack when None) before spawning it, so
+    the undo stack stops it after undoing the drains made on it, and so does `k8sdr recover`.
+    """
 
     def __init__(
         self,
@@ -95,44 +105,106 @@ class ManagedNginx:
             undo=undo,
             mode=mode,
         )
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.undo = undo if undo is not None else UndoStack()
+        self._entry: UndoEntry | None = None
         self._lock = threading.Lock()
 
     def start(self, timeout: float = 10.0) -> ManagedNginx:
-        """Start nginx in the foreground of a child process and wait until it listens."""
-        self._proc = subprocess.Popen(
-            [*self.command, "-c", str(self.config), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+        """Start nginx as a daemon (known by its pid file) and wait until it listens.
+
+        Not a child held by this object: the process is the undo stack's to stop, after the
+        drains made on it, whether or not this object is still around.
+        """
+        self._entry = self.undo.push(
+            ManagedNginxRunning(str(self.config), str(self.directory / "nginx.pid"), self.url)
         )
+        log = self.directory / "start.log"
+        with open(log, "wb") as out:
+            started = subprocess.run(
+                [*self.command, "-c", str(self.config)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+                timeout=timeout,
+                check=False,
+            )
+        if started.returncode != 0:
+            self.stop()
+            raise LBToolMissing(f"nginx did not start: {log.read_text().strip()}")
         address = self.url.split("//", 1)[1].rsplit(":", 1)[0]
-        done = threading.Event()
-        while not done.wait(0.05):
-            if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
-                raise LBToolMissing(f"nginx did not start: {err.strip()}")
+        deadline = time.monotonic() + timeout
+        pause = threading.Event()
+        while True:
             try:
                 with socket.create_connection((address, self.port), timeout=0.2):
                     return self
             except OSError:
-                timeout -= 0.05
-                if timeout <= 0:
+                if time.monotonic() > deadline:
                     self.stop()
                     raise LBToolMissing(f"nginx did not listen on {self.url} in time") from None
-        return self
+                pause.wait(0.05)
 
     def stop(self) -> None:
-        """Stop nginx (idempotent)."""
+        """Stop nginx (idempotent), through its undo entry."""
         with self._lock:
-            proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+            entry, self._entry = self._entry, None
+        if entry is not None:
+            self.undo.run(entry)
+
+
+@disruption_kind
+@dataclass(frozen=True)
+class ManagedNginxRunning(Disruption):
+    """A managed nginx process, known by its pid file; undone by stopping it."""
+
+    kind = "managed-nginx"
+    disruptive = False
+    config: str
+    pid_file: str
+    url: str
+
+    def summary(self) -> str:
+        """``start a managed nginx at URL``."""
+        return f"start a managed nginx at {self.url} ({self.config})"
+
+    def undoing(self) -> str:
+        """``stop the managed nginx at URL``."""
+        return f"stop the managed nginx at {self.url}"
+
+    def undo(self, env: UndoEnv) -> None:
+        """SIGTERM the master named in the pid file, if it still runs this config; then wait."""
+        try:
+            pid = int(Path(self.pid_file).read_text().strip())
+        except (OSError, ValueError):
+            return  # never started, or stopped (nginx removes its pid file on exit)
+        if self.config not in _cmdline(pid):
+            return  # gone, and the pid reused by someone else
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(pid, 10.0):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 10.0)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait for `pid` to exit (reaping it when it is our child); False after `timeout`."""
+    deadline = time.monotonic() + timeout
+    delay = threading.Event()
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return True
+        except ChildProcessError:  # not our child: look at /proc instead
+            if not _cmdline(pid):
+                return True
+        delay.wait(0.02)
+    return False

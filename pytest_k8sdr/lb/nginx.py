@@ -23,14 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from pytest_k8sdr.journal import UndoStack
 from pytest_k8sdr.lb.base import (
+    Drained,
     JournaledDrains,
     Member,
     NodeAddresses,
+    host_from_record,
     host_record,
+    node_of,
     split_host_port,
 )
 from pytest_k8sdr.lb.errors import (
@@ -42,6 +44,7 @@ from pytest_k8sdr.lb.errors import (
     UpstreamNotFound,
 )
 from pytest_k8sdr.lb.hosts import CommandResult, ConfigHost, LocalHost
+from pytest_k8sdr.undo import UndoEnv, UndoStack, disruption_kind
 
 DrainMode = Literal["comment", "down"]
 
@@ -143,19 +146,17 @@ class NginxLB(JournaledDrains):
                     f"nginx -t fails on {self.host.name} before any change: {current.output}"
                 )
             self._register_drain(
-                node,
                 address,
-                lambda: self._restore_address(address),
-                {
-                    "lb": "nginx",
-                    "upstream": self.upstream,
-                    "config": self.config,
-                    "file": self.file,
-                    "nginx": list(self.nginx),
-                    "host": host_record(self.host),
-                    "address": address,
-                    "mode": self.mode,
-                },
+                NginxDrain(
+                    address=address,
+                    upstream=self.upstream,
+                    config=self.config,
+                    file=self.file,
+                    nginx=list(self.nginx),
+                    host=host_record(self.host),
+                    node=node_of(node),
+                ),
+                {self.host.name: self.host},
             )
             self._apply(original, new, f"drain {node} ({address})")
 
@@ -260,6 +261,40 @@ class NginxLB(JournaledDrains):
                 f"{what} in {self.name}: the changed configuration does not validate, "
                 f"the file was put back as it was: {result.output}"
             )
+
+
+@disruption_kind
+@dataclass(frozen=True)
+class NginxDrain(Drained):
+    """An address drained from an nginx upstream; undone by restoring its original lines.
+
+    Whatever the drain mode, the drained lines keep their original text after a marker, so the
+    undo needs only where the file is and how to run nginx there.
+    """
+
+    kind = "nginx-drain"
+    address: str
+    upstream: str
+    config: str | None
+    file: str
+    nginx: list[str]
+    host: dict[str, Any]
+    node: str | None = None
+
+    def pool(self) -> str:
+        """``nginx upstream 'UPSTREAM' in FILE``."""
+        return f"nginx upstream {self.upstream!r} in {self.file}"
+
+    def undo(self, env: UndoEnv) -> None:
+        """Unmark the address's drained lines, validate, reload (a no-op when none is left)."""
+        lb = NginxLB(
+            self.upstream,
+            config=self.config,
+            file=self.file,
+            host=host_from_record(self.host, env.connections),
+            nginx=tuple(self.nginx),
+        )
+        lb._restore_address(self.address)
 
 
 # -- parsing -------------------------------------------------------------------------------

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_k8sdr.journal import UndoStack
 from pytest_k8sdr.lb import HAProxyLB, NginxLB
+from pytest_k8sdr.undo import UndoStack
 
 # The simulator uses 127.1.x.y; these tests keep to a /16 of their own, one /24 per test.
 _NET = "127.88"

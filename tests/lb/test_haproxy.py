@@ -9,7 +9,6 @@ import pytest
 from lb_helpers import Cluster, HAProxyServer, haproxy_conf, start_haproxy, stop
 
 from pytest_k8sdr.errors import ClusterCheckFailed
-from pytest_k8sdr.journal import UndoStack
 from pytest_k8sdr.lb import (
     HAProxyLB,
     HostRuntimeAPI,
@@ -24,6 +23,7 @@ from pytest_k8sdr.lb import (
     assert_lb_drained,
     assert_lb_restored,
 )
+from pytest_k8sdr.undo import UndoStack
 
 
 def _states(lb: HAProxyLB) -> dict[str, str]:

@@ -23,7 +23,6 @@ from lb_helpers import (
 )
 from lb_ssh import SSHLogin, ssh_login
 
-from pytest_k8sdr.journal import UndoStack
 from pytest_k8sdr.lb import (
     DockerExecHost,
     HAProxyLB,
@@ -39,6 +38,7 @@ from pytest_k8sdr.lb import (
     assert_lb_drained,
     assert_lb_restored,
 )
+from pytest_k8sdr.undo import UndoStack
 
 __all__ = ["nginx_container", "nginx_image", "ssh_login"]  # fixtures used here
 

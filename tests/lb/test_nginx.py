@@ -9,7 +9,6 @@ import pytest
 from lb_helpers import Cluster, NginxServer, nginx_conf, start_nginx, stop, upstream_lines
 
 from pytest_k8sdr.errors import ClusterCheckFailed, ConfigError, FaultError
-from pytest_k8sdr.journal import UndoStack
 from pytest_k8sdr.lb import (
     LBCommandFailed,
     LBConfigError,
@@ -22,6 +21,7 @@ from pytest_k8sdr.lb import (
     assert_lb_drained,
     assert_lb_restored,
 )
+from pytest_k8sdr.undo import UndoStack
 
 
 def _nginx_t_dump(server: NginxServer) -> str:

@@ -147,6 +147,22 @@ def inner_pytest(
     )
 
 
+def processes_mentioning(text: str) -> list[str]:
+    """Live processes (not zombies) whose command line contains `text`: "pid: command line"."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if text in cmdline and state != "Z":
+            found.append(f"{proc.name}: {cmdline.strip()}")
+    return found
+
+
 def recover(*args: str) -> subprocess.CompletedProcess[str]:
     """Run `k8sdr recover ...` as a user would."""
     return subprocess.run(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,8 +17,42 @@ from pytest_k8sdr.journal import (
     Journal,
     JournalError,
     JournalRecord,
+    ProcessIdentity,
     read_journal,
+    read_sessions,
 )
+from pytest_k8sdr.undo import Disruption, Registry, UndoEnv
+
+KINDS = Registry()
+
+
+@KINDS.register
+@dataclass(frozen=True)
+class Flag(Disruption):
+    """A flag file made by the disruption; undone by removing it (`stuck` makes that fail)."""
+
+    kind = "flag"
+    path: str
+    node: str | None = None
+    stuck: bool = False
+
+    def summary(self) -> str:
+        return f"raise the flag {self.path}"
+
+    def undoing(self) -> str:
+        return f"lower the flag {self.path}"
+
+    def undo(self, env: UndoEnv) -> None:
+        if self.stuck:
+            raise RuntimeError("kubelet would not start")
+        Path(self.path).unlink(missing_ok=True)
+
+
+@KINDS.register
+@dataclass(frozen=True)
+class Setup(Flag):
+    kind = "setup"
+    disruptive = False
 
 
 def lines(path: Path) -> list[dict[str, object]]:
@@ -24,17 +61,16 @@ def lines(path: Path) -> list[dict[str, object]]:
 
 def test_a_record_is_on_disk_before_the_change_is_made(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
-    stack = UndoStack(journal := Journal(path))
-    seen_when_changing: list[list[str]] = []
-
-    def change() -> None:
-        seen_when_changing.append([e.id for e in read_journal(path)])
-
-    entry = stack.push("uncordon w1", lambda: None, JournalRecord("cordon", {"node": "w1"}))
-    change()
-    assert seen_when_changing == [[entry.journal_id]]
+    stack = UndoStack(journal := Journal(path), registry=KINDS)
+    flag = tmp_path / "flag"
+    entry = stack.push(Flag(str(flag)))
+    seen_when_changing = [e.id for e in read_journal(path)]
+    flag.touch()
+    assert seen_when_changing == [entry.journal_id]
+    assert read_journal(path)[0].record == JournalRecord("flag", {"path": str(flag)})
     stack.unwind()
     journal.close_file()
+    assert not flag.exists()
     assert read_journal(path) == []
     events = [(x["event"], x.get("how")) for x in lines(path)]
     assert events == [("session", None), ("opened", None), ("closed", "undone")]
@@ -42,26 +78,31 @@ def test_a_record_is_on_disk_before_the_change_is_made(tmp_path: Path) -> None:
 
 def test_failed_undos_stay_open_and_discarded_ones_close(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
-    stack = UndoStack(journal := Journal(path))
-
-    def boom() -> None:
-        raise RuntimeError("kubelet would not start")
-
-    kept = stack.push("start w1", boom, JournalRecord("machine", {"node": "w1"}))
-    dropped = stack.push("uncordon w2", lambda: None, JournalRecord("cordon", {"node": "w2"}))
+    stack = UndoStack(journal := Journal(path), registry=KINDS)
+    kept = stack.push(Flag(str(tmp_path / "a"), node="w1", stuck=True))
+    dropped = stack.push(Flag(str(tmp_path / "b"), node="w2"))
     stack.discard(dropped)
     with pytest.raises(UndoError):
         stack.unwind()
     journal.close_file()
     assert [e.id for e in read_journal(path)] == [kept.journal_id]
-    assert read_journal(path)[0].record == JournalRecord("machine", {"node": "w1"})
+    assert read_journal(path)[0].record.node == "w1"
 
 
-def test_pushes_without_a_record_are_not_journaled(tmp_path: Path) -> None:
+def test_the_session_says_which_process_runs_it(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     with Journal(path) as journal:
-        UndoStack(journal).push("something local", lambda: None)
-    assert [x["event"] for x in lines(path)] == ["session"]
+        journal.describe(kubeconfig="/somewhere/kubeconfig")
+    session = read_sessions(path)[journal.run]
+    assert session["pid"] == os.getpid()
+    assert session["host"] == socket.gethostname()
+    assert session["kubeconfig"] == "/somewhere/kubeconfig"
+    me = ProcessIdentity.from_session(session)
+    assert me is not None
+    assert me.alive() is True
+    # The same pid with another start time is another process (the pid was reused).
+    assert ProcessIdentity(me.pid, me.host, (me.started or 0) + 1, me.boot).alive() is False
+    assert ProcessIdentity(me.pid, "another-host", me.started, me.boot).alive() is None
 
 
 @pytest.mark.parametrize(
@@ -96,10 +137,10 @@ def test_a_guard_refuses_before_anything_is_written(tmp_path: Path) -> None:
             raise RuntimeError(f"refusing {record.kind}: one at a time")
 
     with Journal(path, guard=guard) as journal:
-        stack = UndoStack(journal)
-        stack.push("a", lambda: None, JournalRecord("cordon", {"node": "w1"}, node="w1"))
+        stack = UndoStack(journal, registry=KINDS)
+        stack.push(Flag(str(tmp_path / "a"), node="w1"))
         with pytest.raises(RuntimeError, match="one at a time"):
-            stack.push("b", lambda: None, JournalRecord("cordon", {"node": "w2"}, node="w2"))
+            stack.push(Flag(str(tmp_path / "b"), node="w2"))
     assert len(stack) == 1
     assert len(read_journal(path)) == 1
 
@@ -107,9 +148,11 @@ def test_a_guard_refuses_before_anything_is_written(tmp_path: Path) -> None:
 def test_a_dry_run_writes_nothing_and_stops_at_the_disruption(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     journal = Journal(path, plan=True)
-    stack = UndoStack(journal)
-    with pytest.raises(DisruptionPlanned, match="uncordon w1"):
-        stack.push("uncordon w1", lambda: None, JournalRecord("cordon", {"node": "w1"}))
+    stack = UndoStack(journal, registry=KINDS)
+    flag = str(tmp_path / "flag")
+    stack.push(Setup(flag))  # what a run sets up (its namespace, its simulator) goes through
+    with pytest.raises(DisruptionPlanned, match=f"raise the flag {flag}"):
+        stack.push(Flag(flag))
     assert not path.exists()
-    assert [d for d, _ in journal.planned] == ["uncordon w1"]
-    assert len(stack) == 0
+    assert [d for d, _ in journal.planned] == [f"raise the flag {flag}"]
+    assert len(stack) == 1

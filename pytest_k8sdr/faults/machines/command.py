@@ -19,7 +19,7 @@ from pytest_k8sdr.faults.machines.base import (
     MachineState,
 )
 from pytest_k8sdr.faults.machines.inventory import CommandSpec
-from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.undo import UndoStack
 
 
 def api_variables(api_server: str | None) -> dict[str, str]:

@@ -28,7 +28,7 @@ from pytest_k8sdr.faults.machines.base import (
 )
 from pytest_k8sdr.faults.machines.command import api_variables
 from pytest_k8sdr.faults.machines.inventory import DockerSpec
-from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.undo import UndoStack
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,13 @@ class DockerMachine(MachineBase):
     def __init__(self, spec: DockerSpec, undo: UndoStack) -> None:
         super().__init__(spec.node, undo)
         self.spec = spec
+
+    def _locator(self) -> dict[str, Any]:
+        return {
+            "kind_cluster": self.spec.cluster,
+            "docker": self.spec.docker,
+            "docker_host": self.spec.host,
+        }
 
     def _check(self, action: Action) -> None:
         if action in _IN_NODE and action.value not in self.spec.commands:

@@ -17,7 +17,7 @@ from pytest_k8sdr.faults.machines.inventory import (
 )
 from pytest_k8sdr.faults.machines.sim import SimMachine, SimNodes
 from pytest_k8sdr.faults.machines.ssh import SshMachine
-from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.undo import UndoStack
 
 
 def make_machine(spec: MachineSpec, undo: UndoStack, *, sim: SimNodes | None = None) -> MachineBase:

@@ -19,8 +19,8 @@ from pytest_k8sdr.faults.machines.base import (
     MachineState,
 )
 from pytest_k8sdr.faults.machines.inventory import SimSpec
-from pytest_k8sdr.journal import UndoStack
 from pytest_k8sdr.sim import SimCluster
+from pytest_k8sdr.undo import UndoEnv, UndoStack
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,17 @@ class SimMachine(MachineBase):
                     may_have_acted=False,
                 ) from exc
         return self._cluster
+
+    def _locator(self) -> dict[str, Any]:
+        state_dir = self.spec.state_dir
+        if state_dir is None:
+            state_dir = getattr(self._cluster, "state_dir", None)
+        return {"state_dir": str(state_dir) if state_dir is not None else None}
+
+    def _undo_env(self) -> UndoEnv:
+        env = super()._undo_env()
+        env.sim = self._cluster
+        return env
 
     def _calls(self) -> Mapping[Action, Callable[[str], Any]]:
         c = self.cluster

@@ -34,7 +34,7 @@ from pytest_k8sdr.faults.machines.base import (
 )
 from pytest_k8sdr.faults.machines.command import api_variables, check_command, run_templated
 from pytest_k8sdr.faults.machines.inventory import SshHop, SshSpec
-from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.undo import UndoStack
 
 log = logging.getLogger(__name__)
 
@@ -235,10 +235,14 @@ class SshMachine(MachineBase):
                     action,
                     f"TCP connect to {where} timed out after {timeout:g}s",
                     may_have_acted=False,
+                    transient=True,
                 ) from exc
             except OSError as exc:
                 raise self.error(
-                    action, f"cannot connect to {where}: {exc}", may_have_acted=False
+                    action,
+                    f"cannot connect to {where}: {exc}",
+                    may_have_acted=False,
+                    transient=True,  # a machine powering on refuses connections for a while
                 ) from exc
             watchdog.watch(raw)
             sock = raw

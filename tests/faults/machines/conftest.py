@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from machines_helpers import FakeNode, KindNodes, Sshd, build_node_image, ensure_docker_engine
 
-from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.undo import UndoStack
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def alive(pid: int) -> bool:
     """True if `pid` runs (a zombie waiting for its reaper does not)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # ESRCH: it exited while being read
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 

@@ -33,9 +33,9 @@ from pytest_k8sdr.faults.machines import (
     parse_inventory,
 )
 from pytest_k8sdr.faults.machines.inventory import SimSpec
-from pytest_k8sdr.journal import UndoStack
 from pytest_k8sdr.sim import SimCluster
 from pytest_k8sdr.sim.addresses import node_address, node_pod_cidr
+from pytest_k8sdr.undo import UndoStack
 from pytest_k8sdr.workloads import Workload, pod_template
 
 K8SDR = str(Path(sys.executable).with_name("k8sdr"))

@@ -11,17 +11,13 @@ from machines_helpers import FakeNode, wait_dead
 
 from pytest_k8sdr.errors import UndoError
 from pytest_k8sdr.faults.machines import (
-    Action,
     CommandMachine,
-    Machine,
-    MachineBase,
     MachineError,
-    MachineHealth,
     MachineState,
     parse_inventory,
 )
 from pytest_k8sdr.faults.machines.inventory import CommandSpec
-from pytest_k8sdr.journal import Journal, UndoStack, read_journal
+from pytest_k8sdr.undo import UndoStack
 
 
 def machine(stack: UndoStack, commands: dict[str, Any], **extra: Any) -> CommandMachine:
@@ -175,56 +171,3 @@ def test_health_without_a_health_command_is_unknown(stack: UndoStack) -> None:
     health = machine(stack, {}).health()
     assert health.state is MachineState.UNKNOWN
     assert not health.healthy
-
-
-class Recorder(MachineBase):
-    """A driver that records what the undo stack held when each action ran."""
-
-    driver = "recorder"
-
-    def __init__(self, stack: UndoStack) -> None:
-        super().__init__("worker-1", stack)
-        self.seen: list[tuple[str, list[str]]] = []
-
-    def _act(self, action: Action) -> None:
-        self.seen.append((action.value, [e.description for e in self._undo.pending]))
-
-    def health(self) -> MachineHealth:
-        return MachineHealth(self.node, self.driver, MachineState.UNKNOWN)
-
-
-def test_the_undo_is_on_the_stack_before_the_action_runs(stack: UndoStack) -> None:
-    m = Recorder(stack)
-    m.partition()
-    stack.unwind()
-    assert m.seen == [
-        ("partition", ["recorder machine of node 'worker-1': heal (undoes partition)"]),
-        ("heal", []),
-    ]
-    assert isinstance(m, Machine)
-
-
-def test_faults_are_journaled_before_they_are_made_and_closed_when_undone(
-    tmp_path: Path, fakenode: FakeNode
-) -> None:
-    path = tmp_path / "journal.jsonl"
-    with Journal(path) as journal:
-        stack = UndoStack(journal)
-        m = machine(stack, full(fakenode))
-        m.stop_kubelet()
-        [opened] = read_journal(path)
-        assert opened.record.kind == "machine"
-        assert opened.record.node == "worker-1"
-        assert opened.record.data == {
-            "driver": "command",
-            "node": "worker-1",
-            "fault": "stop_kubelet",
-            "restore": "start_kubelet",
-        }
-        m.start_kubelet()  # the test restores it itself: the entry is closed
-        assert read_journal(path) == []
-
-        with pytest.raises(MachineError):
-            machine(stack, {"kill": ["/nonexistent/tool"], "start": "true"}).kill()
-        assert read_journal(path) == []  # nothing was touched: closed at once
-        assert len(stack) == 0

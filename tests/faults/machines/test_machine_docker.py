@@ -12,7 +12,7 @@ from machines_helpers import FAKENODE, KindNodes, docker
 from pytest_k8sdr.errors import UndoError
 from pytest_k8sdr.faults.machines import DockerMachine, MachineError, MachineState, parse_inventory
 from pytest_k8sdr.faults.machines.inventory import DockerSpec
-from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.undo import UndoStack
 
 STATE = "/run/fakenode"
 INIT = [sys.executable, str(FAKENODE), STATE, "init"]

@@ -23,7 +23,7 @@ from pytest_k8sdr.faults.machines import (
 )
 from pytest_k8sdr.faults.machines import inventory as inventory_module
 from pytest_k8sdr.faults.machines.presets import HEAL, K3S, PARTITION
-from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.undo import UndoStack
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_k8sdr.faults.machines import MachineError, MachineState, SimMachine, SimSpec
-from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.undo import UndoStack
 
 
 def test_no_cluster_in_the_state_dir_is_an_error_that_touches_nothing(

@@ -15,7 +15,7 @@ from machines_helpers import FakeNode, Sshd, keygen, wait_dead
 
 from pytest_k8sdr.faults.machines import MachineError, MachineState, SshMachine, parse_inventory
 from pytest_k8sdr.faults.machines.inventory import SshSpec
-from pytest_k8sdr.journal import UndoStack
+from pytest_k8sdr.undo import UndoStack
 
 
 def spec(sshd: Sshd, fakenode: FakeNode | None = None, **extra: Any) -> SshSpec:
