@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"server:     {cluster.server_url} (pid {cluster.server_pid})")
             print(f"kubeconfig: {cluster.kubeconfig_path}")
             print(f"profile:    {cluster.profile}")
+            print(f"owner:      {_owner(cluster)}")
             for name in cluster.node_names():
                 try:
                     state = cluster.node_state(name)
@@ -177,6 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     except (SimError, RuntimeError, OSError) as exc:
         print(f"k8sdr sim {args.command}: {exc}", file=sys.stderr)
         return 1
+
+
+def _owner(cluster: SimCluster) -> str:
+    """Who the cluster ends with, and whether it outlived them (then `k8sdr sim down` ends it)."""
+    if cluster.owner_pid is None:
+        return "none: it runs until `k8sdr sim down`"
+    if cluster.orphaned():
+        return f"pid {cluster.owner_pid}, which has ended: orphaned, `k8sdr sim down` stops it"
+    return f"pid {cluster.owner_pid}: it stops when that process ends"
 
 
 def _controller(cluster: SimCluster, op: str, name: str | None) -> int:
