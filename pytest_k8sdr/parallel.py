@@ -204,11 +204,10 @@ class Turns:
         except BlockingIOError:
             pass
         holder = self._current_holder(fd)
-        whom = (
-            f"worker {holder.worker}'s disruptive test {holder.test}"
-            if holder is not None
-            else "another worker's disruptive test"
-        )
+        if holder is not None:
+            whom = f"worker {holder.worker}'s disruptive test {holder.test}"
+        else:
+            whom = "another worker's disruptive test"
         waiting = self.directory / f"waiting-{self.worker}"
         waiting.write_text(Holder(self.worker, test, os.getpid()).to_text())
         started = time.monotonic()

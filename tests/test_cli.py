@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 from collections.abc import Iterator
 
 import pytest
 
 from pytest_k8sdr import cli
+from pytest_k8sdr.sim import cli as sim_cli
 
 
 def _parsers(
@@ -22,7 +24,8 @@ def _parsers(
 
 def test_every_option_of_every_sub_command_has_a_help_text() -> None:
     seen = []
-    for path, parser in _parsers(cli._parser()):
+    walk = itertools.chain(_parsers(cli._parser()), _parsers(sim_cli._parser(), "k8sdr sim"))
+    for path, parser in walk:
         for action in parser._actions:
             if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
                 continue
@@ -31,6 +34,8 @@ def test_every_option_of_every_sub_command_has_a_help_text() -> None:
             assert action.help, f"{path} {name}: no help text"
             assert action.help != argparse.SUPPRESS, f"{path} {name}: hidden"
     assert "k8sdr recover --api-deadline" in seen
+    assert "k8sdr sim up --workers" in seen
+    assert "k8sdr sim node name" in seen
 
 
 def test_help_shows_each_option_with_its_text(capsys: pytest.CaptureFixture[str]) -> None:

@@ -89,3 +89,15 @@ def test_the_node_failure_semantics_cite_upstream_sources() -> None:
     ):
         assert source in doc, source
     assert "docs/node-failure-semantics.md" in README
+
+
+def test_troubleshooting_quotes_what_the_code_prints() -> None:
+    # Each bold code span is a message's start as printed; "..." stands for what varies.
+    section = README.split("\n## Troubleshooting\n", 1)[1].split("\n## ", 1)[0]
+    quoted = re.findall(r"\*\*`([^`]+)`", section.replace("\n", " "))
+    assert len(quoted) >= 10
+    source = "\n".join(p.read_text() for p in (ROOT / "pytest_k8sdr").rglob("*.py"))
+    for quote in quoted:
+        fragments = [f.strip(" .") for f in quote.split("...")]
+        for fragment in (f for f in fragments if len(f) >= 6):
+            assert fragment in source, f"README Troubleshooting quotes {quote!r}: not in the code"

@@ -50,27 +50,69 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     up = with_dir(sub.add_parser("up", help="start a simulated cluster in the background"))
-    up.add_argument("--workers", type=int, default=3)
-    up.add_argument("--profile", choices=sorted(PROFILES), default="fast")
-    up.add_argument("--port", type=int, default=0)
-    up.add_argument("--hollow-nodes", type=int, default=0)
-    up.add_argument("--disable-controller", action="append", default=[])
-    up.add_argument("--ready-timeout", type=float, default=30.0)
-    up.add_argument("--fault-error-rate", type=float, default=0.0)
-    up.add_argument("--fault-latency-ms", type=float, default=0.0)
-    up.add_argument("--fault-watch-cut-seconds", type=float, default=0.0)
+    up.add_argument(
+        "--workers", type=int, default=3, help="worker nodes, one agent process each (default 3)"
+    )
+    up.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="fast",
+        help="timings: upstream's defaults, or fast ones so a runbook takes seconds (default fast)",
+    )
+    up.add_argument(
+        "--port", type=int, default=0, help="API server port on 127.0.0.1 (default 0: any free one)"
+    )
+    up.add_argument(
+        "--hollow-nodes",
+        type=int,
+        default=0,
+        help="extra nodes served by one shared agent process, for scale (default 0)",
+    )
+    up.add_argument(
+        "--disable-controller",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="start without this controller (repeatable; names: k8sdr sim controller list)",
+    )
+    up.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for every node to be Ready (default 30)",
+    )
+    up.add_argument(
+        "--fault-error-rate",
+        type=float,
+        default=0.0,
+        help="share of API requests answered 500 or 429 instead of served, 0..1 (default 0)",
+    )
+    up.add_argument(
+        "--fault-latency-ms",
+        type=float,
+        default=0.0,
+        help="milliseconds added to every API request (default 0)",
+    )
+    up.add_argument(
+        "--fault-watch-cut-seconds",
+        type=float,
+        default=0.0,
+        help="close every watch stream after this many seconds (default 0: never)",
+    )
     with_dir(sub.add_parser("down", help="stop the simulated cluster"))
     with_dir(sub.add_parser("status", help="show the simulated cluster and its nodes"))
     node = with_dir(sub.add_parser("node", help="act on one simulated node"))
-    node.add_argument("op", choices=sorted(NODE_OPS))
-    node.add_argument("name")
+    node.add_argument("op", choices=sorted(NODE_OPS), help="what to do to the node")
+    node.add_argument("name", help="the node's name, as in kubectl get nodes")
     ctl = with_dir(
         sub.add_parser(
             "controller", help="list the controllers, or switch one on or off while it runs"
         )
     )
-    ctl.add_argument("op", choices=["list", "enable", "disable"])
-    ctl.add_argument("name", nargs="?")
+    ctl.add_argument(
+        "op", choices=["list", "enable", "disable"], help="list them, or switch NAME on or off"
+    )
+    ctl.add_argument("name", nargs="?", help="the controller to switch (not with list)")
     return parser
 
 
@@ -116,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"server:     {cluster.server_url} (pid {cluster.server_pid})")
             print(f"kubeconfig: {cluster.kubeconfig_path}")
             print(f"profile:    {cluster.profile}")
+            print(f"owner:      {_owner(cluster)}")
             for name in cluster.node_names():
                 try:
                     state = cluster.node_state(name)
@@ -135,6 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     except (SimError, RuntimeError, OSError) as exc:
         print(f"k8sdr sim {args.command}: {exc}", file=sys.stderr)
         return 1
+
+
+def _owner(cluster: SimCluster) -> str:
+    """Who the cluster ends with, and whether it outlived them (then `k8sdr sim down` ends it)."""
+    if cluster.owner_pid is None:
+        return "none: it runs until `k8sdr sim down`"
+    if cluster.orphaned():
+        return f"pid {cluster.owner_pid}, which has ended: orphaned, `k8sdr sim down` stops it"
+    return f"pid {cluster.owner_pid}: it stops when that process ends"
 
 
 def _controller(cluster: SimCluster, op: str, name: str | None) -> int:

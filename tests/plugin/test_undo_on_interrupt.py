@@ -35,7 +35,7 @@ def test_cordon_then_{how}(node_faults, cluster):
 
 @pytest.mark.parametrize("how", ["fail", "interrupt", "sigterm", "external-sigterm"])
 def test_cordon_is_undone(
-    how: str, cluster: Cluster, k8sdr_backend: object, tmp_path: Path
+    how: str, cluster: Cluster, k8sdr_backend: object, tmp_path: Path, namespace: str
 ) -> None:
     kubeconfig = k8sdr_backend.kubeconfig  # type: ignore[attr-defined]
     inner_how = "sleep" if how == "external-sigterm" else how
@@ -58,6 +58,8 @@ def test_cordon_is_undone(
         f"--k8sdr-kubeconfig={kubeconfig}",
         f"--k8sdr-allowed-contexts={context}",
         f"--rootdir={tmp_path}",
+        # Its own game-day lock: this suite's session may hold the default one on this cluster.
+        f"--k8sdr-lock-namespace={namespace}",
     ]
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -100,6 +100,18 @@ def test_cli_up_leaves_a_cluster_owned_by_nobody(tmp_path: Path) -> None:
         assert all(_alive(p) for p in pids)
         assert not cluster.orphaned()
         assert cluster.running()
+        status = subprocess.run(
+            [
+                *(sys.executable, "-m", "pytest_k8sdr.cli", "sim", "status"),
+                "--state-dir",
+                str(state),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert "owner:      none: it runs until `k8sdr sim down`" in status
     finally:
         cluster.stop()
     assert _wait_all_gone(pids, BOUND) == []
