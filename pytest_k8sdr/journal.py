@@ -15,6 +15,7 @@ The file, one JSON object per line (a run may add `session` lines as it learns m
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -202,7 +203,11 @@ class Journal:
     runs before anything is written and refuses a disruption by raising. With `plan=True`
     nothing is written or touched: each disruptive record is collected in `planned` and its
     `open` raises `DisruptionPlanned`. `annotator` and `guard` may be set after construction
-    (a session journals the simulator it launches before it can reach a cluster).
+    (a session journals the simulator it launches before it can reach a cluster). `run` names
+    the run (a fresh id by default; a pytest-xdist worker's names its session and itself).
+
+    Several processes may journal into one file (the workers of a pytest-xdist session): each
+    line is appended whole, under an flock, so lines never interleave.
     """
 
     def __init__(
@@ -213,21 +218,22 @@ class Journal:
         guard: Guard | None = None,
         plan: bool = False,
         session: Mapping[str, Any] | None = None,
+        run: str | None = None,
     ) -> None:
         self.path = path
         self.annotator = annotator
         self.guard = guard
         self.plan = plan
-        self.run = uuid.uuid4().hex[:12]
+        self.run = run or uuid.uuid4().hex[:12]
         self.planned: list[tuple[str, JournalRecord]] = []
         self._open: dict[str, JournalRecord] = {}
         self._count = 0
         self._lock = threading.RLock()
-        self._file: Any = None
+        self._fd: int | None = None
         if path is not None and not plan:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held for the run
+                self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             except OSError as exc:
                 raise JournalError(f"journal {path}: cannot open for writing: {exc}") from exc
             self._write(
@@ -301,12 +307,10 @@ class Journal:
             self._write({"event": "closed", "id": entry_id, "how": how, "at": _now()})
 
     def _write(self, obj: Mapping[str, Any]) -> None:
-        if self._file is None:
+        if self._fd is None:
             return
         try:
-            self._file.write(json.dumps(obj, sort_keys=True) + "\n")
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            _append_line(self._fd, obj)
         except OSError as exc:
             raise JournalError(f"journal {self.path}: cannot write: {exc}") from exc
 
@@ -319,9 +323,22 @@ class Journal:
     def close_file(self) -> None:
         """Close the file (entries still open stay open in it, for `k8sdr recover`)."""
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _append_line(fd: int, obj: Mapping[str, Any]) -> None:
+    """Append `obj` as one JSON line to the O_APPEND file `fd`, whole and fsync'ed."""
+    data = (json.dumps(obj, sort_keys=True) + "\n").encode("utf-8")
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        written = 0
+        while written < len(data):
+            written += os.write(fd, data[written:])
+        os.fsync(fd)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def read_journal(path: Path) -> list[OpenEntry]:
@@ -385,12 +402,11 @@ def run_of(entry_id: str) -> str:
 def append_closed(path: Path, entry_id: str, how: str) -> None:
     """Append a `closed` line for `entry_id` to an existing journal (fsync'ed)."""
     try:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(
-                json.dumps({"event": "closed", "id": entry_id, "how": how, "at": _now()}) + "\n"
-            )
-            f.flush()
-            os.fsync(f.fileno())
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            _append_line(fd, {"event": "closed", "id": entry_id, "how": how, "at": _now()})
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise JournalError(f"journal {path}: cannot write: {exc}") from exc
 

@@ -6,6 +6,12 @@ runner) stops renewing, and the lock is free once `renewTime + leaseDurationSeco
 
 A lock taken from a running session (deleted, held by someone else, or not renewable until it
 expired) trips its `StopCondition`: the session makes no further disruption.
+
+Several processes may hold one lock together: the workers of a pytest-xdist session share its
+holder identity, and each is a *member* of the Lease (annotation `k8sdr.io/lock-members`,
+their journal run ids). Each member renews it; leaving removes only that member, and the last
+one to leave deletes the Lease. A member removed by someone else (`k8sdr recover --force`) has
+lost the lock as surely as one whose Lease was deleted.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ from pytest_k8sdr.undo import Disruption, UndoEnv, disruption_kind
 log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "k8sdr-game-day"
+#: The Lease annotation listing the members holding it (a JSON list of journal run ids).
+MEMBERS = "k8sdr.io/lock-members"
+# How often a read-modify-write of the Lease is tried again after a 409 from a fellow member.
+_ATTEMPTS = 10
 
 
 def _micro(t: datetime) -> str:
@@ -74,10 +84,22 @@ class StopCondition:
             raise LockLost(f"{self._reason}; this session makes no further disruption")
 
 
+def members_of(lease: dict[str, Any]) -> list[str]:
+    """The members listed on a game-day Lease (none when it lists none)."""
+    raw = ((lease.get("metadata") or {}).get("annotations") or {}).get(MEMBERS)
+    try:
+        members = json.loads(raw) if raw else []
+    except ValueError:
+        return []
+    return [str(m) for m in members] if isinstance(members, list) else []
+
+
 class GameDayLock:
     """A Lease `name` in `namespace` held by `holder` while a disruptive session runs.
 
-    `stop_condition` is tripped when the lock is lost while held.
+    `member` is this process's share of it (default: the holder itself); processes with the same
+    `holder` and different members hold it together. `stop_condition` is tripped when the lock
+    is lost while held.
     """
 
     def __init__(
@@ -85,6 +107,7 @@ class GameDayLock:
         cluster: Cluster,
         holder: str,
         *,
+        member: str | None = None,
         namespace: str = "default",
         name: str = DEFAULT_NAME,
         duration: int = 60,
@@ -94,6 +117,7 @@ class GameDayLock:
             raise ConfigError(f"lock duration must be at least 3 seconds, got {duration}")
         self.cluster = cluster
         self.holder = holder
+        self.member = member or holder
         self.namespace = namespace
         self.name = name
         self.duration = duration
@@ -103,12 +127,15 @@ class GameDayLock:
         self.held = False
         self.renewed: datetime | None = None
 
-    def _body(self, resource_version: str | None, acquired: str | None) -> dict[str, Any]:
+    def _body(
+        self, resource_version: str | None, acquired: str | None, members: list[str]
+    ) -> dict[str, Any]:
         now = _micro(datetime.now(UTC))
         meta: dict[str, Any] = {
             "name": self.name,
             "namespace": self.namespace,
             "labels": {"app.kubernetes.io/managed-by": "pytest-k8sdr"},
+            "annotations": {MEMBERS: json.dumps(sorted(set(members)))},
         }
         if resource_version:
             meta["resourceVersion"] = resource_version
@@ -128,80 +155,119 @@ class GameDayLock:
         return _lease_json(self.cluster, self.namespace, self.name)
 
     def acquire(self) -> None:
-        """Take the lock, or raise `LockHeld` naming the holder; then keep renewing it."""
-        current = self._read()
-        c = self.cluster
-        try:
-            if current is None:
-                c.call(
-                    c.coordination.create_namespaced_lease,
-                    self.namespace,
-                    self._body(None, None),
-                    _preload_content=False,
-                )
-            else:
-                spec = current.get("spec") or {}
-                holder = spec.get("holderIdentity")
-                renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
-                duration = int(spec.get("leaseDurationSeconds") or 0)
-                expires = renewed + timedelta(seconds=duration) if renewed else None
-                if holder and holder != self.holder and expires and expires > datetime.now(UTC):
-                    left = (expires - datetime.now(UTC)).total_seconds()
-                    raise LockHeld(
-                        f"the cluster is locked for a game day by {holder!r} (Lease "
-                        f"{self.namespace}/{self.name}, renewed {spec.get('renewTime')}; "
-                        f"it expires in {left:.0f}s unless renewed). Wait for that run to end, "
-                        "or, if it died, run `k8sdr recover` with its journal."
-                    )
-                c.call(
-                    c.coordination.replace_namespaced_lease,
-                    self.name,
-                    self.namespace,
-                    self._body(current["metadata"].get("resourceVersion"), None),
-                    _preload_content=False,
-                )
-        except Conflict as exc:
+        """Take the lock, or join its fellow members; then keep renewing it.
+
+        `LockHeld` naming the holder when another run holds it.
+        """
+        for _ in range(_ATTEMPTS):
+            try:
+                self._take(self._read())
+                break
+            except Conflict:
+                continue  # written at the same moment (a fellow member, or another run): re-read
+        else:
             raise LockHeld(
-                f"another run took the game-day lock {self.namespace}/{self.name} "
-                "at the same moment"
-            ) from exc
+                f"the game-day lock {self.namespace}/{self.name} kept changing under us "
+                f"({_ATTEMPTS} conflicting writes); is another run taking it?"
+            )
         self.held = True
         self.renewed = datetime.now(UTC)
         self._thread = threading.Thread(target=self._renew, name="k8sdr-lock", daemon=True)
         self._thread.start()
 
+    def _take(self, current: dict[str, Any] | None) -> None:
+        c = self.cluster
+        if current is None:
+            c.call(
+                c.coordination.create_namespaced_lease,
+                self.namespace,
+                self._body(None, None, [self.member]),
+                _preload_content=False,
+            )
+            return
+        spec = current.get("spec") or {}
+        holder = spec.get("holderIdentity")
+        renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
+        duration = int(spec.get("leaseDurationSeconds") or 0)
+        expires = renewed + timedelta(seconds=duration) if renewed else None
+        if holder and holder != self.holder and expires and expires > datetime.now(UTC):
+            left = (expires - datetime.now(UTC)).total_seconds()
+            raise LockHeld(
+                f"the cluster is locked for a game day by {holder!r} (Lease "
+                f"{self.namespace}/{self.name}, renewed {spec.get('renewTime')}; "
+                f"it expires in {left:.0f}s unless renewed). Wait for that run to end, "
+                "or, if it died, run `k8sdr recover` with its journal."
+            )
+        # Ours (a fellow member holds it): join it. Expired or free: take it afresh.
+        ours = holder == self.holder
+        members = [*members_of(current), self.member] if ours else [self.member]
+        c.call(
+            c.coordination.replace_namespaced_lease,
+            self.name,
+            self.namespace,
+            self._body(
+                current["metadata"].get("resourceVersion"),
+                spec.get("acquireTime") if ours else None,
+                members,
+            ),
+            _preload_content=False,
+        )
+
     def _renew(self) -> None:
-        where = f"{self.namespace}/{self.name}"
         while not self._stop.wait(self.duration / 3):
             try:
-                current = self._read()
-                spec = (current or {}).get("spec") or {}
-                if current is None:
-                    self._lose(f"the game-day lock {where} was released by someone else")
+                if not self._renew_once():
                     return
-                if spec.get("holderIdentity") != self.holder:
-                    self._lose(
-                        f"the game-day lock {where} was taken by {spec.get('holderIdentity')!r} "
-                        f"(renewed {spec.get('renewTime')})"
-                    )
-                    return
-                self.cluster.call(
-                    self.cluster.coordination.replace_namespaced_lease,
-                    self.name,
-                    self.namespace,
-                    self._body(current["metadata"].get("resourceVersion"), spec.get("acquireTime")),
-                    _preload_content=False,
-                )
                 self.renewed = datetime.now(UTC)
             except Exception as exc:  # keep trying until the lease expires
                 log.warning("cannot renew the game-day lock: %s", exc)
                 last = self.renewed or datetime.now(UTC)
                 if datetime.now(UTC) - last > timedelta(seconds=self.duration):
                     self._lose(
-                        f"the game-day lock {where} could not be renewed for {self.duration}s "
-                        f"(last error: {exc}); it has expired and another run may hold it"
+                        f"the game-day lock {self.namespace}/{self.name} could not be renewed "
+                        f"for {self.duration}s (last error: {exc}); it has expired and another "
+                        "run may hold it"
                     )
                     return
+
+    def _renew_once(self) -> bool:
+        """Renew the Lease; False (and the stop condition tripped) when it is no longer ours."""
+        where = f"{self.namespace}/{self.name}"
+        for _ in range(_ATTEMPTS):
+            current = self._read()
+            spec = (current or {}).get("spec") or {}
+            if current is None:
+                self._lose(f"the game-day lock {where} was released by someone else")
+                return False
+            if spec.get("holderIdentity") != self.holder:
+                self._lose(
+                    f"the game-day lock {where} was taken by {spec.get('holderIdentity')!r} "
+                    f"(renewed {spec.get('renewTime')})"
+                )
+                return False
+            members = members_of(current)
+            if self.member not in members:
+                self._lose(
+                    f"the game-day lock {where} no longer lists this run ({self.member}) among "
+                    "its holders: someone else released it"
+                )
+                return False
+            try:
+                self.cluster.call(
+                    self.cluster.coordination.replace_namespaced_lease,
+                    self.name,
+                    self.namespace,
+                    self._body(
+                        current["metadata"].get("resourceVersion"),
+                        spec.get("acquireTime"),
+                        members,
+                    ),
+                    _preload_content=False,
+                )
+                return True
+            except Conflict:
+                continue  # a fellow member renewed it at the same moment: read it again
+        return True  # renewed by fellow members all along: the Lease is fresh
 
     def _lose(self, reason: str) -> None:
         if self._stop.is_set():
@@ -220,7 +286,11 @@ class GameDayLock:
 @disruption_kind
 @dataclass(frozen=True)
 class GameDayLockHeld(Disruption):
-    """The game-day lock held by a run; undone by deleting the Lease if that run still holds it."""
+    """The game-day lock held by a run; undone by leaving it (deleting the Lease if last).
+
+    `member` is the run's share of a lock held together (the workers of a pytest-xdist session);
+    empty in records of a lock held alone.
+    """
 
     kind = "lock"
     disruptive = False
@@ -228,6 +298,7 @@ class GameDayLockHeld(Disruption):
     namespace: str
     name: str
     holder: str
+    member: str = ""
 
     def summary(self) -> str:
         """``take the game-day lock NS/NAME``."""
@@ -238,9 +309,9 @@ class GameDayLockHeld(Disruption):
         return f"release the game-day lock {self.namespace}/{self.name} held by {self.holder}"
 
     def undo(self, env: UndoEnv) -> None:
-        """Delete the Lease if it is still ours (never another run's)."""
+        """Leave the Lease if it is still ours (never another run's); the last member deletes it."""
         cluster = env.require_cluster("releasing the game-day lock")
-        release_lease(cluster, self.namespace, self.name, self.holder)
+        release_lease(cluster, self.namespace, self.name, self.holder, self.member or self.holder)
 
 
 @dataclass(frozen=True)
@@ -286,19 +357,53 @@ def read_lease(cluster: Cluster, namespace: str, name: str = DEFAULT_NAME) -> Le
     )
 
 
-def release_lease(cluster: Cluster, namespace: str, name: str, holder: str) -> bool:
-    """Delete the Lease if `holder` still holds it; True if it was deleted."""
-    current = _lease_json(cluster, namespace, name)
-    if current is None or (current.get("spec") or {}).get("holderIdentity") != holder:
-        return False
-    try:
-        cluster.call(
-            cluster.coordination.delete_namespaced_lease,
-            name,
-            namespace,
-            body={"preconditions": {"resourceVersion": current["metadata"]["resourceVersion"]}},
-            _preload_content=False,
-        )
-    except (NotFound, Conflict):
-        return False
-    return True
+def release_lease(
+    cluster: Cluster, namespace: str, name: str, holder: str, member: str | None = None
+) -> bool:
+    """Leave the Lease if `holder` holds it; True if it was deleted.
+
+    `member` (default: the holder itself) is removed from its members, and the Lease deleted
+    when no member is left.
+    """
+    member = member or holder
+    for _ in range(_ATTEMPTS):
+        current = _lease_json(cluster, namespace, name)
+        if current is None or (current.get("spec") or {}).get("holderIdentity") != holder:
+            return False
+        meta = current["metadata"]
+        members = members_of(current)
+        rest = [m for m in members if m != member]
+        try:
+            if not rest:
+                cluster.call(
+                    cluster.coordination.delete_namespaced_lease,
+                    name,
+                    namespace,
+                    body={"preconditions": {"resourceVersion": meta["resourceVersion"]}},
+                    _preload_content=False,
+                )
+                return True
+            if rest == members:
+                return False  # not a member (left already): the others keep it
+            cluster.call(
+                cluster.coordination.patch_namespaced_lease,
+                name,
+                namespace,
+                {
+                    "metadata": {
+                        "resourceVersion": meta["resourceVersion"],
+                        "annotations": {MEMBERS: json.dumps(sorted(rest))},
+                    }
+                },
+                _content_type="application/merge-patch+json",
+                _preload_content=False,
+            )
+            return False
+        except NotFound:
+            return False
+        except Conflict:
+            continue  # a fellow member renewed or left at the same moment: read it again
+    raise LockHeld(
+        f"cannot leave the game-day lock {namespace}/{name}: it kept changing "
+        f"({_ATTEMPTS} conflicting writes)"
+    )

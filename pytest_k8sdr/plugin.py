@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from types import FrameType
 from typing import Any
 
@@ -23,6 +23,7 @@ from pytest_k8sdr.faults.node import NodeFaults
 from pytest_k8sdr.lb.frontend import Frontend, open_frontend
 from pytest_k8sdr.namespaces import create_test_namespace, namespace_name
 from pytest_k8sdr.report import (
+    SUMMARY_FILE,
     AllureSteps,
     Progress,
     RunReport,
@@ -35,14 +36,17 @@ from pytest_k8sdr.runbook import DEFAULT_SLOS, Runbook
 from pytest_k8sdr.undo import UndoStack
 from pytest_k8sdr.workloads import DisruptionBudget, Workload, create_pdb, delete_pdb, deploy
 
-# Journal, guards, game-day lock and dry run live in their own hook module.
-pytest_plugins = ("pytest_k8sdr.plugin_safety",)
+# Journal, guards, game-day lock, turns and dry run live in their own hook module, and so does
+# the pytest-xdist controller's side.
+pytest_plugins = ("pytest_k8sdr.plugin_safety", "pytest_k8sdr.plugin_xdist")
 
 SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
 ITEM_SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
 PREVIOUS_SIGTERM_KEY = pytest.StashKey[Any]()
 REPORT_KEY = pytest.StashKey[RunReport]()
 FACTS_KEY = pytest.StashKey[dict[str, str]]()
+# A test's runbook phases, from its runbook's teardown to its teardown report.
+PHASES_KEY = pytest.StashKey[list[dict[str, Any]]]()
 # The test's runbook and its allure steps, and whether its attachments were made.
 ALLURE_KEY = pytest.StashKey[tuple[Runbook, AllureSteps]]()
 ATTACHED_KEY = pytest.StashKey[bool]()
@@ -83,7 +87,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "k8sdr(**settings): per-test pytest-k8sdr settings, e.g. k8sdr(namespace='web')",
     )
-    config.stash[REPORT_KEY] = RunReport()
+    config.stash[REPORT_KEY] = report = RunReport()
+    config.pluginmanager.register(_RunbookReports(report), "k8sdr-runbook-reports")
     config.stash[FACTS_KEY] = {}
     try:
         settings = _session_settings(config)
@@ -95,6 +100,19 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest run every finalizer (runner.pytest_sessionfinish tears the setup state down).
     if hasattr(signal, "SIGTERM") and _main_thread():
         config.stash[PREVIOUS_SIGTERM_KEY] = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+
+
+class _RunbookReports:
+    """Gathers each test's phases from its teardown report: an xdist controller gets them all."""
+
+    def __init__(self, report: RunReport) -> None:
+        self.report = report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Keep the phases a report carries, with the xdist worker that ran the test."""
+        phases = getattr(report, "k8sdr_phases", None)
+        if phases:
+            self.report.add(report.nodeid, phases, getattr(report, "worker_id", None))
 
 
 def _validate_session(settings: cfg.Settings) -> None:
@@ -356,7 +374,7 @@ def runbook(
     try:
         yield book
     finally:
-        request.config.stash[REPORT_KEY].add(request.node.nodeid, book)
+        request.node.stash[PHASES_KEY] = book.summary()
         _record_junit(request, record_testsuite_property, junit_properties(book))
         if k8sdr_settings.report_dir is not None and book.phases:
             write_timeline(book, k8sdr_settings.report_dir, request.node.nodeid)
@@ -398,6 +416,18 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
             item.stash[ATTACHED_KEY] = True
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """The teardown report carries the test's runbook phases (to an xdist controller too)."""
+    report = yield
+    phases = item.stash.get(PHASES_KEY, None) if call.when == "teardown" else None
+    if phases:
+        report.k8sdr_phases = phases  # type: ignore[attr-defined]
+    return report
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """Print experiments by phases: durations against SLOs and verdicts."""
     table = config.stash[REPORT_KEY].table() if REPORT_KEY in config.stash else ""
@@ -407,8 +437,20 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Write allure's environment.properties and categories.json when allure is on."""
+    """Write the session's summary and allure's environment, once: never from an xdist worker.
+
+    The report directory's `k8sdr-summary.json` holds every experiment's phases, whichever
+    worker ran it (the controller has them all); allure's environment.properties and
+    categories.json carry the facts the workers gathered.
+    """
     config = session.config
+    if hasattr(config, "workerinput"):
+        return  # the controller writes them, with every worker's results
+    settings = config.stash.get(SETTINGS_KEY, None)
+    report = config.stash.get(REPORT_KEY, None)
+    if settings is not None and settings.report_dir is not None and report and report.results:
+        settings.report_dir.mkdir(parents=True, exist_ok=True)
+        (settings.report_dir / SUMMARY_FILE).write_text(report.to_json())
     if _allure_active(config) and FACTS_KEY in config.stash:
         from pathlib import Path
 

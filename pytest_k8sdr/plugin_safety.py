@@ -1,12 +1,20 @@
-"""pytest hooks and fixtures that keep a cluster safe: journal, guards, lock, dry run."""
+"""pytest hooks and fixtures that keep a cluster safe: journal, guards, lock, turns, dry run.
+
+Under pytest-xdist each worker journals its own run (into the session's one journal file) and
+is a member of the session's one game-day lock; on a cluster the workers share (kind,
+kubeconfig) a worker runs a disruptive test only in its turn (`pytest_k8sdr.parallel`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
+import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
@@ -21,14 +29,19 @@ from pytest_k8sdr.errors import ConfigError, LockHeld, LockLost, ReadOnlyCluster
 from pytest_k8sdr.guards import Guards, health_problems, refuse_unless_healthy
 from pytest_k8sdr.journal import ClusterAnnotator, DisruptionPlanned, Journal, JournalRecord
 from pytest_k8sdr.lock import GameDayLock, GameDayLockHeld, StopCondition
+from pytest_k8sdr.parallel import Turns, WorkerSession
 from pytest_k8sdr.plugin import SETTINGS_KEY
 from pytest_k8sdr.undo import REGISTRY, UndoEntry, UndoEnv, UndoStack, unwinding
+
+log = logging.getLogger("pytest_k8sdr")
 
 PLAN_KEY = pytest.StashKey[dict[str, list[str]]]()
 JOURNAL_KEY = pytest.StashKey[Journal]()
 STOP_KEY = pytest.StashKey[StopCondition]()
 DISRUPTIVE_KEY = pytest.StashKey[bool]()
 INTERRUPTS_KEY = pytest.StashKey["_Interrupts"]()
+WORKER_KEY = pytest.StashKey[WorkerSession | None]()
+TURNS_KEY = pytest.StashKey[Turns | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,19 +66,64 @@ def _planning(config: pytest.Config) -> bool:
     return bool(config.getoption("k8sdr_plan", False))
 
 
+@pytest.hookimpl(trylast=True)  # after the plugin's own, which resolves the settings
 def pytest_configure(config: pytest.Config) -> None:
-    """Prepare the dry run's report and the session's stop condition."""
-    config.stash[PLAN_KEY] = {}
+    """Prepare the dry run's report, the stop condition and, in an xdist worker, its turns."""
+    plan: dict[str, list[str]] = {}
+    config.stash[PLAN_KEY] = plan
+    config.pluginmanager.register(_PlanReports(plan), "k8sdr-plan-reports")
     config.stash[STOP_KEY] = stop = StopCondition()
     config.stash[DISRUPTIVE_KEY] = False
     config.stash[INTERRUPTS_KEY] = _Interrupts(stop)
+    worker = WorkerSession.from_workerinput(getattr(config, "workerinput", None))
+    config.stash[WORKER_KEY] = worker
+    config.stash[TURNS_KEY] = None
+    settings = config.stash.get(SETTINGS_KEY, None)
+    # Workers on the simulator each have a cluster of their own; elsewhere they share one.
+    shared = worker is not None and settings is not None and settings.backend != "sim"
+    if worker is not None and settings is not None and shared and not _planning(config):
+        try:
+            config.stash[TURNS_KEY] = Turns(
+                worker.directory,
+                worker.worker,
+                on_wait=functools.partial(_say, config, worker.worker),
+                on_waited=functools.partial(_say, config, worker.worker),
+            )
+        except FileNotFoundError as exc:
+            raise pytest.UsageError(
+                f"k8sdr: {exc}: workers sharing a {settings.backend} cluster take turns "
+                "through it, so they must run on this host (pytest -n N, not --tx ssh=...)"
+            ) from exc
 
 
-def _holder(journal: Journal) -> str:
+def _say(config: pytest.Config, worker: str, text: str) -> None:
+    """Tell the user, from an xdist worker: its stderr is the controller's terminal; and log it."""
+    log.warning("k8sdr [%s]: %s", worker, text)
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+        sys.stderr.write(f"\n[{worker}] k8sdr: {text}\n")
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def _turn(config: pytest.Config, what: str) -> Iterator[None]:
+    """Hold this worker's turn at the shared cluster for `what` (nothing to take elsewhere)."""
+    turns = config.stash.get(TURNS_KEY, None)
+    if turns is None:
+        yield
+        return
+    with turns.turn(what):
+        yield
+
+
+def _holder(journal: Journal, worker: WorkerSession | None) -> str:
+    """Who holds the lock: the run's user, host and pid; all xdist workers name their session."""
     try:
         user = getpass.getuser()
     except Exception:  # no user name (a container without passwd entry)
         user = f"uid {os.getuid()}"
+    if worker is not None:
+        return f"{user}@{worker.host} pid {worker.controller_pid} run {worker.session}"
     return f"{user}@{socket.gethostname()} pid {os.getpid()} run {journal.run}"
 
 
@@ -79,9 +137,13 @@ def k8sdr_session_undo(request: pytest.FixtureRequest) -> Iterator[UndoStack]:
     """
     config = request.config
     settings = config.stash[SETTINGS_KEY]
+    worker = config.stash[WORKER_KEY]
     try:
         journal = Journal(
-            settings.journal.absolute() if settings.journal else None, plan=_planning(config)
+            settings.journal.absolute() if settings.journal else None,
+            plan=_planning(config),
+            run=worker.run if worker is not None else None,
+            session=worker.journal_facts() if worker is not None else None,
         )
     except ConfigError as exc:
         pytest.exit(f"k8sdr: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
@@ -128,7 +190,9 @@ def k8sdr_journal(
                 config.stash[PLAN_KEY]["(cluster health)"] = problems
         elif settings.require_healthy == "on" and k8sdr_backend.sim is None:
             # A simulated cluster was started by this session: it cannot predate the run.
-            refuse_unless_healthy(cluster)
+            # On a cluster shared with fellow workers, judged in a turn: never mid-disruption.
+            with _turn(config, "the health check"):
+                refuse_unless_healthy(cluster)
     except ConfigError as exc:
         pytest.exit(f"k8sdr: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
@@ -183,13 +247,15 @@ class _SessionLock:
         settings = self.config.stash[SETTINGS_KEY]
         lock = GameDayLock(
             self.cluster,
-            settings.lock_holder or _holder(self.journal),
+            settings.lock_holder or _holder(self.journal, self.config.stash[WORKER_KEY]),
+            member=self.journal.run,
             namespace=settings.lock_namespace or "default",
             duration=settings.lock_duration or 60,
             stop_condition=self.config.stash[STOP_KEY],
         )
         entry = self.undo.push(
-            GameDayLockHeld(lock.namespace, lock.name, lock.holder), UndoEnv(cluster=self.cluster)
+            GameDayLockHeld(lock.namespace, lock.name, lock.holder, lock.member),
+            UndoEnv(cluster=self.cluster),
         )
         try:
             lock.acquire()
@@ -249,6 +315,18 @@ class _Interrupts:
             self.stop.check()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A disruptive test on a cluster shared with fellow xdist workers runs in its turn only.
+
+    The turn spans its setup, call and teardown: its disruptions are undone before the next.
+    """
+    if item.get_closest_marker("disruptive") is None:
+        return (yield)
+    with _turn(item.config, item.nodeid):
+        return (yield)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """After the stop condition tripped, a disruptive test is skipped, saying why."""
@@ -306,7 +384,7 @@ def pytest_runtest_makereport(
     exc = call.excinfo.value
     if not isinstance(exc, DisruptionPlanned | ReadOnlyCluster):
         return report
-    lines = item.config.stash[PLAN_KEY].setdefault(item.nodeid, [])
+    lines: list[str] = []
     if isinstance(exc, DisruptionPlanned):
         lines.append(f"would {exc.description}")
         lines.append("then stops: what follows depends on that disruption")
@@ -314,7 +392,22 @@ def pytest_runtest_makereport(
         lines.append(f"stops: {exc}; a dry run stops here")
     report.outcome = "skipped"
     report.longrepr = (str(item.path), item.location[1] or 0, f"k8sdr plan: {lines[0]}")
+    # Carried by the report, so an xdist controller gets it as this process does.
+    report.k8sdr_plan = lines  # type: ignore[attr-defined]
     return report
+
+
+class _PlanReports:
+    """Gathers each test's plan from its report: an xdist controller gets every worker's."""
+
+    def __init__(self, plan: dict[str, list[str]]) -> None:
+        self.plan = plan
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Keep the plan a report carries."""
+        lines = getattr(report, "k8sdr_plan", None)
+        if lines:
+            self.plan[report.nodeid] = list(lines)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -330,13 +423,26 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 terminalreporter.write_line(f"    {line}")
     stopped = config.stash[STOP_KEY].reason if STOP_KEY in config.stash else None
     if stopped is not None:
-        terminalreporter.write_sep("=", "k8sdr: the session stopped disrupting", red=True)
-        terminalreporter.write_line(stopped)
+        write_stopped(terminalreporter, [stopped])
     journal = config.stash.get(JOURNAL_KEY, None)
     if journal is not None and journal.open_records and not journal.plan:
-        terminalreporter.write_sep("=", "k8sdr: disruptions still open", red=True)
-        for entry_id, record in journal.open_records:
-            terminalreporter.write_line(f"{entry_id} {record.kind} {record.node or ''}")
-        terminalreporter.write_line(
-            f"undo them with: k8sdr recover --journal {journal.path or '<no journal file>'}"
-        )
+        write_open(terminalreporter, journal.open_records, journal.path)
+
+
+def write_stopped(terminalreporter: Any, reasons: Sequence[str]) -> None:
+    """The terminal section saying why the session (or some of its workers) stopped disrupting."""
+    terminalreporter.write_sep("=", "k8sdr: the session stopped disrupting", red=True)
+    for reason in reasons:
+        terminalreporter.write_line(reason)
+
+
+def write_open(
+    terminalreporter: Any, entries: Sequence[tuple[str, JournalRecord]], path: Path | None
+) -> None:
+    """The terminal section listing the disruptions left open, and how to undo them."""
+    terminalreporter.write_sep("=", "k8sdr: disruptions still open", red=True)
+    for entry_id, record in entries:
+        terminalreporter.write_line(f"{entry_id} {record.kind} {record.node or ''}")
+    terminalreporter.write_line(
+        f"undo them with: k8sdr recover --journal {path or '<no journal file>'}"
+    )

@@ -183,7 +183,7 @@ def run_state(
 
 
 def _lease_naming(cluster: Cluster, run: str) -> tuple[str | None, datetime | None, bool]:
-    from pytest_k8sdr.lock import DEFAULT_NAME, read_lease
+    from pytest_k8sdr.lock import DEFAULT_NAME, members_of, read_lease
 
     try:
         leases = cluster.list_raw("leases")["items"]
@@ -191,7 +191,9 @@ def _lease_naming(cluster: Cluster, run: str) -> tuple[str | None, datetime | No
         return None, None, False
     for item in leases:
         meta, spec = item["metadata"], item.get("spec") or {}
-        if meta["name"] == DEFAULT_NAME and f"run {run}" in str(spec.get("holderIdentity")):
+        # A run holds it alone (its holder names the run) or as a member (an xdist worker).
+        named = f"run {run}" in str(spec.get("holderIdentity")) or run in members_of(item)
+        if meta["name"] == DEFAULT_NAME and named:
             lease = read_lease(cluster, meta["namespace"], meta["name"])
             if lease is not None:
                 where = f"{meta['namespace']}/{meta['name']}"

@@ -16,6 +16,9 @@ from typing import Any
 
 from pytest_k8sdr.runbook import PhaseRecord, Runbook
 
+#: The file in the report directory holding every experiment's phases, whichever worker ran it.
+SUMMARY_FILE = "k8sdr-summary.json"
+
 VERDICT_MARK = {"ok": "ok", "slo-exceeded": "SLO!", "failed": "FAIL", "error": "ERR"}
 
 # Allure categories: "the cluster missed its SLO" vs "the tool itself failed".
@@ -40,22 +43,42 @@ ALLURE_CATEGORIES = [
 
 @dataclass
 class RunbookResult:
-    """One test's runbook, kept for the end-of-run table."""
+    """One test's runbook phases, kept for the end-of-run table and summary."""
 
     nodeid: str
-    runbook: Runbook
+    phases: list[PhaseRecord]
+    worker: str | None = None
 
 
 @dataclass
 class RunReport:
-    """What the session collected."""
+    """What the session collected: each experiment's phases, from whichever process ran it."""
 
     results: list[RunbookResult] = field(default_factory=list)
 
-    def add(self, nodeid: str, runbook: Runbook) -> None:
-        """Keep a test's runbook (only if it ran phases)."""
-        if runbook.phases:
-            self.results.append(RunbookResult(nodeid, runbook))
+    def add(
+        self, nodeid: str, phases: Iterable[Mapping[str, Any]], worker: str | None = None
+    ) -> None:
+        """Keep a test's phases (`Runbook.summary()`'s records), if it ran any."""
+        records = [PhaseRecord.from_json(p) for p in phases]
+        if records:
+            self.results.append(RunbookResult(nodeid, records, worker))
+
+    def to_json(self) -> str:
+        """Every experiment's phases (and the xdist worker that ran it) as one JSON document."""
+        return json.dumps(
+            {
+                "experiments": [
+                    {
+                        "test": r.nodeid,
+                        "worker": r.worker,
+                        "phases": [p.to_json() for p in r.phases],
+                    }
+                    for r in self.results
+                ]
+            },
+            indent=2,
+        )
 
     def table(self) -> str:
         """Experiments by phases with durations and verdicts, as fixed-width text."""
@@ -63,13 +86,13 @@ class RunReport:
             return ""
         phases: list[str] = []
         for r in self.results:
-            for p in r.runbook.phases:
+            for p in r.phases:
                 if p.name not in phases:
                     phases.append(p.name)
         header = ["experiment", *phases]
         rows = []
         for r in self.results:
-            by_name: dict[str, PhaseRecord] = {p.name: p for p in r.runbook.phases}
+            by_name: dict[str, PhaseRecord] = {p.name: p for p in r.phases}
             cells = [r.nodeid.rsplit("::", 1)[-1]]
             cells += [_cell(by_name[name]) if name in by_name else "-" for name in phases]
             rows.append(cells)

@@ -146,6 +146,19 @@ class PhaseRecord:
             "error": self.error,
         }
 
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> PhaseRecord:
+        """A finished record from `to_json`'s output (another process's, e.g. an xdist worker's)."""
+        ended = raw.get("ended")
+        return cls(
+            str(raw["phase"]),
+            None if raw.get("slo_seconds") is None else float(raw["slo_seconds"]),
+            datetime.fromisoformat(str(raw["started"])),
+            datetime.fromisoformat(str(ended)) if ended else None,
+            verdict=str(raw.get("verdict", "running")),
+            error=None if raw.get("error") is None else str(raw["error"]),
+        )
+
 
 @dataclass
 class Runbook:

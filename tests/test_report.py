@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 
@@ -59,7 +60,8 @@ def test_progress_on_a_terminal_rewrites_one_line_and_clears_it() -> None:
 def test_table_and_junit_properties_name_every_phase_with_its_verdict() -> None:
     book = finished_runbook()
     report = RunReport()
-    report.add("experiments/test_x.py::test_worker_loss", book)
+    # Through JSON, as a pytest-xdist worker's report carries it to the controller.
+    report.add("experiments/test_x.py::test_worker_loss", json.loads(json.dumps(book.summary())))
     table = report.table()
     assert "test_worker_loss" in table
     assert "4.0s/30s ok" in table

@@ -229,6 +229,27 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         headline=_line(r"^recovered "),
     ),
     Benchmark(
+        "xdist",
+        "bench_xdist.py",
+        "`pytest -n 4 experiments/` beside the serial run (each worker its own simulated cluster)",
+        quick=(
+            "--workers",
+            "2",
+            "experiments/test_node_failure.py",
+            "experiments/test_partition.py",
+        ),
+        timeout=3600.0,
+        headline=_line(r"^ratio:"),
+    ),
+    Benchmark(
+        "scale",
+        "bench_scale.py",
+        "the simulator at 1,000 hollow nodes: API server RSS, create-to-Running, nodeName lists",
+        full=("--nodes", "1000", "--pods", "30000"),
+        quick=("--nodes", "100", "--pods", "3000", "--window", "3", "--lists", "10"),
+        headline=_line(r"pods on .* nodes: API server RSS"),
+    ),
+    Benchmark(
         "probe",
         "bench_probe.py",
         "the traffic probe's throughput through a real nginx",
