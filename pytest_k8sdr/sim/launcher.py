@@ -339,6 +339,37 @@ class SimCluster:
         agent.state = state
         self._save()
 
+    def set_pod_fault(self, name: str, namespace: str, pod: str, mode: str) -> None:
+        """Make a pod's server on node `name` fail: `http-500` or `refuse` (its probes fail).
+
+        The fault holds for that pod name on that machine until `clear_pod_fault`, across
+        container restarts; ValueError for an unknown mode or node.
+        """
+        if mode not in control.POD_FAULTS:
+            raise ValueError(
+                f"unknown pod fault {mode!r}; accepted: {', '.join(control.POD_FAULTS)}"
+            )
+        agent = self._agent(name)
+        self._requirealive(agent)
+        control.send(
+            agent.socket, "pod-fault", fields={"namespace": namespace, "pod": pod, "mode": mode}
+        )
+
+    def pod_faults(self, name: str) -> list[dict[str, str]]:
+        """The pod faults set on node `name` (namespace, pod, mode); none when it is stopped."""
+        agent = self._agent(name)
+        if not alive(agent.pid):
+            return []
+        state = control.send(agent.socket, "status")
+        return list(state.get("podFaults") or [])
+
+    def clear_pod_fault(self, name: str, namespace: str, pod: str) -> None:
+        """End a pod fault (a no-op when there is none, or the node's agent is stopped)."""
+        agent = self._agent(name)
+        if not alive(agent.pid):
+            return  # a restarted agent has no faults
+        control.send(agent.socket, "clear-pod-fault", fields={"namespace": namespace, "pod": pod})
+
     def partition_node(self, name: str) -> None:
         """Cut the node off the API server (pods keep serving)."""
         self._control(name, "partition", "partitioned")

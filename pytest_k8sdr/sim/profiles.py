@@ -40,6 +40,14 @@ class Profile:
     pod_start_delay: float
     # a restarted kubelet registers its Node after this long (observed upstream: ~20s)
     kubelet_registration_delay: float
+    # kubelet probes and container restarts (pkg/kubelet/prober, pkg/kubelet/kuberuntime):
+    # a probe's initialDelaySeconds and periodSeconds are multiplied by this (its timeoutSeconds
+    # is not: it bounds real I/O on a loaded machine); the crash-loop back-off starts at
+    # `container_backoff` and doubles up to `container_backoff_max` (upstream 10s and 300s,
+    # pkg/kubelet/kubelet.go backOffPeriod and MaxContainerBackOff).
+    probe_time_scale: float = 1.0
+    container_backoff: float = 10.0
+    container_backoff_max: float = 300.0
 
     @property
     def lease_renew_interval(self) -> float:
@@ -92,6 +100,10 @@ _FAST_NODE: dict[str, float | int | str] = {
     "node_status_update_frequency": 1.0,
     "node_status_report_frequency": 60.0,
     "pod_start_delay": 0.5,
+    # Scaled as the node timings are (lease 40s -> 4s): a period of 10s probes every second.
+    "probe_time_scale": 0.1,
+    "container_backoff": 1.0,
+    "container_backoff_max": 30.0,
 }
 FAST = UPSTREAM.replace(name="fast", **_FAST_CONTROL_PLANE, **_FAST_NODE)
 

@@ -51,6 +51,7 @@ COVERED = {
     "namespace": "test_namespace",
     "lock": "test_lock",
     "sim-cluster": "test_sim_cluster",
+    "sim-pod-fault": "test_sim_pod_fault",
 }
 
 
@@ -183,6 +184,13 @@ def test_freeze(abandoned: Abandoned, sim: SimCluster) -> None:
     assert sim.node_state(W2) == "frozen"
     abandoned.recover()
     assert sim.node_state(W2) == "running"
+
+
+def test_sim_pod_fault(abandoned: Abandoned, sim: SimCluster) -> None:
+    SimMachine(SimSpec(W3, sim.state_dir), abandoned.stack).fail_pod("default", "web-0", "refuse")
+    assert sim.pod_faults(W3) == [{"namespace": "default", "pod": "web-0", "mode": "refuse"}]
+    abandoned.recover()
+    assert sim.pod_faults(W3) == []
 
 
 def test_nginx_drain(tmp_path: Path) -> None:

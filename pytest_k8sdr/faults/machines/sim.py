@@ -3,15 +3,20 @@
 The same calls as `k8sdr sim node ...`: kill is SIGKILL of the node's agent process, freeze
 SIGSTOP (thaw SIGCONT), stop SIGTERM, start a new agent process that re-registers like a
 restarted kubelet; partition, kubelet and runtime actions go through the agent's control socket.
+`fail_pod` is a fault of one pod's server on the machine (it answers 500, or refuses
+connections), so the kubelet's probes of it fail; it is journaled as `sim-pod-fault` and
+undone like any other fault.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_k8sdr.errors import ConfigError
 from pytest_k8sdr.faults.machines.base import (
     Action,
     MachineBase,
@@ -20,7 +25,7 @@ from pytest_k8sdr.faults.machines.base import (
 )
 from pytest_k8sdr.faults.machines.inventory import SimSpec
 from pytest_k8sdr.sim import SimCluster
-from pytest_k8sdr.undo import UndoEnv, UndoStack
+from pytest_k8sdr.undo import Disruption, UndoEntry, UndoEnv, UndoStack, disruption_kind
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,12 @@ class SimNodes(Protocol):
 
     def node_state(self, name: str) -> Any:
         """What the launcher knows of the node's agent."""
+
+    def set_pod_fault(self, name: str, namespace: str, pod: str, mode: str) -> Any:
+        """Make a pod's server on the node fail (http-500 or refuse)."""
+
+    def clear_pod_fault(self, name: str, namespace: str, pod: str) -> Any:
+        """End a pod fault."""
 
 
 def attach(state_dir: Path) -> SimNodes:
@@ -116,6 +127,40 @@ class SimMachine(MachineBase):
         env.sim = self._cluster
         return env
 
+    def fail_pod(self, namespace: str, pod: str, mode: str = "http-500") -> UndoEntry:
+        """Make the server of `pod` on this machine fail, so its probes fail.
+
+        `http-500` answers 500 to every request (an httpGet probe fails, a tcpSocket one
+        passes), `refuse` refuses connections (every probe fails). The fault outlasts
+        container restarts and holds until `heal_pod` or the undo; the entry it returns is on
+        the undo stack. A bad mode or an unknown node is an error before anything is touched.
+        """
+        if mode not in POD_FAULTS:
+            raise self.error(
+                Action.HEALTH,
+                f"unknown pod fault {mode!r}; accepted: {', '.join(POD_FAULTS)}",
+                may_have_acted=False,
+            )
+        try:
+            state = str(self.cluster.node_state(self.node))
+        except ValueError as exc:
+            raise self.error(Action.HEALTH, str(exc), may_have_acted=False) from exc
+        if state in ("stopped", "frozen"):
+            raise self.error(
+                Action.HEALTH, f"the node's agent is {state}: no pod fault", may_have_acted=False
+            )
+        fault = SimPodFault(self.node, namespace, pod, mode, **self._locator())
+        entry = self._undo.push(fault, self._undo_env())
+        try:
+            self.cluster.set_pod_fault(self.node, namespace, pod, mode)
+        except Exception as exc:  # the launcher's own errors, named for the report
+            raise self.error(Action.HEALTH, f"{type(exc).__name__}: {exc}") from exc
+        return entry
+
+    def heal_pod(self, entry: UndoEntry) -> None:
+        """End a pod fault made by `fail_pod` now (its undo), rather than at teardown."""
+        self._undo.run(entry)
+
     def _calls(self) -> Mapping[Action, Callable[[str], Any]]:
         c = self.cluster
         return {
@@ -158,6 +203,39 @@ class SimMachine(MachineBase):
             return MachineHealth(self.node, self.driver, MachineState.UNKNOWN, {}, str(exc))
         mapped, services = _STATES.get(state, (MachineState.UNKNOWN, {}))
         return MachineHealth(self.node, self.driver, mapped, services, state)
+
+
+POD_FAULTS = ("http-500", "refuse")
+
+
+@disruption_kind
+@dataclass(frozen=True)
+class SimPodFault(Disruption):
+    """A simulated pod's server made to fail on its node's machine; undone by clearing it."""
+
+    kind = "sim-pod-fault"
+    node: str
+    namespace: str
+    pod: str
+    mode: str
+    state_dir: str | None = None
+
+    def summary(self) -> str:
+        """``make pod NS/POD on node NODE fail (http-500)``."""
+        return f"make pod {self.namespace}/{self.pod} on node {self.node} fail ({self.mode})"
+
+    def undoing(self) -> str:
+        """``clear the http-500 fault of pod NS/POD on node NODE``."""
+        return f"clear the {self.mode} fault of pod {self.namespace}/{self.pod} on node {self.node}"
+
+    def undo(self, env: UndoEnv) -> None:
+        """Clear the fault (a no-op if the agent restarted since: it forgot its faults)."""
+        cluster = env.sim
+        if cluster is None:
+            if self.state_dir is None:
+                raise ConfigError(f"undoing {self.kind} of {self.pod}: no simulator state_dir")
+            cluster = attach(Path(self.state_dir))
+        cluster.clear_pod_fault(self.node, self.namespace, self.pod)
 
 
 _NOOP_WHEN_STOPPED = frozenset(

@@ -9,7 +9,9 @@ The control socket (`control`) takes JSON lines `{"op": ...}` and answers
 `{"ok": true, "state": {...}}`: `partition`/`heal` (all API traffic stops/resumes; pods and
 NodePorts keep serving with the last known endpoints), `stop-kubelet`/`start-kubelet` (no
 heartbeats, pods keep running; starting again re-registers), `stop-runtime`/`start-runtime`
-(Ready=False "container runtime is down", pods stop serving and go not ready), `status`.
+(Ready=False "container runtime is down", pods stop serving and go not ready),
+`pod-fault` (`namespace`, `pod`, `mode`: the pod's server answers 500 or refuses connections,
+so its probes fail; see `runtime`), `clear-pod-fault` (`namespace`, `pod`), `status`.
 Hollow mode is described in `hollow`.
 """
 
@@ -110,8 +112,8 @@ class Agent:
 
     # control
 
-    async def control(self, op: str, node: str | None = None) -> JSON:
-        """Apply one control operation; ValueError for an unknown op or node."""
+    async def control(self, op: str, node: str | None = None, fields: JSON | None = None) -> JSON:
+        """Apply one control operation; ValueError for an unknown op, node or argument."""
         if op not in OPS:
             raise ValueError(f"unknown op {op!r}; accepted: {', '.join(OPS)}")
         if node is not None and node not in self.runtimes:
@@ -130,6 +132,8 @@ class Agent:
         elif op == "start-kubelet":
             if not self.host.running:
                 self.host.start()
+        elif op in ("pod-fault", "clear-pod-fault"):
+            await self._pod_fault(op, node, fields or {})
         elif op in ("stop-runtime", "start-runtime"):
             up = op == "start-runtime"
             targets = [node] if node else list(self.runtimes)
@@ -143,6 +147,16 @@ class Agent:
                     if kubelet is not None and self.host.running:
                         kubelet.runtime_changed()
         return self.state()
+
+    async def _pod_fault(self, op: str, node: str | None, fields: JSON) -> None:
+        namespace, pod = fields.get("namespace"), fields.get("pod")
+        if not isinstance(namespace, str) or not namespace or not isinstance(pod, str) or not pod:
+            raise ValueError(f"{op} needs a 'namespace' and a 'pod'")
+        runtime = self.runtimes[node or self.options.specs[0].name]
+        if op == "clear-pod-fault":
+            await runtime.clear_fault(namespace, pod)
+        else:
+            await runtime.set_fault(namespace, pod, str(fields.get("mode") or ""))
 
     def state(self) -> JSON:
         """What the agent is doing, for the launcher and for tests."""
@@ -163,6 +177,10 @@ class Agent:
                     "pods": len(kubelet.pods()) if kubelet else 0,
                     "runningPods": len(runtime.pods),
                     "runtime": "running" if runtime.up else "stopped",
+                    "podFaults": [
+                        {"namespace": ns, "pod": pod, "mode": mode}
+                        for (ns, pod), mode in sorted(runtime.faults.items())
+                    ],
                 }
             )
         state: JSON = {
@@ -192,7 +210,9 @@ class Agent:
                         raise ValueError("a request is a JSON object with an 'op'")
                     answer: JSON = {
                         "ok": True,
-                        "state": await self.control(str(request.get("op")), request.get("node")),
+                        "state": await self.control(
+                            str(request.get("op")), request.get("node"), request
+                        ),
                     }
                 except ValueError as exc:
                     answer = {"ok": False, "error": str(exc)}

@@ -13,7 +13,10 @@ from typing import Any
 
 from pytest_k8sdr.sim.errors import SimError
 
-__all__ = ["OPS", "AgentControlError", "send"]
+__all__ = ["OPS", "POD_FAULTS", "AgentControlError", "send"]
+
+# What `pod-fault` makes a pod's server do: answer 500 to everything, or refuse connections.
+POD_FAULTS = ("http-500", "refuse")
 
 OPS = (
     "partition",
@@ -23,6 +26,8 @@ OPS = (
     "stop-runtime",
     "start-runtime",
     "status",
+    "pod-fault",
+    "clear-pod-fault",
 )
 
 
@@ -31,18 +36,24 @@ class AgentControlError(SimError, RuntimeError):
 
 
 def send(
-    socket_path: str | Path, op: str, *, node: str | None = None, timeout: float = 10.0
+    socket_path: str | Path,
+    op: str,
+    *,
+    node: str | None = None,
+    timeout: float = 10.0,
+    fields: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Send `op` to the agent listening on `socket_path`; its state after the operation.
 
-    `node` picks one node of a hollow agent (stop-runtime/start-runtime). Raises
+    `node` picks one node of a hollow agent (stop-runtime/start-runtime); `fields` are the
+    op's arguments (pod-fault: namespace, pod, mode; clear-pod-fault: namespace, pod). Raises
     AgentControlError naming the socket when it is missing, refused, silent for `timeout`
     seconds, or when the agent answers with an error; ValueError for an unknown op.
     """
     if op not in OPS:
         raise ValueError(f"unknown agent op {op!r}; accepted: {', '.join(OPS)}")
     path = Path(socket_path)
-    request: dict[str, Any] = {"op": op}
+    request: dict[str, Any] = {"op": op, **(fields or {})}
     if node is not None:
         request["node"] = node
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

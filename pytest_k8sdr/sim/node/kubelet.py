@@ -4,8 +4,9 @@ A kubelet registers (`registration`), renews its Lease (`lease`), posts its Node
 (`nodestatus`, every status period when changed, every report period anyway) and runs the
 pods bound to its node (`podworkers`, `podstatus`). A running kubelet never registers again,
 even if its Node is deleted; it keeps renewing its Lease (kubernetes/kubernetes #116485).
-Not modelled: readiness/liveness probes (a started container is ready), init containers,
-restartPolicy and container restarts, resource accounting, volumes, static pods, events.
+Readiness, liveness and startup probes run against the pods' servers (`prober`, `probe`), and a
+container failing liveness is restarted with back-off (`containers`). Not modelled: init
+containers, restartPolicy, resource accounting, volumes, static pods.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class Kubelet:
         tasks = list(self._tasks) + self.pod_workers.stop()
         self._tasks = []
         await cancel_all(tasks)
+        await self.pod_workers.close()
 
     async def _main(self, initial_delay: float) -> None:
         if initial_delay:

@@ -1,24 +1,51 @@
 """The pod status a kubelet reports (pkg/kubelet/status, kubelet_pods.go generateAPIPodStatus).
 
 `pod_status` builds it for a state: pending (ContainerCreating), running (ready), down (the
-runtime is down: running but not ready) or terminated (Completed).
+runtime is down: running but not ready) or terminated (Completed). A running pod's containers
+may be reported one by one (`ContainerReport`: the prober's ready and started, restarts, a
+crash-loop back-off); the pod is Ready when all of them are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_k8sdr.sim.apimachinery.clock import rfc3339
 from pytest_k8sdr.sim.apimachinery.types import JSON
 from pytest_k8sdr.sim.node.nodespec import NodeSpec
 
-__all__ = ["POD_CONDITIONS", "pod_signature", "pod_status"]
+__all__ = ["POD_CONDITIONS", "ContainerReport", "pod_signature", "pod_status"]
 
 POD_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready")
 
 
-def pod_status(spec: NodeSpec, pod: JSON, ip: str, state: str) -> JSON:
-    """The status a kubelet reports for the pod in `state`: pending|running|down|terminated."""
+@dataclass(frozen=True)
+class ContainerReport:
+    """One container of a running pod as the kubelet sees it (runtime and prober)."""
+
+    running: bool
+    ready: bool
+    started: bool
+    started_at: str
+    restart_count: int = 0
+    last_terminated: JSON | None = None
+    waiting_reason: str = ""
+    waiting_message: str = ""
+
+
+def pod_status(
+    spec: NodeSpec,
+    pod: JSON,
+    ip: str,
+    state: str,
+    reports: Mapping[str, ContainerReport] | None = None,
+) -> JSON:
+    """The status a kubelet reports for the pod in `state`: pending|running|down|terminated.
+
+    `reports` (state running) gives each container as given instead of ready.
+    """
     status = pod.get("status") or {}
     now = rfc3339()
     containers = [c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name")]
@@ -45,6 +72,8 @@ def pod_status(spec: NodeSpec, pod: JSON, ip: str, state: str) -> JSON:
                 started=False,
                 state={"waiting": {"reason": "ContainerCreating"}},
             )
+        elif state == "running" and reports and c["name"] in reports:
+            _report(entry, pod, c["name"], reports[c["name"]])
         else:
             entry["containerID"] = f"k8sdr-sim://{pod['metadata']['uid'][:13]}-{c['name']}"
             if state == "running":
@@ -67,10 +96,13 @@ def pod_status(spec: NodeSpec, pod: JSON, ip: str, state: str) -> JSON:
                     },
                 )
         statuses.append(entry)
-    ready = state == "running"
+    ready = state == "running" and all(s.get("ready") for s in statuses)
+    unready = " ".join(s["name"] for s in statuses if not s.get("ready"))
     not_ready_reason = "PodCompleted" if state == "terminated" else "ContainersNotReady"
     not_ready_message = (
-        "" if state == "terminated" else f"containers with unready status: [{names}]"
+        ""
+        if state == "terminated"
+        else f"containers with unready status: [{unready if state == 'running' else names}]"
     )
     conds: dict[str, tuple[str, str, str]] = {
         "PodReadyToStartContainers": ("False" if state == "terminated" else "True", "", ""),
@@ -113,6 +145,26 @@ def pod_status(spec: NodeSpec, pod: JSON, ip: str, state: str) -> JSON:
     return result
 
 
+def _report(entry: JSON, pod: JSON, name: str, report: ContainerReport) -> None:
+    """Fill a container's status from its report (kubelet_pods.go convertToAPIContainerStatuses)."""
+    entry["restartCount"] = report.restart_count
+    restarted = f"-{report.restart_count}" if report.restart_count else ""
+    entry["containerID"] = f"k8sdr-sim://{pod['metadata']['uid'][:13]}-{name}{restarted}"
+    if report.running:
+        entry.update(
+            ready=report.ready,
+            started=report.started,
+            state={"running": {"startedAt": report.started_at}},
+        )
+    else:
+        waiting: JSON = {"reason": report.waiting_reason or "ContainerCreating"}
+        if report.waiting_message:
+            waiting["message"] = report.waiting_message
+        entry.update(ready=False, started=False, state={"waiting": waiting})
+    if report.last_terminated is not None:
+        entry["lastState"] = {"terminated": dict(report.last_terminated)}
+
+
 def pod_signature(status: JSON) -> Any:
     """What a status report compares: phase, IP, condition and container states."""
     return (
@@ -124,7 +176,14 @@ def pod_signature(status: JSON) -> Any:
             if c.get("type") in POD_CONDITIONS
         ),
         sorted(
-            (s.get("name"), bool(s.get("ready")), tuple(sorted((s.get("state") or {}).keys())))
+            (
+                s.get("name"),
+                bool(s.get("ready")),
+                bool(s.get("started")),
+                int(s.get("restartCount") or 0),
+                tuple(sorted((s.get("state") or {}).keys())),
+                ((s.get("state") or {}).get("waiting") or {}).get("reason"),
+            )
             for s in status.get("containerStatuses") or []
         ),
     )

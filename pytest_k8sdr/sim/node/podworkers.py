@@ -1,7 +1,8 @@
 """The kubelet's pod workers (pkg/kubelet/pod_workers.go and syncPod of kubelet.go).
 
 Pods: Pending (podIP from the node's podCIDR) -> Running and Ready after the profile's
-`pod_start_delay`; on deletion the containers stop (at once, or after the
+`pod_start_delay` (ready once its readiness probes pass, `prober`; a container failing its
+liveness probe is restarted, `containers`); on deletion the containers stop (at once, or after the
 `sim.k8sdr.io/shutdown-seconds` annotation capped by the grace period), the containers are
 reported terminated and the kubelet makes the final delete (grace 0, uid precondition).
 Sync passes run at most `DEFAULT_PASS_LIMIT` at a time, so a burst of 30,000 pods does not
@@ -21,9 +22,12 @@ from typing import Any
 from pytest_k8sdr.sim.apimachinery.clock import parse_rfc3339
 from pytest_k8sdr.sim.apimachinery.types import JSON
 from pytest_k8sdr.sim.client.rest import ApiClient, ApiStatusError
+from pytest_k8sdr.sim.node.containers import ContainerSync
+from pytest_k8sdr.sim.node.events import KubeletEvents
 from pytest_k8sdr.sim.node.ipam import Ipam
 from pytest_k8sdr.sim.node.nodespec import NodeSpec
 from pytest_k8sdr.sim.node.podstatus import pod_signature, pod_status
+from pytest_k8sdr.sim.node.prober import ProbeManager
 from pytest_k8sdr.sim.node.runtime import Runtime
 from pytest_k8sdr.sim.node.slim import SHUTDOWN_ANNOTATION, resource_version, slim_pod
 from pytest_k8sdr.sim.profiles import Profile
@@ -115,6 +119,18 @@ class PodWorkers:
         self.active = active
         self.ipam = Ipam(spec.pod_cidr)
         self._workers: dict[str, _PodWorker] = {}
+        self.events = KubeletEvents(client, spec.name)
+        self.prober = ProbeManager(profile, self._probe_changed, self._pod_of, self.events.record)
+        self.containers = ContainerSync(runtime, self.prober, profile, self.events.record)
+
+    def _probe_changed(self, uid: str) -> None:
+        worker = self._workers.get(uid)
+        if worker is not None:
+            self._wake(worker)
+
+    def _pod_of(self, uid: str) -> JSON | None:
+        worker = self._workers.get(uid)
+        return worker.pod if worker is not None else None
 
     def on_pod(self, old: JSON | None, new: JSON | None) -> None:
         """The informer's view of a pod bound to this node changed (new None: gone)."""
@@ -165,6 +181,11 @@ class PodWorkers:
                 worker.timer.cancel()
         self._workers.clear()
         return tasks
+
+    async def close(self) -> None:
+        """End the probes and the events in flight (after `stop`)."""
+        await self.prober.close()
+        await self.events.close()
 
     def _wake(self, worker: _PodWorker) -> None:
         """Run a sync pass of the pod now (another one after the current pass, if running).
@@ -235,7 +256,7 @@ class PodWorkers:
         uid = worker.uid
         now = time.monotonic()
         if worker.gone:
-            await self.runtime.stop(uid)
+            await self._stop_containers(uid)
             self.ipam.release(uid)
             return DONE
         meta = pod.get("metadata") or {}
@@ -243,17 +264,17 @@ class PodWorkers:
         if meta.get("deletionTimestamp"):
             return await self._terminate(worker)
         if status.get("phase") in ("Succeeded", "Failed"):
-            await self.runtime.stop(uid)
+            await self._stop_containers(uid)
             return None
         ip = self.spec.address if self._host_network(pod) else self.ipam.allocate(uid)
         if not self.runtime.up:
-            await self.runtime.stop(uid)
+            await self._stop_containers(uid)
             started = status.get("phase") == "Running"
             return await self._report(
                 worker, pod_status(self.spec, pod, ip, "down" if started else "pending")
             )
         if self.runtime.is_running(uid):
-            return await self._report(worker, pod_status(self.spec, pod, ip, "running"))
+            return await self._sync_running(worker, ip)
         if worker.start_at is None:
             # A restarted kubelet adopts containers the runtime still reports as running
             # (the API says Running); new pods go through the start delay.
@@ -267,7 +288,23 @@ class PodWorkers:
             return worker.start_at
         worker.cold = False
         await self.runtime.start(pod, ip)
-        return await self._report(worker, pod_status(self.spec, pod, ip, "running"), force=True)
+        self.containers.started(pod, ip)
+        return await self._sync_running(worker, ip, force=True)
+
+    async def _sync_running(
+        self, worker: _PodWorker, ip: str, *, force: bool = False
+    ) -> float | None:
+        """Restart what the probes ask for and report each container's readiness."""
+        reports, again = await self.containers.sync(worker.pod, ip)
+        status = pod_status(self.spec, worker.pod, ip, "running", reports)
+        until = await self._report(worker, status, force=force)
+        if again is None or until is None:
+            return again if until is None else until
+        return min(again, until)
+
+    async def _stop_containers(self, uid: str) -> None:
+        self.containers.forget(uid)
+        await self.runtime.stop(uid)
 
     async def _terminate(self, worker: _PodWorker) -> float | None:
         pod = worker.pod
@@ -299,7 +336,7 @@ class PodWorkers:
             self.runtime.is_running(worker.uid)
             or (pod.get("status") or {}).get("phase") == "Running"
         )
-        await self.runtime.stop(worker.uid)
+        await self._stop_containers(worker.uid)
         if was_running and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
             ip = (pod.get("status") or {}).get("podIP") or ""
             await self._report(worker, pod_status(self.spec, pod, ip, "terminated"), force=True)

@@ -1,8 +1,10 @@
 """The simulated container runtime: a pod's "containers" are HTTP listeners on its own IP.
 
-One listener per TCP containerPort on the pod's loopback address, answering the pod HTTP
-contract (who am I: pod, namespace, node, podIP). It survives a kubelet stop/start, as
-containerd does. Not modelled: UDP/SCTP ports, container restarts.
+One listener per TCP port of each container (its containerPorts and the ports its probes look
+at) on the pod's loopback address, answering the pod HTTP contract (who am I: pod, namespace,
+node, podIP). A container can be killed and started again (the kubelet restarts it after a
+liveness failure). It survives a kubelet stop/start, as containerd does. Not modelled:
+UDP/SCTP ports, exit codes of the application itself.
 """
 
 from __future__ import annotations
@@ -19,9 +21,19 @@ from typing import Any
 
 from aiohttp import web
 
+from pytest_k8sdr.sim.apimachinery.clock import rfc3339
 from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.node.control import POD_FAULTS
 
-__all__ = ["PodContainers", "Runtime", "close_listener", "http_listener"]
+__all__ = [
+    "Container",
+    "PodContainers",
+    "Runtime",
+    "close_listener",
+    "container_ports",
+    "http_listener",
+    "probe_port",
+]
 
 log = logging.getLogger("pytest_k8sdr.sim.node")
 
@@ -46,8 +58,22 @@ async def close_listener(server: web.Server, listener: asyncio.Server) -> None:
 
 
 @dataclass
+class Container:
+    """One container of a running pod: its ports, listeners and restart history."""
+
+    name: str
+    ports: list[int]
+    started_at: float
+    running: bool = True
+    restart_count: int = 0
+    finished_at: float | None = None
+    last_terminated: JSON | None = None
+    listeners: list[tuple[web.Server, asyncio.Server]] = field(default_factory=list)
+
+
+@dataclass
 class PodContainers:
-    """The listeners of one running pod."""
+    """The containers of one running pod (its sandbox: the pod's IP)."""
 
     uid: str
     namespace: str
@@ -55,14 +81,56 @@ class PodContainers:
     ip: str
     ports: list[int]
     started_at: float
-    listeners: list[tuple[web.Server, asyncio.Server]] = field(default_factory=list)
+    containers: dict[str, Container] = field(default_factory=dict)
+
+    @property
+    def listeners(self) -> list[tuple[web.Server, asyncio.Server]]:
+        """Every open listener of the pod."""
+        return [lst for c in self.containers.values() for lst in c.listeners]
+
+
+def container_ports(container: JSON) -> list[int]:
+    """The TCP ports a container's server listens on: its containerPorts and probe ports.
+
+    An application listens where its probes look even when the port is not declared (a
+    containerPort is informational upstream); named probe ports resolve to containerPorts.
+    """
+    ports = {
+        int(p["containerPort"])
+        for p in container.get("ports") or []
+        if p.get("containerPort") and p.get("protocol", "TCP") == "TCP"
+    }
+    for key in ("readinessProbe", "livenessProbe", "startupProbe"):
+        port = probe_port(container, container.get(key) or {})
+        if port is not None:
+            ports.add(port)
+    return sorted(ports)
+
+
+def probe_port(container: JSON, probe: JSON) -> int | None:
+    """The port an httpGet, tcpSocket or grpc probe connects to (None: exec, or unresolved)."""
+    handler = probe.get("httpGet") or probe.get("tcpSocket") or probe.get("grpc")
+    if not handler:
+        return None
+    port = handler.get("port")
+    if isinstance(port, int):
+        return port
+    if isinstance(port, str) and port.isdigit():
+        return int(port)
+    for p in container.get("ports") or []:
+        if p.get("name") == port and p.get("containerPort"):
+            return int(p["containerPort"])
+    return None
 
 
 class Runtime:
     """The simulated container runtime: which pods run, and their listeners.
 
     Survives a kubelet stop/start, as containerd does. With `serve=False` (hollow nodes)
-    pods run without sockets.
+    pods run without sockets. `faults` holds the pod faults of this machine by (namespace,
+    pod name): `http-500` (the pod's server answers 500 to every request) or `refuse` (it
+    listens nowhere: connections are refused); they outlast container restarts, as a broken
+    dependency would, and end only with `clear_fault`.
     """
 
     def __init__(self, node_name: str, *, serve: bool = True) -> None:
@@ -72,69 +140,138 @@ class Runtime:
         # A new boot ID per machine start, as /proc/sys/kernel/random/boot_id.
         self.boot_id = str(uuid.uuid4())
         self.pods: dict[str, PodContainers] = {}
+        self.faults: dict[tuple[str, str], str] = {}
 
     def is_running(self, uid: str) -> bool:
-        """Whether the pod's containers run."""
+        """Whether the pod's sandbox runs (its containers may be restarting)."""
         return uid in self.pods
 
     async def start(self, pod: JSON, ip: str) -> PodContainers:
-        """Start the pod's containers: listen on ip:port for every TCP containerPort."""
+        """Start the pod's containers: each listens on ip:port for its TCP ports."""
         meta = pod["metadata"]
         uid = meta["uid"]
         running = self.pods.get(uid)
         if running is not None:
             return running
-        ports = sorted(
-            {
-                int(p["containerPort"])
-                for c in (pod.get("spec") or {}).get("containers") or []
-                for p in c.get("ports") or []
-                if p.get("containerPort") and p.get("protocol", "TCP") == "TCP"
-            }
-        )
+        specs = [c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name")]
+        now = time.time()
         running = PodContainers(
-            uid, meta.get("namespace", "default"), meta["name"], ip, ports, time.time()
+            uid,
+            meta.get("namespace", "default"),
+            meta["name"],
+            ip,
+            sorted({p for c in specs for p in container_ports(c)}),
+            now,
         )
-        if self.serve:
-            body = json.dumps(
-                {
-                    "pod": running.name,
-                    "namespace": running.namespace,
-                    "node": self.node_name,
-                    "podIP": ip,
-                }
-            ).encode()
-            headers = {
-                "X-K8sdr-Pod": f"{running.namespace}/{running.name}",
-                "X-K8sdr-Node": self.node_name,
-                "Content-Type": "application/json",
-            }
-
-            async def answer(request: web.BaseRequest) -> web.Response:
-                return web.Response(status=200, body=body, headers=headers)
-
-            for port in ports:
-                try:
-                    running.listeners.append(await http_listener(ip, port, answer))
-                except OSError as exc:
-                    log.warning(
-                        "pod %s/%s: cannot listen on %s:%s: %s",
-                        running.namespace,
-                        running.name,
-                        ip,
-                        port,
-                        exc,
-                    )
         self.pods[uid] = running
+        for spec in specs:
+            container = Container(spec["name"], container_ports(spec), now)
+            running.containers[container.name] = container
+            await self._listen(running, container)
         return running
+
+    async def kill_container(self, uid: str, name: str, *, exit_code: int = 137) -> None:
+        """Kill one container of a running pod (its listeners close); it stays not running."""
+        container = self._container(uid, name)
+        if container is None or not container.running:
+            return
+        await self._close(container)
+        container.running = False
+        container.finished_at = time.time()
+        container.last_terminated = {
+            "exitCode": exit_code,
+            "reason": "Error" if exit_code else "Completed",
+            "startedAt": rfc3339(container.started_at),
+            "finishedAt": rfc3339(container.finished_at),
+        }
+
+    async def start_container(self, uid: str, name: str) -> None:
+        """Start a killed container again (restartCount + 1)."""
+        running = self.pods.get(uid)
+        container = self._container(uid, name)
+        if running is None or container is None or container.running:
+            return
+        container.running = True
+        container.restart_count += 1
+        container.started_at = time.time()
+        await self._listen(running, container)
+
+    def _container(self, uid: str, name: str) -> Container | None:
+        running = self.pods.get(uid)
+        return running.containers.get(name) if running is not None else None
+
+    async def set_fault(self, namespace: str, pod: str, mode: str) -> None:
+        """Make the pod's server fail: `http-500` or `refuse` (ValueError for another mode)."""
+        if mode not in POD_FAULTS:
+            raise ValueError(f"unknown pod fault {mode!r}; accepted: {', '.join(POD_FAULTS)}")
+        self.faults[(namespace, pod)] = mode
+        for running in self._named(namespace, pod):
+            for container in running.containers.values():
+                await self._close(container)
+                if container.running:
+                    await self._listen(running, container)
+
+    async def clear_fault(self, namespace: str, pod: str) -> None:
+        """End the pod's fault: its running containers serve again (idempotent)."""
+        if self.faults.pop((namespace, pod), None) is None:
+            return
+        for running in self._named(namespace, pod):
+            for container in running.containers.values():
+                await self._close(container)
+                if container.running:
+                    await self._listen(running, container)
+
+    def _named(self, namespace: str, pod: str) -> list[PodContainers]:
+        return [p for p in self.pods.values() if (p.namespace, p.name) == (namespace, pod)]
+
+    async def _listen(self, running: PodContainers, container: Container) -> None:
+        fault = self.faults.get((running.namespace, running.name))
+        if not self.serve or fault == "refuse":
+            return
+        body = json.dumps(
+            {
+                "pod": running.name,
+                "namespace": running.namespace,
+                "node": self.node_name,
+                "podIP": running.ip,
+            }
+        ).encode()
+        headers = {
+            "X-K8sdr-Pod": f"{running.namespace}/{running.name}",
+            "X-K8sdr-Node": self.node_name,
+            "Content-Type": "application/json",
+        }
+        status = 500 if fault == "http-500" else 200
+
+        async def answer(request: web.BaseRequest) -> web.Response:
+            return web.Response(status=status, body=body, headers=headers)
+
+        for port in container.ports:
+            try:
+                container.listeners.append(await http_listener(running.ip, port, answer))
+            except OSError as exc:
+                log.warning(
+                    "pod %s/%s: cannot listen on %s:%s: %s",
+                    running.namespace,
+                    running.name,
+                    running.ip,
+                    port,
+                    exc,
+                )
+
+    @staticmethod
+    async def _close(container: Container) -> None:
+        listeners, container.listeners = container.listeners, []
+        for server, listener in listeners:
+            await close_listener(server, listener)
 
     async def stop(self, uid: str) -> None:
         """Stop the pod's containers (close its listeners and connections)."""
         running = self.pods.pop(uid, None)
         if running is None:
             return
-        for server, listener in running.listeners:
-            await close_listener(server, listener)
+        for container in running.containers.values():
+            await self._close(container)
 
     async def stop_all(self) -> None:
         """Stop every pod (runtime down, or the agent exiting)."""

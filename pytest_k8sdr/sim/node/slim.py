@@ -11,9 +11,19 @@ from typing import Any
 
 from pytest_k8sdr.sim.apimachinery.types import JSON
 
-__all__ = ["SHUTDOWN_ANNOTATION", "resource_version", "slim_node", "slim_pod"]
+__all__ = [
+    "EXEC_PROBE_ANNOTATION",
+    "SHUTDOWN_ANNOTATION",
+    "resource_version",
+    "slim_node",
+    "slim_pod",
+]
 
 SHUTDOWN_ANNOTATION = "sim.k8sdr.io/shutdown-seconds"
+# Read by the prober (pytest_k8sdr.sim.node.probe.EXEC_PROBE_ANNOTATION).
+EXEC_PROBE_ANNOTATION = "sim.k8sdr.io/exec-probe"
+_KEPT_ANNOTATIONS = (SHUTDOWN_ANNOTATION, EXEC_PROBE_ANNOTATION)
+_PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
 _intern = sys.intern
 
 
@@ -35,9 +45,10 @@ def slim_pod(pod: JSON) -> JSON:
     for key in ("deletionTimestamp", "deletionGracePeriodSeconds"):
         if meta.get(key) is not None:
             slim_meta[key] = meta[key]
-    shutdown = (meta.get("annotations") or {}).get(SHUTDOWN_ANNOTATION)
-    if shutdown is not None:
-        slim_meta["annotations"] = {SHUTDOWN_ANNOTATION: shutdown}
+    annotations = meta.get("annotations") or {}
+    kept = {k: annotations[k] for k in _KEPT_ANNOTATIONS if annotations.get(k) is not None}
+    if kept:
+        slim_meta["annotations"] = kept
     slim_spec: JSON = {
         "nodeName": _str(spec.get("nodeName")),
         "containers": [
@@ -55,6 +66,14 @@ def slim_pod(pod: JSON) -> JSON:
             for c in spec.get("containers") or []
         ],
     }
+    for slim_c, c in zip(slim_spec["containers"], spec.get("containers") or [], strict=True):
+        # The prober's specs (rare, so kept whole); named ports resolve probe ports.
+        for key in _PROBES:
+            if c.get(key):
+                slim_c[key] = c[key]
+        for slim_p, p in zip(slim_c["ports"], c.get("ports") or [], strict=True):
+            if p.get("name"):
+                slim_p["name"] = _str(p["name"])
     if spec.get("hostNetwork"):
         slim_spec["hostNetwork"] = True
     slim_status: JSON = {}
@@ -78,14 +97,20 @@ def slim_pod(pod: JSON) -> JSON:
             {
                 "name": _str(s.get("name")),
                 "ready": bool(s.get("ready")),
-                "state": {
-                    _str(k): {"startedAt": (v or {}).get("startedAt")}
-                    for k, v in (s.get("state") or {}).items()
-                },
+                "started": bool(s.get("started")),
+                "restartCount": int(s.get("restartCount") or 0),
+                "state": {_str(k): _slim_state(v or {}) for k, v in (s.get("state") or {}).items()},
             }
             for s in status["containerStatuses"]
         ]
     return {"metadata": slim_meta, "spec": slim_spec, "status": slim_status}
+
+
+def _slim_state(state: JSON) -> JSON:
+    slim: JSON = {"startedAt": state.get("startedAt")}
+    if state.get("reason") is not None:
+        slim["reason"] = _str(state["reason"])
+    return slim
 
 
 def slim_node(node: JSON) -> JSON:
