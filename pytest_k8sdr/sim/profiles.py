@@ -40,6 +40,12 @@ class Profile:
     pod_start_delay: float
     # a restarted kubelet registers its Node after this long (observed upstream: ~20s)
     kubelet_registration_delay: float
+    # kube-scheduler's queue (pkg/scheduler/apis/config/v1/defaults.go, podInitialBackoffSeconds
+    # and podMaxBackoffSeconds; backend/queue DefaultPodMaxInUnschedulablePodsDuration). kind's
+    # scheduler keeps them, so the fast profile does too.
+    pod_initial_backoff: float = 1.0
+    pod_max_backoff: float = 10.0
+    pod_max_in_unschedulable: float = 300.0
 
     @property
     def lease_renew_interval(self) -> float:
