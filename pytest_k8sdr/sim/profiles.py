@@ -48,6 +48,12 @@ class Profile:
     probe_time_scale: float = 1.0
     container_backoff: float = 10.0
     container_backoff_max: float = 300.0
+    # kube-scheduler's queue (pkg/scheduler/apis/config/v1/defaults.go, podInitialBackoffSeconds
+    # and podMaxBackoffSeconds; backend/queue DefaultPodMaxInUnschedulablePodsDuration). kind's
+    # scheduler keeps them, so the fast profile does too.
+    pod_initial_backoff: float = 1.0
+    pod_max_backoff: float = 10.0
+    pod_max_in_unschedulable: float = 300.0
 
     @property
     def lease_renew_interval(self) -> float:

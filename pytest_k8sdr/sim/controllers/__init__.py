@@ -11,7 +11,7 @@ A `ControllerManager` also switches them while the cluster runs (the server's
 kube-controller-manager or kube-scheduler with a different `--controllers` list does, without
 the restart. A controller switched on again starts from a fresh list of its world.
 
-Not modelled: scheduler preemption, inter-pod (anti-)affinity, volumes and PVC templates,
+Not modelled: volumes and PVC templates,
 ControllerRevision objects, orphan adoption by ReplicaSets, Deployment progress deadlines,
 DaemonSet surge, Jobs/CronJobs/HPA, EndpointSlice mirroring, dryRun evictions.
 """

@@ -22,7 +22,8 @@ from pytest_k8sdr.sim.profiles import FAST, Profile
 JSON = dict[str, Any]
 
 # The fast profile, shortened further: heartbeats every 0.1s, grace 1s (ten missed
-# renewals: no flapping), tolerations 1.5s, pod GC every 0.2s with a 0.5s quarantine.
+# renewals: no flapping), tolerations 1.5s, pod GC every 0.2s with a 0.5s quarantine,
+# scheduler backoff 0.1s up to 0.5s.
 TEST_PROFILE = FAST.replace(
     name="test",
     node_lease_duration=0.4,
@@ -34,6 +35,8 @@ TEST_PROFILE = FAST.replace(
     default_unreachable_toleration_seconds=2,
     podgc_period=0.2,
     podgc_quarantine=0.5,
+    pod_initial_backoff=0.1,
+    pod_max_backoff=0.5,
 )
 WATCHED = (
     "nodes",
