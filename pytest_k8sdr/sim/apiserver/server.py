@@ -406,7 +406,7 @@ class ApiServer:
             self._reject_dry_run(request)
             opts = await self._delete_options(request)
             entry, gone = store.delete_entry(plural, namespace, name, **opts)
-            if gone and plural not in ("pods", "services", "nodes"):
+            if gone and plural not in _RETURNS_DELETED_OBJECT:
                 meta = entry.obj["metadata"]
                 return _json_response(
                     _success_status(
@@ -482,6 +482,27 @@ class ApiServer:
         """End every open watch (on shutdown)."""
         for task in list(self._watch_tasks):
             task.cancel()
+
+
+# The registries with ReturnDeletedObject (pkg/registry/*/storage/storage.go; the generated
+# clients' delete methods return the kind for these, a Status for the others). Nodes too, as
+# the simulator always answered (kubectl and the clients accept either).
+_RETURNS_DELETED_OBJECT = frozenset(
+    {
+        "pods",
+        "services",
+        "nodes",
+        "serviceaccounts",
+        "podtemplates",
+        "resourcequotas",
+        "persistentvolumes",
+        "persistentvolumeclaims",
+        "storageclasses",
+        "csidrivers",
+        "csinodes",
+        "volumeattachments",
+    }
+)
 
 
 def _check_kind(rtype: ResourceType, body: JSON) -> None:

@@ -145,7 +145,202 @@ def _daemonset_row(ds: JSON) -> list[Any]:
     ]
 
 
+_MODE_ABBREVIATIONS = (
+    ("ReadWriteOnce", "RWO"),
+    ("ReadOnlyMany", "ROX"),
+    ("ReadWriteMany", "RWX"),
+    ("ReadWriteOncePod", "RWOP"),
+)
+
+
+def _access_modes(modes: list[str] | None) -> str:
+    """pkg/apis/core/helper GetAccessModesAsString."""
+    have = set(modes or [])
+    return ",".join(short for long, short in _MODE_ABBREVIATIONS if long in have)
+
+
+def _pv_row(pv: JSON) -> list[Any]:
+    meta, spec, status = pv["metadata"], pv.get("spec") or {}, pv.get("status") or {}
+    ref = spec.get("claimRef") or {}
+    claim = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref.get("name") else ""
+    phase = "Terminating" if meta.get("deletionTimestamp") else status.get("phase", "")
+    return [
+        meta["name"],
+        (spec.get("capacity") or {}).get("storage", ""),
+        _access_modes(spec.get("accessModes")),
+        spec.get("persistentVolumeReclaimPolicy", ""),
+        phase,
+        claim,
+        spec.get("storageClassName", ""),
+        spec.get("volumeAttributesClassName") or "<unset>",
+        status.get("reason", ""),
+        _age(meta.get("creationTimestamp")),
+        spec.get("volumeMode") or "<unset>",
+    ]
+
+
+def _pvc_row(pvc: JSON) -> list[Any]:
+    meta, spec, status = pvc["metadata"], pvc.get("spec") or {}, pvc.get("status") or {}
+    phase = "Terminating" if meta.get("deletionTimestamp") else status.get("phase", "")
+    storage = modes = ""
+    if spec.get("volumeName"):
+        modes = _access_modes(status.get("accessModes"))
+        storage = (status.get("capacity") or {}).get("storage", "")
+    klass = spec.get("storageClassName")
+    if klass is None:
+        klass = (meta.get("annotations") or {}).get("volume.beta.kubernetes.io/storage-class", "")
+    return [
+        meta["name"],
+        phase,
+        spec.get("volumeName", ""),
+        storage,
+        modes,
+        klass,
+        spec.get("volumeAttributesClassName") or "<unset>",
+        _age(meta.get("creationTimestamp")),
+        spec.get("volumeMode") or "<unset>",
+    ]
+
+
+def _storageclass_row(sc: JSON) -> list[Any]:
+    meta = sc["metadata"]
+    name = meta["name"]
+    if (meta.get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true":
+        name += " (default)"
+    return [
+        name,
+        sc.get("provisioner", ""),
+        sc.get("reclaimPolicy", "Delete"),
+        sc.get("volumeBindingMode", "Immediate"),
+        bool(sc.get("allowVolumeExpansion")),
+        _age(meta.get("creationTimestamp")),
+    ]
+
+
+def _csidriver_row(driver: JSON) -> list[Any]:
+    meta, spec = driver["metadata"], driver.get("spec") or {}
+    audiences = [t.get("audience", "") for t in spec.get("tokenRequests") or []]
+    return [
+        meta["name"],
+        bool(spec.get("attachRequired", True)),
+        bool(spec.get("podInfoOnMount")),
+        bool(spec.get("storageCapacity")),
+        ",".join(audiences) or "<unset>",
+        bool(spec.get("requiresRepublish")),
+        ",".join(spec.get("volumeLifecycleModes") or []),
+        _age(meta.get("creationTimestamp")),
+    ]
+
+
+def _csinode_row(node: JSON) -> list[Any]:
+    meta = node["metadata"]
+    drivers = (node.get("spec") or {}).get("drivers") or []
+    return [meta["name"], len(drivers), _age(meta.get("creationTimestamp"))]
+
+
+def _volumeattachment_row(va: JSON) -> list[Any]:
+    meta, spec = va["metadata"], va.get("spec") or {}
+    return [
+        meta["name"],
+        spec.get("attacher", ""),
+        (spec.get("source") or {}).get("persistentVolumeName", ""),
+        spec.get("nodeName", ""),
+        bool((va.get("status") or {}).get("attached")),
+        _age(meta.get("creationTimestamp")),
+    ]
+
+
+def _priorityclass_row(pc: JSON) -> list[Any]:
+    meta = pc["metadata"]
+    return [
+        meta["name"],
+        pc.get("value", 0),
+        bool(pc.get("globalDefault")),
+        _age(meta.get("creationTimestamp")),
+        pc.get("preemptionPolicy", ""),
+    ]
+
+
 _LAYOUTS: dict[str, tuple[list[JSON], Any]] = {
+    "persistentvolumes": (
+        [
+            _col("Name", fmt="name"),
+            _col("Capacity"),
+            _col("Access Modes"),
+            _col("Reclaim Policy"),
+            _col("Status"),
+            _col("Claim"),
+            _col("StorageClass"),
+            _col("VolumeAttributesClass"),
+            _col("Reason"),
+            _col("Age"),
+            _col("VolumeMode", priority=1),
+        ],
+        _pv_row,
+    ),
+    "persistentvolumeclaims": (
+        [
+            _col("Name", fmt="name"),
+            _col("Status"),
+            _col("Volume"),
+            _col("Capacity"),
+            _col("Access Modes"),
+            _col("StorageClass"),
+            _col("VolumeAttributesClass"),
+            _col("Age"),
+            _col("VolumeMode", priority=1),
+        ],
+        _pvc_row,
+    ),
+    "storageclasses": (
+        [
+            _col("Name", fmt="name"),
+            _col("Provisioner"),
+            _col("ReclaimPolicy"),
+            _col("VolumeBindingMode"),
+            _col("AllowVolumeExpansion", "boolean"),
+            _col("Age"),
+        ],
+        _storageclass_row,
+    ),
+    "csidrivers": (
+        [
+            _col("Name", fmt="name"),
+            _col("AttachRequired", "boolean"),
+            _col("PodInfoOnMount", "boolean"),
+            _col("StorageCapacity", "boolean"),
+            _col("TokenRequests"),
+            _col("RequiresRepublish", "boolean"),
+            _col("Modes"),
+            _col("Age"),
+        ],
+        _csidriver_row,
+    ),
+    "csinodes": (
+        [_col("Name", fmt="name"), _col("Drivers", "integer"), _col("Age")],
+        _csinode_row,
+    ),
+    "volumeattachments": (
+        [
+            _col("Name", fmt="name"),
+            _col("Attacher"),
+            _col("PV"),
+            _col("Node"),
+            _col("Attached", "boolean"),
+            _col("Age"),
+        ],
+        _volumeattachment_row,
+    ),
+    "priorityclasses": (
+        [
+            _col("Name", fmt="name"),
+            _col("Value", "integer"),
+            _col("Global-Default", "boolean"),
+            _col("Age"),
+            _col("PreemptionPolicy"),
+        ],
+        _priorityclass_row,
+    ),
     "namespaces": ([_col("Name", fmt="name"), _col("Status"), _col("Age")], _namespace_row),
     "replicasets": (
         [

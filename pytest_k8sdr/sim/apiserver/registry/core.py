@@ -14,6 +14,10 @@ from pytest_k8sdr.sim.apiserver.registry.strategy import (
     Strategy,
     cause,
 )
+from pytest_k8sdr.sim.apiserver.registry.volumes import (
+    PersistentVolumeClaimStrategy,
+    PersistentVolumeStrategy,
+)
 
 __all__ = ["RESOURCES"]
 
@@ -168,5 +172,15 @@ RESOURCES = (
     ),
     Resource(
         ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)), NoGeneration
+    ),
+    Resource(
+        ResourceType("", "v1", "persistentvolumes", "PersistentVolume", False, ("pv",), STATUS),
+        PersistentVolumeStrategy,
+    ),
+    Resource(
+        ResourceType(
+            "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",), STATUS
+        ),
+        PersistentVolumeClaimStrategy,
     ),
 )

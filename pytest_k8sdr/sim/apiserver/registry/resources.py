@@ -6,7 +6,15 @@ A new kind is one `Resource(...)` in its family module; a new family is one line
 from __future__ import annotations
 
 from pytest_k8sdr.sim.apimachinery.types import ResourceType
-from pytest_k8sdr.sim.apiserver.registry import apps, coordination, core, discovery, policy
+from pytest_k8sdr.sim.apiserver.registry import (
+    apps,
+    coordination,
+    core,
+    discovery,
+    policy,
+    scheduling,
+    storage,
+)
 from pytest_k8sdr.sim.apiserver.registry.strategy import Resource
 
 __all__ = ["BY_GVR", "BY_PLURAL", "GROUPS", "RESOURCES", "TYPES", "lookup"]
@@ -17,6 +25,8 @@ RESOURCES: tuple[Resource, ...] = (
     *discovery.RESOURCES,
     *coordination.RESOURCES,
     *policy.RESOURCES,
+    *storage.RESOURCES,
+    *scheduling.RESOURCES,
 )
 TYPES: tuple[ResourceType, ...] = tuple(r.type for r in RESOURCES)
 BY_PLURAL: dict[str, ResourceType] = {t.plural: t for t in TYPES}

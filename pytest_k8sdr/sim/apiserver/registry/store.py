@@ -35,6 +35,7 @@ from pytest_k8sdr.sim.apiserver.registry.deletion import OwnerGraph
 from pytest_k8sdr.sim.apiserver.registry.pods import bind_pod
 from pytest_k8sdr.sim.apiserver.registry.resources import RESOURCES
 from pytest_k8sdr.sim.apiserver.registry.scale import scale_of, scale_replicas
+from pytest_k8sdr.sim.apiserver.registry.scheduling import SYSTEM_PRIORITY_CLASSES
 from pytest_k8sdr.sim.apiserver.registry.strategy import Strategy, validate_metadata
 from pytest_k8sdr.sim.apiserver.storage import Entry, Storage, Watch
 
@@ -45,6 +46,13 @@ SubresourceHandler = Callable[[str | None, str, JSON], JSON]
 
 _GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# pkg/registry/scheduling/rest/storage_scheduling.go AddSystemPriorityClasses.
+_SYSTEM_CLASS_DESCRIPTIONS = {
+    "system-node-critical": "Used for system critical pods that must not be moved from their "
+    "current node.",
+    "system-cluster-critical": "Used for system critical pods that must run in the cluster, but "
+    "can be moved to another node if necessary.",
+}
 _STALE = (
     "the object has been modified; please apply your changes to the latest version and try again"
 )
@@ -91,6 +99,16 @@ class Store:
         if bootstrap:
             for ns in _BOOTSTRAP_NAMESPACES:
                 self.create("namespaces", None, {"metadata": {"name": ns}})
+            for pc_name, value in SYSTEM_PRIORITY_CLASSES.items():
+                self.create(
+                    "priorityclasses",
+                    None,
+                    {
+                        "metadata": {"name": pc_name},
+                        "value": value,
+                        "description": _SYSTEM_CLASS_DESCRIPTIONS[pc_name],
+                    },
+                )
             self.create(
                 "services",
                 "default",
