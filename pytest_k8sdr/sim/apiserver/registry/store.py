@@ -440,11 +440,19 @@ class Store:
         content_type: str,
         *,
         subresource: str | None = None,
+        convert: tuple[Callable[[JSON], JSON], Callable[[JSON], JSON]] | None = None,
     ) -> Entry:
-        """`patch`; the committed entry."""
+        """`patch`; the committed entry.
+
+        `convert` (to the client's version, back to the stored one) patches another
+        version's form of the object, as upstream patches the request's version.
+        """
         rtype = self.rtype(plural)
         old = self.storage.entry(plural, namespace, name)
-        new = apply_patch(json.loads(old.raw), patch, content_type)
+        if convert is None:
+            new = apply_patch(json.loads(old.raw), patch, content_type)
+        else:
+            new = convert[1](apply_patch(convert[0](json.loads(old.raw)), patch, content_type))
         self._check_fresh(rtype, name, old, (new.get("metadata") or {}).get("resourceVersion"))
         return self._write(rtype, old, new, subresource)
 

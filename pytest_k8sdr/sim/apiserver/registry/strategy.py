@@ -21,6 +21,7 @@ __all__ = [
     "ResetStatus",
     "Resource",
     "Strategy",
+    "Version",
     "cause",
     "forbidden",
     "immutable",
@@ -126,11 +127,26 @@ class ResetStatus(Strategy):
 
 
 @dataclass(frozen=True)
+class Version:
+    """The stored objects served at another group/version, converted both ways.
+
+    As upstream serves one storage at several versions (autoscaling/v1 and v2 HPAs) or
+    groups (core and events.k8s.io Events): `to_external` turns a stored object into this
+    version's form, `to_internal` the reverse. Both take and return fresh dicts.
+    """
+
+    type: ResourceType
+    to_external: Callable[[JSON], JSON]
+    to_internal: Callable[[JSON], JSON]
+
+
+@dataclass(frozen=True)
 class Resource:
-    """One served kind: its type and how the registry treats it."""
+    """One served kind: its type, how the registry treats it, other versions serving it."""
 
     type: ResourceType
     strategy: Callable[[], Strategy] = Strategy
+    versions: tuple[Version, ...] = ()
 
 
 def validate_name(rule: str, name: str) -> list[Cause]:
