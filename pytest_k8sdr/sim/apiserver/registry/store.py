@@ -168,6 +168,12 @@ class Store:
         )
         return json.loads(raw)  # type: ignore[no-any-return]
 
+    def find(self, plural: str, namespace: str | None, name: str) -> JSON | None:
+        """The object as a read-only shared dict (do not mutate it), or None."""
+        rtype = self.rtype(plural)
+        entry = self.storage.find(plural, (namespace or "") if rtype.namespaced else "", name)
+        return None if entry is None else entry.obj
+
     def iter_objects(self, plural: str, namespace: str | None = None) -> Iterator[JSON]:
         """Every object of a type, as read-only shared dicts (do not mutate them)."""
         return self.storage.iter_objects(plural, namespace)
