@@ -107,7 +107,7 @@ def resource_list(group: str, version: str, has_subresource: Callable[[str, str]
             entry["categories"] = ["all"]
         resources.append(entry)
         for sub in sorted(r.subresources):
-            if sub == "eviction" and not has_subresource(r.plural, "eviction"):
+            if sub in ("eviction", "token") and not has_subresource(r.plural, sub):
                 continue
             sub_entry: JSON = {
                 "name": f"{r.plural}/{sub}",
@@ -122,6 +122,13 @@ def resource_list(group: str, version: str, has_subresource: Callable[[str, str]
                 sub_entry.update(kind="Eviction", group="policy", version="v1", verbs=["create"])
             elif sub == "binding":
                 sub_entry.update(kind="Binding", verbs=["create"])
+            elif sub == "token":
+                sub_entry.update(
+                    kind="TokenRequest",
+                    group="authentication.k8s.io",
+                    version="v1",
+                    verbs=["create"],
+                )
             resources.append(sub_entry)
     gv = f"{group}/{version}" if group else version
     return {

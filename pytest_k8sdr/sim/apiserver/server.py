@@ -381,7 +381,7 @@ class ApiServer:
             and not (plural == "namespaces" and sub == "finalize")
         ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if sub in ("eviction", "binding"):
+        if sub in ("eviction", "binding", "token"):
             if method != "POST":
                 raise method_not_allowed()
             return await self._post_subresource(request, rtype, namespace, name, sub)

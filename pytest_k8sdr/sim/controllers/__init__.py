@@ -4,8 +4,9 @@
 scheduler and the admission plugins (DefaultTolerationSeconds, Priority, ServiceAccount) are
 switchable the same way.
 Ownership GC ("garbagecollector", `garbagecollector.GarbageCollector`) acts inside the writes
-that make it due and is switched through the same names; pods/eviction is API-server logic
-(`apiserver.registry.eviction`) and is served whatever is disabled.
+that make it due and is switched through the same names; pods/eviction and
+serviceaccounts/token are API-server logic (`apiserver.registry.eviction`, `.tokenrequest`)
+and are served whatever is disabled.
 
 A `ControllerManager` also switches them while the cluster runs (the server's
 `/k8sdr/v1/controllers` endpoint, `k8sdr sim controller`): what a restart of
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pytest_k8sdr.sim.apiserver.registry import eviction
+from pytest_k8sdr.sim.apiserver.registry import eviction, tokenrequest
 from pytest_k8sdr.sim.apiserver.registry.store import Store
 from pytest_k8sdr.sim.controllers import garbagecollector
 from pytest_k8sdr.sim.controllers.admissionplugins import (
@@ -99,6 +100,7 @@ class ControllerManager:
         """Start every controller not in `disabled` (ValueError on an unknown name first)."""
         _check_names(disabled)
         eviction.register(self.store)
+        tokenrequest.register(self.store)
         if GARBAGE_COLLECTOR in disabled:
             self.garbage_collector.set_enabled(False)
         for name in CONTROLLERS:

@@ -247,7 +247,10 @@ RESOURCES = (
         SecretStrategy,
     ),
     Resource(
-        ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)), NoGeneration
+        ResourceType(
+            "", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",), frozenset({"token"})
+        ),
+        NoGeneration,
     ),
     Resource(
         ResourceType("", "v1", "persistentvolumes", "PersistentVolume", False, ("pv",), STATUS),
