@@ -261,7 +261,7 @@ def test_protobuf_delete_options_and_namespace() -> None:
     opts = bytes([1 << 3 | 0, 5]) + _field(4, b"Foreground")
     raw = MAGIC + _field(1, _field(1, b"v1") + _field(2, b"DeleteOptions")) + _field(2, opts)
     assert decode_protobuf_body(raw) == {"gracePeriodSeconds": 5, "propagationPolicy": "Foreground"}
-    raw = MAGIC + _field(1, _field(1, b"v1") + _field(2, b"Pod")) + _field(2, b"")
+    raw = MAGIC + _field(1, _field(1, b"example.com/v1") + _field(2, b"Widget")) + _field(2, b"")
     with pytest.raises(ApiError) as info:
         decode_protobuf_body(raw)
     assert info.value.code == 415

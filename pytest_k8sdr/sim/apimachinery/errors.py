@@ -89,6 +89,17 @@ def invalid(kind: str, name: str, causes: list[dict[str, str]], group: str = "")
     )
 
 
+def forbidden(resource: str, name: str, why: str, group: str = "") -> ApiError:
+    """403 Forbidden, as admission words it: `pods "x" is forbidden: why`."""
+    qualified = f"{resource}.{group}" if group else resource
+    return ApiError(
+        403,
+        "Forbidden",
+        f'{qualified} "{name}" is forbidden: {why}',
+        details={"name": name, "group": group, "kind": resource},
+    )
+
+
 def bad_request(message: str) -> ApiError:
     """400 BadRequest."""
     return ApiError(400, "BadRequest", message)

@@ -1,16 +1,23 @@
-"""API discovery (/api, /apis, the APIResourceLists) and the skeletal OpenAPI v3 document.
+"""API discovery (/api, /apis, the APIResourceLists) and the OpenAPI v3 documents.
 
+Each group/version's OpenAPI v3 document carries the schemas of its kinds (generated from
+the official client's models by ci/gen/openapi_schemas.py, one file per group/version under
+`openapi/`), so `kubectl explain` works, and a PATCH operation per kind with the
+`fieldValidation` parameter, which tells kubectl the server validates fields itself.
 Not modelled: aggregated discovery (clients fall back to the legacy documents); OpenAPI v2
-(404) and schemas (the v3 document lets kubectl leave validation to the server).
+(404); operations other than that PATCH.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable
+from importlib import resources
 
 from pytest_k8sdr.sim.apimachinery.errors import ApiError
 from pytest_k8sdr.sim.apimachinery.types import JSON
-from pytest_k8sdr.sim.apiserver.registry.resources import GROUPS
+from pytest_k8sdr.sim.apiserver.registry.resources import GROUP_VERSIONS, GROUPS
 
 __all__ = [
     "KUBE_VERSION",
@@ -33,7 +40,18 @@ KUBE_VERSION = {
     "platform": "linux/amd64",
 }
 _CATEGORIES_ALL = frozenset(
-    {"pods", "services", "deployments", "replicasets", "statefulsets", "daemonsets"}
+    {
+        "pods",
+        "services",
+        "deployments",
+        "replicasets",
+        "statefulsets",
+        "daemonsets",
+        "replicationcontrollers",
+        "horizontalpodautoscalers",
+        "jobs",
+        "cronjobs",
+    }
 )
 
 
@@ -46,9 +64,14 @@ def api_versions(host: str) -> JSON:
     }
 
 
+def _versions(group: str) -> list[str]:
+    """The group's versions, preferred first (v2 before v1, as upstream orders GA versions)."""
+    return sorted(GROUP_VERSIONS[group], key=lambda v: int(v[1:].split("beta")[0]), reverse=True)
+
+
 def _group_doc(group: str) -> JSON:
-    gv = {"groupVersion": f"{group}/v1", "version": "v1"}
-    return {"name": group, "versions": [gv], "preferredVersion": gv}
+    gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in _versions(group)]
+    return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
 
 
 def api_group_list() -> JSON:
@@ -64,10 +87,10 @@ def api_group(group: str) -> JSON:
     return {"kind": "APIGroup", "apiVersion": "v1", **_group_doc(group)}
 
 
-def resource_list(group: str, has_subresource: Callable[[str, str], bool]) -> JSON:
-    """The APIResourceList of a group; `has_subresource(plural, sub)` says what is served."""
+def resource_list(group: str, version: str, has_subresource: Callable[[str, str], bool]) -> JSON:
+    """The APIResourceList of a group version; `has_subresource(plural, sub)`: is it served."""
     resources: list[JSON] = []
-    for r in GROUPS[group]:
+    for r in GROUP_VERSIONS[group][version]:
         entry: JSON = {
             "name": r.plural,
             "singularName": r.kind.lower(),
@@ -91,7 +114,7 @@ def resource_list(group: str, has_subresource: Callable[[str, str], bool]) -> JS
             entry["categories"] = ["all"]
         resources.append(entry)
         for sub in sorted(r.subresources):
-            if sub == "eviction" and not has_subresource(r.plural, "eviction"):
+            if sub in ("eviction", "token") and not has_subresource(r.plural, sub):
                 continue
             sub_entry: JSON = {
                 "name": f"{r.plural}/{sub}",
@@ -106,8 +129,15 @@ def resource_list(group: str, has_subresource: Callable[[str, str], bool]) -> JS
                 sub_entry.update(kind="Eviction", group="policy", version="v1", verbs=["create"])
             elif sub == "binding":
                 sub_entry.update(kind="Binding", verbs=["create"])
+            elif sub == "token":
+                sub_entry.update(
+                    kind="TokenRequest",
+                    group="authentication.k8s.io",
+                    version="v1",
+                    verbs=["create"],
+                )
             resources.append(sub_entry)
-    gv = f"{group}/v1" if group else "v1"
+    gv = f"{group}/{version}" if group else version
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -127,23 +157,29 @@ def openapi(parts: list[str]) -> JSON:
         raise ApiError(404, "NotFound", "OpenAPI v2 is not served by the simulator")
     if len(parts) == 1:
         paths = {}
-        for group in GROUPS:
-            key = f"apis/{group}/v1" if group else "api/v1"
-            paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash=K8SDRSIM"}
+        for group, versions in GROUP_VERSIONS.items():
+            for version in versions:
+                key = f"apis/{group}/{version}" if group else f"api/{version}"
+                paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash=K8SDRSIM"}
         return {"paths": paths}
     key = "/".join(parts[1:])
-    group = parts[2] if parts[1] == "apis" and len(parts) > 2 else ""
-    if key != (f"apis/{group}/v1" if group else "api/v1") or group not in GROUPS:
+    if parts[1] == "apis" and len(parts) == 4:
+        group, version = parts[2], parts[3]
+    elif parts[1] == "api" and len(parts) == 3:
+        group, version = "", parts[2]
+    else:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    if version not in GROUP_VERSIONS.get(group, {}):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     doc_paths: JSON = {}
     params = [
         {"name": n, "in": "query", "schema": {"type": "string"}}
         for n in ("dryRun", "fieldManager", "fieldValidation", "force")
     ]
-    for r in GROUPS[group]:
-        prefix = f"/apis/{group}/v1" if group else "/api/v1"
+    prefix = f"/{key}"
+    for r in GROUP_VERSIONS[group][version]:
         ns = "/namespaces/{namespace}" if r.namespaced else ""
-        gvk = {"group": group, "version": "v1", "kind": r.kind}
+        gvk = {"group": group, "version": version, "kind": r.kind}
         doc_paths[f"{prefix}{ns}/{r.plural}/{{name}}"] = {
             "patch": {
                 "x-kubernetes-action": "patch",
@@ -156,5 +192,17 @@ def openapi(parts: list[str]) -> JSON:
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.33.0"},
         "paths": doc_paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": _schemas(group, version)},
     }
+
+
+@functools.cache
+def _schemas(group: str, version: str) -> JSON:
+    """The group/version's schemas (generated by ci/gen/openapi_schemas.py), {} if none."""
+    name = f"{group or 'core'}_{version}.json"
+    try:
+        raw = resources.files("pytest_k8sdr.sim.apiserver").joinpath("openapi", name).read_text()
+    except FileNotFoundError:
+        return {}
+    schemas: JSON = json.loads(raw)["schemas"]
+    return schemas

@@ -1,133 +1,33 @@
 r"""Decoding of the protobuf request bodies kubectl's typed clients send.
 
-kubectl (≥1.32) encodes typed-client bodies as `application/vnd.kubernetes.protobuf`:
-the magic `k8s\\0`, then a `runtime.Unknown` (typeMeta, raw). The simulator decodes the
-kinds those kubectl commands send (drain's Eviction and DeleteOptions, `kubectl create
-namespace|configmap|secret|deployment`), field numbers from the generated.proto files of
-k8s.io/api and k8s.io/apimachinery. Other kinds are 415 with a message saying so.
+kubectl (≥1.32) encodes typed-client bodies as `application/vnd.kubernetes.protobuf`: the
+magic `k8s\\0`, then a `runtime.Unknown` (typeMeta, raw). One generic decoder turns the raw
+message into the kind's JSON form, driven by the schema tables of `protoschema` (field
+numbers from k8s.io/api's and apimachinery's generated.proto). A kind without a table is 415
+with a message saying so; fields a table does not name are skipped.
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import struct
+from datetime import UTC, datetime
 from typing import Any
 
 from pytest_k8sdr.sim.apimachinery.errors import ApiError
+from pytest_k8sdr.sim.apiserver.protoschema import KINDS, MESSAGES
+
+__all__ = ["MAGIC", "decode_message", "decode_protobuf_body"]
 
 MAGIC = b"k8s\x00"
-
-# A schema maps a field number to (json name, type); a type is "string", "bytes", "int",
-# "bool", ("msg", schema), ("map", value type) or ("list", type).
-Schema = dict[int, tuple[str, Any]]
-
-_OWNER_REF: Schema = {
-    1: ("kind", "string"),
-    3: ("name", "string"),
-    4: ("uid", "string"),
-    5: ("apiVersion", "string"),
-    6: ("controller", "bool"),
-    7: ("blockOwnerDeletion", "bool"),
+# A kind whose table is the only one of that name is found without its apiVersion too.
+_BY_KIND = {
+    kind: name
+    for (_v, kind), name in KINDS.items()
+    if sum(1 for (_w, k) in KINDS if k == kind) == 1 or kind == "DeleteOptions"
 }
-_OBJECT_META: Schema = {
-    1: ("name", "string"),
-    2: ("generateName", "string"),
-    3: ("namespace", "string"),
-    5: ("uid", "string"),
-    6: ("resourceVersion", "string"),
-    7: ("generation", "int"),
-    11: ("labels", ("map", "string")),
-    12: ("annotations", ("map", "string")),
-    13: ("ownerReferences", ("list", ("msg", _OWNER_REF))),
-    14: ("finalizers", ("list", "string")),
-}
-_PRECONDITIONS: Schema = {1: ("uid", "string"), 2: ("resourceVersion", "string")}
-_DELETE_OPTIONS: Schema = {
-    1: ("gracePeriodSeconds", "int"),
-    2: ("preconditions", ("msg", _PRECONDITIONS)),
-    3: ("orphanDependents", "bool"),
-    4: ("propagationPolicy", "string"),
-    5: ("dryRun", ("list", "string")),
-}
-_LABEL_SELECTOR_REQ: Schema = {
-    1: ("key", "string"),
-    2: ("operator", "string"),
-    3: ("values", ("list", "string")),
-}
-_LABEL_SELECTOR: Schema = {
-    1: ("matchLabels", ("map", "string")),
-    2: ("matchExpressions", ("list", ("msg", _LABEL_SELECTOR_REQ))),
-}
-_CONTAINER_PORT: Schema = {
-    1: ("name", "string"),
-    2: ("hostPort", "int"),
-    3: ("containerPort", "int"),
-    4: ("protocol", "string"),
-    5: ("hostIP", "string"),
-}
-_ENV_VAR: Schema = {1: ("name", "string"), 2: ("value", "string")}
-_CONTAINER: Schema = {
-    1: ("name", "string"),
-    2: ("image", "string"),
-    3: ("command", ("list", "string")),
-    4: ("args", ("list", "string")),
-    5: ("workingDir", "string"),
-    6: ("ports", ("list", ("msg", _CONTAINER_PORT))),
-    7: ("env", ("list", ("msg", _ENV_VAR))),
-    8: ("resources", ("msg", {})),
-    14: ("imagePullPolicy", "string"),
-}
-_POD_SPEC: Schema = {
-    2: ("containers", ("list", ("msg", _CONTAINER))),
-    3: ("restartPolicy", "string"),
-    4: ("terminationGracePeriodSeconds", "int"),
-    7: ("nodeSelector", ("map", "string")),
-    8: ("serviceAccountName", "string"),
-    10: ("nodeName", "string"),
-    20: ("initContainers", ("list", ("msg", _CONTAINER))),
-}
-_POD_TEMPLATE: Schema = {1: ("metadata", ("msg", _OBJECT_META)), 2: ("spec", ("msg", _POD_SPEC))}
-_DEPLOYMENT_SPEC: Schema = {
-    1: ("replicas", "int"),
-    2: ("selector", ("msg", _LABEL_SELECTOR)),
-    3: ("template", ("msg", _POD_TEMPLATE)),
-    4: ("strategy", ("msg", {1: ("type", "string")})),
-    5: ("minReadySeconds", "int"),
-    6: ("revisionHistoryLimit", "int"),
-    7: ("paused", "bool"),
-    9: ("progressDeadlineSeconds", "int"),
-}
-_OBJECT_REFERENCE: Schema = {
-    1: ("kind", "string"),
-    2: ("namespace", "string"),
-    3: ("name", "string"),
-    4: ("uid", "string"),
-    5: ("apiVersion", "string"),
-}
-_META = ("metadata", ("msg", _OBJECT_META))
-KINDS: dict[str, Schema] = {
-    "DeleteOptions": _DELETE_OPTIONS,
-    "Eviction": {1: _META, 2: ("deleteOptions", ("msg", _DELETE_OPTIONS))},
-    "Namespace": {1: _META, 2: ("spec", ("msg", {1: ("finalizers", ("list", "string"))}))},
-    "ConfigMap": {
-        1: _META,
-        2: ("data", ("map", "string")),
-        3: ("binaryData", ("map", "bytes")),
-        4: ("immutable", "bool"),
-    },
-    "Secret": {
-        1: _META,
-        2: ("data", ("map", "bytes")),
-        3: ("type", "string"),
-        4: ("stringData", ("map", "string")),
-        5: ("immutable", "bool"),
-    },
-    "Binding": {1: _META, 2: ("target", ("msg", _OBJECT_REFERENCE))},
-    "Deployment": {1: _META, 2: ("spec", ("msg", _DEPLOYMENT_SPEC))},
-    "ServiceAccount": {1: _META},
-}
-
-
-_OMIT_ZERO = frozenset({"hostPort", "generation", "minReadySeconds"})
+_SCALARS = frozenset({"string", "bytes", "int", "bool", "double"})
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -169,61 +69,117 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
     return out
 
 
-def _scalar(kind: Any, value: Any) -> Any:
+def _signed(value: int) -> int:
+    # int32/int64 varints: negative numbers arrive as 64-bit two's complement.
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _time(data: bytes) -> str | None:
+    parts = {n: v for n, _w, v in _fields(data)}
+    seconds = _signed(int(parts.get(1, 0)))
+    if not seconds:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _duration(nanos: int) -> str:
+    seconds, rest = divmod(nanos, 1_000_000_000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    text = f"{hours}h" if hours else ""
+    text += f"{minutes}m" if minutes or hours else ""
+    frac = f".{rest:09d}".rstrip("0") if rest else ""
+    return f"{text}{seconds}{frac.rstrip('.')}s"
+
+
+def _value(kind: str, wire: int, value: Any) -> Any:
+    """One field value of a (non-repeated) type."""
     if kind == "string":
         return bytes(value).decode()
     if kind == "bytes":
         return base64.b64encode(bytes(value)).decode()
     if kind == "int":
-        # int32/int64 varints: negative numbers arrive as 64-bit two's complement.
-        return value - (1 << 64) if value >= 1 << 63 else value
+        return _signed(int(value))
     if kind == "bool":
         return bool(value)
-    if isinstance(kind, tuple) and kind[0] == "msg":
-        return decode_message(bytes(value), kind[1])
-    raise ValueError(f"unknown field type {kind!r}")
+    if kind == "double":
+        return float(struct.unpack("<d", bytes(value))[0])
+    if kind == "quantity":
+        return bytes({n: v for n, _w, v in _fields(bytes(value))}.get(1, b"")).decode()
+    if kind == "intorstr":
+        parts = {n: v for n, _w, v in _fields(bytes(value))}
+        if int(parts.get(1, 0)) == 1:
+            return bytes(parts.get(3, b"")).decode()
+        return _signed(int(parts.get(2, 0)))
+    if kind == "time":
+        return _time(bytes(value))
+    if kind == "duration":
+        return _duration(_signed(int({n: v for n, _w, v in _fields(bytes(value))}.get(1, 0))))
+    if kind == "raw":
+        raw = bytes({n: v for n, _w, v in _fields(bytes(value))}.get(1, b""))
+        return json.loads(raw) if raw else None
+    return decode_message(bytes(value), kind)
 
 
-def decode_message(data: bytes, schema: Schema) -> dict[str, Any]:
-    """Decode one message by its schema; unknown fields are skipped."""
+def _packed(kind: str, value: bytes) -> list[Any]:
+    out: list[Any] = []
+    pos = 0
+    while pos < len(value):
+        item, pos = _varint(value, pos)
+        out.append(_value(kind, 0, item))
+    return out
+
+
+def decode_message(data: bytes, name: str) -> dict[str, Any]:
+    """Decode one message by its table in `protoschema.MESSAGES`; unknown fields are skipped."""
+    schema = MESSAGES[name]
     out: dict[str, Any] = {}
-    for num, _wire, value in _fields(data):
+    for num, wire, value in _fields(data):
         spec = schema.get(num)
         if spec is None:
             continue
-        name, kind = spec
-        if isinstance(kind, tuple) and kind[0] == "map":
-            entry = {n: v for n, _w, v in _fields(bytes(value))}
-            key = bytes(entry.get(1, b"")).decode()
-            out.setdefault(name, {})[key] = _scalar(kind[1], entry.get(2, b""))
-        elif isinstance(kind, tuple) and kind[0] == "list":
-            out.setdefault(name, []).append(_scalar(kind[1], value))
+        field, kind = spec
+        keep_zero = kind.endswith("!")
+        kind = kind.rstrip("!")
+        if kind.startswith("inline:"):
+            out.update(decode_message(bytes(value), kind[len("inline:") :]))
+        elif kind.startswith("map:"):
+            entry = {n: (w, v) for n, w, v in _fields(bytes(value))}
+            key = bytes(entry.get(1, (2, b""))[1]).decode()
+            item_wire, item = entry.get(2, (2, b""))
+            out.setdefault(field, {})[key] = _value(kind[4:], item_wire, item)
+        elif kind.startswith("[]"):
+            item_kind = kind[2:]
+            if wire == 2 and item_kind in ("int", "bool"):
+                out.setdefault(field, []).extend(_packed(item_kind, bytes(value)))
+            else:
+                out.setdefault(field, []).append(_value(item_kind, wire, value))
         else:
-            scalar = _scalar(kind, value)
-            # Go's JSON omits empty strings and these zero ints (omitempty); proto2 sends them.
-            if scalar == "" or (scalar == 0 and name in _OMIT_ZERO):
+            decoded = _value(kind, wire, value)
+            # Go's JSON leaves out zero values of omitempty fields; proto2 sends them all.
+            if decoded is None or (not keep_zero and kind in _SCALARS and not decoded):
                 continue
-            out[name] = scalar
+            out[field] = decoded
     return out
 
 
 def decode_protobuf_body(raw: bytes) -> dict[str, Any]:
-    """The JSON form of a protobuf-encoded request body; 415 for kinds not decoded here."""
+    """The JSON form of a protobuf-encoded request body; 415 for kinds without a table."""
     if not raw.startswith(MAGIC):
         raise ApiError(415, "UnsupportedMediaType", "the protobuf body lacks the k8s magic prefix")
     try:
         unknown = {n: v for n, _w, v in _fields(raw[len(MAGIC) :])}
         type_meta = {n: bytes(v).decode() for n, _w, v in _fields(bytes(unknown.get(1, b"")))}
         api_version, kind = type_meta.get(1, ""), type_meta.get(2, "")
-        schema = KINDS.get(kind)
-        if schema is None:
+        name = KINDS.get((api_version, kind)) or _BY_KIND.get(kind)
+        if name is None:
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
-                f"protobuf bodies of kind {kind!r} are not supported by the simulator; send JSON "
-                "(e.g. `kubectl create -f` or `kubectl apply -f`)",
+                f"protobuf bodies of kind {kind!r} ({api_version}) are not supported by the "
+                "simulator; send JSON (e.g. `kubectl create -f` or `kubectl apply -f`)",
             )
-        body = decode_message(bytes(unknown.get(2, b"")), schema)
+        body = decode_message(bytes(unknown.get(2, b"")), name)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "BadRequest", f"malformed protobuf body: {exc}") from exc
     if kind != "DeleteOptions":

@@ -25,8 +25,9 @@ from pytest_k8sdr.sim.apimachinery.patch import APPLY_PATCH, PATCH_TYPES
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
 from pytest_k8sdr.sim.apiserver import discovery
 from pytest_k8sdr.sim.apiserver.protobuf import decode_protobuf_body
-from pytest_k8sdr.sim.apiserver.registry.resources import BY_GVR, GROUPS
+from pytest_k8sdr.sim.apiserver.registry.resources import BY_GVR, GROUP_VERSIONS, VIEWS
 from pytest_k8sdr.sim.apiserver.registry.store import Store
+from pytest_k8sdr.sim.apiserver.registry.strategy import Version
 from pytest_k8sdr.sim.apiserver.tables import table_for
 from pytest_k8sdr.sim.apiserver.watch import (
     JSON_CT,
@@ -217,26 +218,36 @@ class ApiServer:
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if group not in GROUPS or version != "v1":
+        if version not in GROUP_VERSIONS.get(group, {}):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if not rest:
             if request.method != "GET":
                 raise method_not_allowed()
-            return _json_response(discovery.resource_list(group, self._serves_subresource))
+            return _json_response(discovery.resource_list(group, version, self._serves_subresource))
         namespace: str | None = None
-        if len(rest) >= 3 and rest[0] == "namespaces" and (group, version, rest[2]) in BY_GVR:
+        if len(rest) >= 3 and rest[0] == "namespaces" and _served(group, version, rest[2]):
             namespace = rest[1]
             rest = rest[2:]
         rtype = BY_GVR.get((group, version, rest[0]))
+        view: Version | None = None
+        if rtype is None and (group, version, rest[0]) in VIEWS:
+            rtype, view = VIEWS[(group, version, rest[0])]
         if rtype is None or len(rest) > 3:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if namespace is not None and not rtype.namespaced:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
+        request[_VIEW] = view
         if name is None:
-            return await self._collection(request, rtype, namespace)
-        return await self._object(request, rtype, namespace, name, sub)
+            response = await self._collection(request, rtype, namespace)
+        else:
+            response = await self._object(request, rtype, namespace, name, sub)
+        if view is not None and isinstance(response, web.Response) and response.body:
+            raw = response.body
+            assert isinstance(raw, bytes)
+            response.body = _external_body(rtype, view, raw)
+        return response
 
     # -- bodies ----------------------------------------------------------------------
 
@@ -288,7 +299,13 @@ class ApiServer:
         if method == "GET":
             if truthy(q.get("watch")):
                 return await serve_watch(
-                    request, self.store, rtype, namespace, self.settings.watch, self._watch_tasks
+                    request,
+                    self.store,
+                    rtype,
+                    namespace,
+                    self.settings.watch,
+                    self._watch_tasks,
+                    view=request[_VIEW],
                 )
             raw = store.storage.list_raw(
                 rtype.plural,
@@ -305,6 +322,7 @@ class ApiServer:
             if not isinstance(body, dict):
                 raise bad_request("the request body must be a JSON object")
             _check_kind(rtype, body)
+            body = _internal_body(request, body)
             entry = store.create_entry(rtype.plural, namespace, body)
             return _json_response(entry.raw, 201)
         if method == "DELETE":
@@ -363,7 +381,7 @@ class ApiServer:
             and not (plural == "namespaces" and sub == "finalize")
         ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if sub in ("eviction", "binding"):
+        if sub in ("eviction", "binding", "token"):
             if method != "POST":
                 raise method_not_allowed()
             return await self._post_subresource(request, rtype, namespace, name, sub)
@@ -378,6 +396,7 @@ class ApiServer:
             if not isinstance(body, dict):
                 raise bad_request("the request body must be a JSON object")
             _check_kind(rtype, body)
+            body = _internal_body(request, body)
             if sub == "finalize":
                 return self._finalize_namespace(name, body)
             entry = store.update_entry(plural, namespace, name, body, subresource=sub)
@@ -400,13 +419,22 @@ class ApiServer:
                     f"include: {', '.join(PATCH_TYPES)}",
                 )
             body = await self._body(request)
-            entry = store.patch_entry(plural, namespace, name, body, ctype, subresource=sub)
+            view = request[_VIEW]
+            entry = store.patch_entry(
+                plural,
+                namespace,
+                name,
+                body,
+                ctype,
+                subresource=sub,
+                convert=None if view is None else (view.to_external, view.to_internal),
+            )
             return _json_response(entry.raw)
         if method == "DELETE" and sub is None:
             self._reject_dry_run(request)
             opts = await self._delete_options(request)
             entry, gone = store.delete_entry(plural, namespace, name, **opts)
-            if gone and plural not in ("pods", "services", "nodes"):
+            if gone and plural not in _RETURNS_DELETED_OBJECT:
                 meta = entry.obj["metadata"]
                 return _json_response(
                     _success_status(
@@ -482,6 +510,55 @@ class ApiServer:
         """End every open watch (on shutdown)."""
         for task in list(self._watch_tasks):
             task.cancel()
+
+
+# The registries with ReturnDeletedObject (pkg/registry/*/storage/storage.go; the generated
+# clients' delete methods return the kind for these, a Status for the others). Nodes too, as
+# the simulator always answered (kubectl and the clients accept either).
+_RETURNS_DELETED_OBJECT = frozenset(
+    {
+        "pods",
+        "services",
+        "nodes",
+        "serviceaccounts",
+        "podtemplates",
+        "resourcequotas",
+        "persistentvolumes",
+        "persistentvolumeclaims",
+        "storageclasses",
+        "csidrivers",
+        "csinodes",
+        "volumeattachments",
+    }
+)
+
+
+_VIEW = "k8sdr.view"  # the request's other version of a stored kind (None: the stored one)
+
+
+def _served(group: str, version: str, plural: str) -> bool:
+    return (group, version, plural) in BY_GVR or (group, version, plural) in VIEWS
+
+
+def _internal_body(request: web.Request, body: JSON) -> JSON:
+    """A create or update body in the stored form."""
+    view: Version | None = request[_VIEW]
+    return body if view is None else view.to_internal(body)
+
+
+def _external_body(stored: ResourceType, view: Version, raw: bytes) -> bytes:
+    """A response of the stored kind (an object or a list of them) in the view's form."""
+    doc = json.loads(raw)
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    if kind == stored.kind:
+        doc = view.to_external(doc)
+    elif kind == f"{stored.kind}List":
+        doc["apiVersion"] = view.type.api_version
+        doc["kind"] = f"{view.type.kind}List"
+        doc["items"] = [view.to_external(item) for item in doc.get("items") or []]
+    else:
+        return raw
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def _check_kind(rtype: ResourceType, body: JSON) -> None:

@@ -20,6 +20,7 @@ from aiohttp import web
 from pytest_k8sdr.sim.apimachinery.errors import ApiError, bad_request
 from pytest_k8sdr.sim.apimachinery.types import ResourceType
 from pytest_k8sdr.sim.apiserver.registry.store import Store
+from pytest_k8sdr.sim.apiserver.registry.strategy import Version
 from pytest_k8sdr.sim.apiserver.tables import table_for
 
 __all__ = ["JSON_CT", "WatchSettings", "int_param", "serve_watch", "truthy"]
@@ -59,8 +60,13 @@ async def serve_watch(
     namespace: str | None,
     settings: WatchSettings,
     tasks: set[asyncio.Task[Any]],
+    *,
+    view: Version | None = None,
 ) -> web.StreamResponse:
-    """Stream the watch `request` asks for until its timeout, the client leaves or it lags."""
+    """Stream the watch `request` asks for until its timeout, the client leaves or it lags.
+
+    `view` converts every object to another version of the stored kind.
+    """
     q = request.query
     timeout = int_param(q, "timeoutSeconds")
     bookmarks = truthy(q.get("allowWatchBookmarks"))
@@ -97,11 +103,12 @@ async def serve_watch(
     if cut:
         deadline = min(deadline, started + cut)
     bookmark_every = settings.bookmark_interval
+    shown = rtype if view is None else view.type
     bookmark_head = (
         b'{"type":"BOOKMARK","object":{"kind":"'
-        + rtype.kind.encode()
+        + shown.kind.encode()
         + b'","apiVersion":"'
-        + rtype.api_version.encode()
+        + shown.api_version.encode()
         + b'","metadata":{"resourceVersion":"'
     )
     await response.prepare(request)
@@ -115,7 +122,10 @@ async def serve_watch(
     def encode(chunks: list[bytes | None]) -> bytes:
         data = [c for c in chunks if c is not None]
         if as_table:
+            # Tables print the stored form, as upstream's printers print the internal one.
             data = [_table_line(rtype, c, include_object) for c in data]
+        elif view is not None:
+            data = [_converted_line(view, c) for c in data]
         return b"".join(data)
 
     try:
@@ -165,6 +175,13 @@ async def serve_watch(
     with contextlib.suppress(ConnectionResetError, RuntimeError):
         await response.write_eof()
     return response
+
+
+def _converted_line(view: Version, line: bytes) -> bytes:
+    event = json.loads(line)
+    if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+        event["object"] = view.to_external(event["object"])
+    return json.dumps(event, separators=(",", ":")).encode() + b"\n"
 
 
 def _table_line(rtype: ResourceType, line: bytes, include_object: str | None) -> bytes:

@@ -1,10 +1,12 @@
 """The simulated control plane's controllers, each switchable by its upstream name.
 
 `--disable-controller NAME` works like kube-controller-manager's `--controllers=-NAME`; the
-scheduler and the DefaultTolerationSeconds admission plugin are switchable the same way.
+scheduler and the admission plugins (DefaultTolerationSeconds, Priority, ServiceAccount) are
+switchable the same way.
 Ownership GC ("garbagecollector", `garbagecollector.GarbageCollector`) acts inside the writes
-that make it due and is switched through the same names; pods/eviction is API-server logic
-(`apiserver.registry.eviction`) and is served whatever is disabled.
+that make it due and is switched through the same names; pods/eviction and
+serviceaccounts/token are API-server logic (`apiserver.registry.eviction`, `.tokenrequest`)
+and are served whatever is disabled.
 
 A `ControllerManager` also switches them while the cluster runs (the server's
 `/k8sdr/v1/controllers` endpoint, `k8sdr sim controller`): what a restart of
@@ -20,10 +22,14 @@ from __future__ import annotations
 
 import asyncio
 
-from pytest_k8sdr.sim.apiserver.registry import eviction
+from pytest_k8sdr.sim.apiserver.registry import eviction, tokenrequest
 from pytest_k8sdr.sim.apiserver.registry.store import Store
 from pytest_k8sdr.sim.controllers import garbagecollector
-from pytest_k8sdr.sim.controllers.admissionplugins import DefaultTolerationSeconds
+from pytest_k8sdr.sim.controllers.admissionplugins import (
+    DefaultTolerationSeconds,
+    PriorityAdmission,
+    ServiceAccountAdmission,
+)
 from pytest_k8sdr.sim.controllers.controller import Context, Controller
 from pytest_k8sdr.sim.controllers.daemonset import DaemonSetController
 from pytest_k8sdr.sim.controllers.deployment import DeploymentController
@@ -35,6 +41,10 @@ from pytest_k8sdr.sim.controllers.nodelifecycle import NodeLifecycleController
 from pytest_k8sdr.sim.controllers.podgc import PodGCController
 from pytest_k8sdr.sim.controllers.replicaset import ReplicaSetController
 from pytest_k8sdr.sim.controllers.scheduler import Scheduler
+from pytest_k8sdr.sim.controllers.serviceaccount import (
+    RootCACertPublisher,
+    ServiceAccountsController,
+)
 from pytest_k8sdr.sim.controllers.statefulset import StatefulSetController
 from pytest_k8sdr.sim.controllers.tainteviction import TaintEvictionController
 from pytest_k8sdr.sim.profiles import Profile
@@ -45,6 +55,10 @@ CONTROLLERS: dict[str, type[Controller]] = {
     c.name: c
     for c in (
         DefaultTolerationSeconds,
+        PriorityAdmission,
+        ServiceAccountAdmission,
+        ServiceAccountsController,
+        RootCACertPublisher,
         NodeLifecycleController,
         TaintEvictionController,
         Scheduler,
@@ -76,16 +90,17 @@ def _check_names(names: set[str]) -> None:
 class ControllerManager:
     """The running controllers, each switchable on and off by name while the loop runs."""
 
-    def __init__(self, store: Store, profile: Profile) -> None:
+    def __init__(self, store: Store, profile: Profile, root_ca: bytes = b"") -> None:
         self.store = store
         self.garbage_collector = GarbageCollector.attach(store)
-        self._ctx = Context(store, profile)
+        self._ctx = Context(store, profile, root_ca)
         self._running: dict[str, Controller] = {}
 
     def start(self, disabled: set[str]) -> None:
         """Start every controller not in `disabled` (ValueError on an unknown name first)."""
         _check_names(disabled)
         eviction.register(self.store)
+        tokenrequest.register(self.store)
         if GARBAGE_COLLECTOR in disabled:
             self.garbage_collector.set_enabled(False)
         for name in CONTROLLERS:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 
-from pytest_k8sdr.sim.apiserver.admission import defaulttolerationseconds
+from pytest_k8sdr.sim.apiserver.admission import defaulttolerationseconds, priority, serviceaccount
 from pytest_k8sdr.sim.controllers.controller import Controller
 
-__all__ = ["DefaultTolerationSeconds"]
+__all__ = ["DefaultTolerationSeconds", "PriorityAdmission", "ServiceAccountAdmission"]
 
 
 class DefaultTolerationSeconds(Controller):
@@ -26,4 +26,29 @@ class DefaultTolerationSeconds(Controller):
             p.default_not_ready_toleration_seconds, p.default_unreachable_toleration_seconds
         )
         self.on_stop(self.store.add_admission("pods", plugin))
+        return []
+
+
+class PriorityAdmission(Controller):
+    """The Priority admission plugin: pods' priority from their class; one global default."""
+
+    name = priority.NAME
+
+    def start(self) -> list[asyncio.Task[None]]:
+        """Register the plugins for pods and priority classes."""
+        self.on_stop(self.store.add_admission("pods", priority.pod_plugin(self.store)))
+        self.on_stop(
+            self.store.add_admission("priorityclasses", priority.priority_class_plugin(self.store))
+        )
+        return []
+
+
+class ServiceAccountAdmission(Controller):
+    """The ServiceAccount admission plugin: a pod's account checked, its token mounted."""
+
+    name = serviceaccount.NAME
+
+    def start(self) -> list[asyncio.Task[None]]:
+        """Register the plugin for pods."""
+        self.on_stop(self.store.add_admission("pods", serviceaccount.plugin(self.store)))
         return []

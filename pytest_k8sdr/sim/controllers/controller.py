@@ -17,11 +17,13 @@ __all__ = ["Context", "Controller", "ignore_not_found"]
 
 
 class Context:
-    """What every controller gets: the store, the timings, shared caches and the recorder."""
+    """What every controller gets: the store, the timings, caches, the recorder, the CA."""
 
-    def __init__(self, store: Store, profile: Profile) -> None:
+    def __init__(self, store: Store, profile: Profile, root_ca: bytes = b"") -> None:
         self.store = store
         self.profile = profile
+        # The cluster CA (kube-controller-manager's --root-ca-file), PEM.
+        self.root_ca = root_ca
         self.informers = Informers(store)
         self.recorder = EventRecorder(store)
 

@@ -115,7 +115,7 @@ async def serve(
     await site.start()
     addresses = runner.addresses
     bound_port = int(addresses[0][1]) if addresses else port
-    controllers = ControllerManager(store, settings.profile)
+    controllers = ControllerManager(store, settings.profile, certs.ca_pem)
     controllers.start(set(settings.disabled_controllers))
     server.controllers = controllers
     url = f"https://{host}:{bound_port}"

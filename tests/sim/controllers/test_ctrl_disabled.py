@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from ctrl_support import TEST_PROFILE, Cluster, condition, ready_pods, run, taints
@@ -11,6 +12,7 @@ from pytest_k8sdr.sim import Store
 from pytest_k8sdr.sim.controllers import CONTROLLERS, start_controllers
 from pytest_k8sdr.sim.profiles import FAST, Profile
 
+JSON = dict[str, Any]
 UNREACHABLE_NE = ("node.kubernetes.io/unreachable", "NoExecute")
 
 
@@ -215,6 +217,40 @@ async def terminated_gc(c: Cluster) -> None:
     )
 
 
+async def default_account(c: Cluster) -> None:
+    """A new namespace gets its default ServiceAccount."""
+    c.store.create("namespaces", None, {"metadata": {"name": "team"}})
+    await c.wait_for(
+        lambda: c.get_if("serviceaccounts", "team", "default", bool), 2, "default account"
+    )
+
+
+async def root_ca(c: Cluster) -> None:
+    """A new namespace gets the kube-root-ca.crt ConfigMap."""
+    c.store.create("namespaces", None, {"metadata": {"name": "team"}})
+    await c.wait_for(lambda: c.get_if("configmaps", "team", "kube-root-ca.crt", bool), 2, "root ca")
+
+
+def _plain_pod(c: Cluster, name: str, **spec: object) -> JSON:
+    return c.store.create(
+        "pods",
+        "default",
+        {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "x"}], **spec}},
+    )
+
+
+async def token_volume(c: Cluster) -> None:
+    """A new pod gets the projected service-account token volume."""
+    pod = _plain_pod(c, "p")
+    assert pod["spec"].get("volumes"), "token volume"
+
+
+async def priority_resolved(c: Cluster) -> None:
+    """A pod's priority comes from its class."""
+    pod = _plain_pod(c, "p", priorityClassName="system-node-critical")
+    assert pod["spec"].get("priority") == 2_000_001_000, "priority"
+
+
 SCENARIOS: dict[str, Callable[[Cluster], Awaitable[None]]] = {
     "nodelifecycle": node_goes_unknown,
     "taint-eviction-controller": node_death_heals,
@@ -229,6 +265,10 @@ SCENARIOS: dict[str, Callable[[Cluster], Awaitable[None]]] = {
     "namespace": namespace_deletion,
     "disruption": pdb_status,
     "DefaultTolerationSeconds": default_tolerations,
+    "serviceaccount": default_account,
+    "root-ca-certificate-publisher": root_ca,
+    "ServiceAccount": token_volume,
+    "Priority": priority_resolved,
 }
 
 
@@ -256,6 +296,10 @@ FAILING_STEP = {
     "namespace": "namespace gone",
     "disruption": "pdb status",
     "DefaultTolerationSeconds": "unreachable",
+    "serviceaccount": "default account",
+    "root-ca-certificate-publisher": "root ca",
+    "ServiceAccount": "token volume",
+    "Priority": "priority",
 }
 
 

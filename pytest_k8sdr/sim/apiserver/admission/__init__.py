@@ -8,14 +8,25 @@ it may edit `new`. Not modelled: validating admission plugins, webhooks, quotas.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from pytest_k8sdr.sim.apimachinery.types import JSON
 
-__all__ = ["AdmissionChain", "MutatingPlugin"]
+__all__ = ["AdmissionChain", "MutatingPlugin", "Objects"]
 
 # plugin("CREATE" | "UPDATE", new object (editable), old object or None)
 MutatingPlugin = Callable[[str, JSON, JSON | None], None]
+
+
+class Objects(Protocol):
+    """What plugins read (the registry store): shared, read-only objects."""
+
+    def find(self, plural: str, namespace: str | None, name: str) -> JSON | None:
+        """The object or None."""
+
+    def iter_objects(self, plural: str, namespace: str | None = None) -> Iterator[JSON]:
+        """Every object of a type."""
 
 
 class AdmissionChain:

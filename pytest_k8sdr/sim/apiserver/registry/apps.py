@@ -7,7 +7,13 @@ from typing import ClassVar
 from pytest_k8sdr.sim.apimachinery.selectors import selector_from_label_selector, selector_matches
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
 from pytest_k8sdr.sim.apiserver.registry.podspec import default_template, validate_pod_spec
-from pytest_k8sdr.sim.apiserver.registry.strategy import Cause, ResetStatus, Resource, cause
+from pytest_k8sdr.sim.apiserver.registry.strategy import (
+    Cause,
+    ResetStatus,
+    Resource,
+    Strategy,
+    cause,
+)
 
 __all__ = ["RESOURCES"]
 
@@ -125,6 +131,24 @@ class DaemonSetStrategy(WorkloadStrategy):
         default_template(obj)
 
 
+class ControllerRevisionStrategy(Strategy):
+    """ValidateControllerRevision{,Update}: a revision >= 0; the data never changes."""
+
+    track_generation: ClassVar[bool] = False
+
+    def validate(self, obj: JSON, old: JSON | None) -> list[Cause]:
+        """A non-negative revision; the data immutable."""
+        causes: list[Cause] = []
+        revision = obj.get("revision")
+        if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+            causes.append(
+                cause("revision", f"Invalid value: {revision}: must be greater than or equal to 0")
+            )
+        if old is not None and obj.get("data") != old.get("data"):
+            causes.append(cause("data", "Invalid value: field is immutable"))
+        return causes
+
+
 _SCALE = frozenset({"status", "scale"})
 
 # pkg/registry/apps/replicaset/strategy.go ReplicaSetToSelectableFields.
@@ -153,5 +177,9 @@ RESOURCES = (
     Resource(
         ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",), frozenset({"status"})),
         DaemonSetStrategy,
+    ),
+    Resource(
+        ResourceType("apps", "v1", "controllerrevisions", "ControllerRevision", True),
+        ControllerRevisionStrategy,
     ),
 )

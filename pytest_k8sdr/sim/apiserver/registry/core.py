@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pytest_k8sdr.sim.apimachinery.selectors import selector_matches
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
+from pytest_k8sdr.sim.apiserver.registry import events
 from pytest_k8sdr.sim.apiserver.registry.pods import PodStrategy
+from pytest_k8sdr.sim.apiserver.registry.podspec import (
+    default_pod_spec,
+    default_template,
+    validate_pod_spec,
+)
+from pytest_k8sdr.sim.apiserver.registry.quota import LimitRangeStrategy, ResourceQuotaStrategy
 from pytest_k8sdr.sim.apiserver.registry.serviceallocator import ServiceAllocator
 from pytest_k8sdr.sim.apiserver.registry.strategy import (
     Cause,
@@ -13,6 +21,10 @@ from pytest_k8sdr.sim.apiserver.registry.strategy import (
     Resource,
     Strategy,
     cause,
+)
+from pytest_k8sdr.sim.apiserver.registry.volumes import (
+    PersistentVolumeClaimStrategy,
+    PersistentVolumeStrategy,
 )
 
 __all__ = ["RESOURCES"]
@@ -96,6 +108,73 @@ class SecretStrategy(NoGeneration):
         obj.setdefault("type", "Opaque")
 
 
+class ReplicationControllerStrategy(ResetStatus):
+    """SetDefaults_ReplicationController; ValidateReplicationController.
+
+    No controller runs them in the simulator: they are stored, scaled and watched.
+    """
+
+    empty_status: ClassVar[JSON] = {"replicas": 0}
+
+    def default(self, obj: JSON) -> None:
+        """Selector and labels from the template's labels when empty; replicas 1."""
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("replicas", 1)
+        template = spec.get("template")
+        if isinstance(template, dict):
+            labels = (template.get("metadata") or {}).get("labels") or {}
+            if not spec.get("selector"):
+                spec["selector"] = dict(labels)
+            meta = obj.setdefault("metadata", {})
+            if not meta.get("labels") and labels:
+                meta["labels"] = dict(labels)
+            default_template(obj)
+
+    def validate(self, obj: JSON, old: JSON | None) -> list[Cause]:
+        """A template whose labels match the selector, replicas >= 0, the pod spec."""
+        spec = obj.get("spec") or {}
+        template = spec.get("template")
+        causes: list[Cause] = []
+        replicas = spec.get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            causes.append(
+                cause(
+                    "spec.replicas",
+                    f"Invalid value: {replicas}: must be greater than or equal to 0",
+                )
+            )
+        if not isinstance(template, dict):
+            return [*causes, cause("spec.template", "Required value", "FieldValueRequired")]
+        selector = spec.get("selector") or {}
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        if not selector:
+            causes.append(cause("spec.selector", "Required value", "FieldValueRequired"))
+        elif not selector_matches({"matchLabels": selector}, labels):
+            causes.append(
+                cause(
+                    "spec.template.metadata.labels",
+                    f"Invalid value: {labels}: `selector` does not match template `labels`",
+                )
+            )
+        return causes + validate_pod_spec(template.get("spec") or {}, "spec.template.spec")
+
+
+class PodTemplateStrategy(Strategy):
+    """PodTemplates: the template's pod spec defaulted and validated as a pod's."""
+
+    track_generation = False
+
+    def default(self, obj: JSON) -> None:
+        """The pod spec's defaults."""
+        template = obj.setdefault("template", {})
+        if isinstance(template, dict):
+            default_pod_spec(template.setdefault("spec", {}))
+
+    def validate(self, obj: JSON, old: JSON | None) -> list[Cause]:
+        """The template's pod spec."""
+        return validate_pod_spec((obj.get("template") or {}).get("spec") or {}, "template.spec")
+
+
 # Field selectors as upstream's registries declare them (pkg/registry/core/pod/strategy.go
 # PodToSelectableFields, pkg/registry/core/node/strategy.go, .../namespace, .../event,
 # .../secret).
@@ -160,6 +239,7 @@ RESOURCES = (
     Resource(
         ResourceType("", "v1", "events", "Event", True, ("ev",), selectable_fields=_EVENT_FIELDS),
         NoGeneration,
+        versions=(events.VERSION,),
     ),
     Resource(ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)), NoGeneration),
     Resource(
@@ -167,6 +247,39 @@ RESOURCES = (
         SecretStrategy,
     ),
     Resource(
-        ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)), NoGeneration
+        ResourceType(
+            "", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",), frozenset({"token"})
+        ),
+        NoGeneration,
     ),
+    Resource(
+        ResourceType("", "v1", "persistentvolumes", "PersistentVolume", False, ("pv",), STATUS),
+        PersistentVolumeStrategy,
+    ),
+    Resource(
+        ResourceType(
+            "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",), STATUS
+        ),
+        PersistentVolumeClaimStrategy,
+    ),
+    Resource(
+        ResourceType("", "v1", "resourcequotas", "ResourceQuota", True, ("quota",), STATUS),
+        ResourceQuotaStrategy,
+    ),
+    Resource(
+        ResourceType("", "v1", "limitranges", "LimitRange", True, ("limits",)), LimitRangeStrategy
+    ),
+    Resource(
+        ResourceType(
+            "",
+            "v1",
+            "replicationcontrollers",
+            "ReplicationController",
+            True,
+            ("rc",),
+            frozenset({"status", "scale"}),
+        ),
+        ReplicationControllerStrategy,
+    ),
+    Resource(ResourceType("", "v1", "podtemplates", "PodTemplate", True), PodTemplateStrategy),
 )

@@ -27,11 +27,8 @@ class PodStrategy(Strategy):
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj)}
 
     def default(self, obj: JSON) -> None:
-        """PodSpec defaults, priority 0."""
+        """PodSpec defaults (priority and preemptionPolicy are Priority admission's)."""
         default_pod_spec(obj.setdefault("spec", {}))
-        spec = obj["spec"]
-        spec.setdefault("priority", 0)
-        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
 
     def validate(self, obj: JSON, old: JSON | None) -> list[Cause]:
         """Containers and images; an update may change only the mutable fields."""

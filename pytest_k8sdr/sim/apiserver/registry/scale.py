@@ -1,4 +1,4 @@
-"""The autoscaling/v1 Scale subresource of deployments, replicasets and statefulsets."""
+"""The autoscaling/v1 Scale subresource of the workloads (and ReplicationControllers)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ def scale_of(obj: JSON) -> JSON:
     """The Scale of a workload object."""
     meta = obj["metadata"]
     spec = obj.get("spec") or {}
+    selector = spec.get("selector")
+    if (
+        isinstance(selector, dict)
+        and selector
+        and not {"matchLabels", "matchExpressions"} & set(selector)
+    ):
+        selector = {"matchLabels": selector}  # a ReplicationController's plain map
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -27,7 +34,7 @@ def scale_of(obj: JSON) -> JSON:
         "spec": {"replicas": spec.get("replicas", 0)},
         "status": {
             "replicas": (obj.get("status") or {}).get("replicas", 0),
-            "selector": selector_text(spec.get("selector")),
+            "selector": selector_text(selector),
         },
     }
 

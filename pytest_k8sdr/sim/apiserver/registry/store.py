@@ -35,6 +35,7 @@ from pytest_k8sdr.sim.apiserver.registry.deletion import OwnerGraph
 from pytest_k8sdr.sim.apiserver.registry.pods import bind_pod
 from pytest_k8sdr.sim.apiserver.registry.resources import RESOURCES
 from pytest_k8sdr.sim.apiserver.registry.scale import scale_of, scale_replicas
+from pytest_k8sdr.sim.apiserver.registry.scheduling import SYSTEM_PRIORITY_CLASSES
 from pytest_k8sdr.sim.apiserver.registry.strategy import Strategy, validate_metadata
 from pytest_k8sdr.sim.apiserver.storage import Entry, Storage, Watch
 
@@ -45,6 +46,13 @@ SubresourceHandler = Callable[[str | None, str, JSON], JSON]
 
 _GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# pkg/registry/scheduling/rest/storage_scheduling.go AddSystemPriorityClasses.
+_SYSTEM_CLASS_DESCRIPTIONS = {
+    "system-node-critical": "Used for system critical pods that must not be moved from their "
+    "current node.",
+    "system-cluster-critical": "Used for system critical pods that must run in the cluster, but "
+    "can be moved to another node if necessary.",
+}
 _STALE = (
     "the object has been modified; please apply your changes to the latest version and try again"
 )
@@ -91,6 +99,16 @@ class Store:
         if bootstrap:
             for ns in _BOOTSTRAP_NAMESPACES:
                 self.create("namespaces", None, {"metadata": {"name": ns}})
+            for pc_name, value in SYSTEM_PRIORITY_CLASSES.items():
+                self.create(
+                    "priorityclasses",
+                    None,
+                    {
+                        "metadata": {"name": pc_name},
+                        "value": value,
+                        "description": _SYSTEM_CLASS_DESCRIPTIONS[pc_name],
+                    },
+                )
             self.create(
                 "services",
                 "default",
@@ -149,6 +167,12 @@ class Store:
             continue_token=continue_token,
         )
         return json.loads(raw)  # type: ignore[no-any-return]
+
+    def find(self, plural: str, namespace: str | None, name: str) -> JSON | None:
+        """The object as a read-only shared dict (do not mutate it), or None."""
+        rtype = self.rtype(plural)
+        entry = self.storage.find(plural, (namespace or "") if rtype.namespaced else "", name)
+        return None if entry is None else entry.obj
 
     def iter_objects(self, plural: str, namespace: str | None = None) -> Iterator[JSON]:
         """Every object of a type, as read-only shared dicts (do not mutate them)."""
@@ -422,11 +446,19 @@ class Store:
         content_type: str,
         *,
         subresource: str | None = None,
+        convert: tuple[Callable[[JSON], JSON], Callable[[JSON], JSON]] | None = None,
     ) -> Entry:
-        """`patch`; the committed entry."""
+        """`patch`; the committed entry.
+
+        `convert` (to the client's version, back to the stored one) patches another
+        version's form of the object, as upstream patches the request's version.
+        """
         rtype = self.rtype(plural)
         old = self.storage.entry(plural, namespace, name)
-        new = apply_patch(json.loads(old.raw), patch, content_type)
+        if convert is None:
+            new = apply_patch(json.loads(old.raw), patch, content_type)
+        else:
+            new = convert[1](apply_patch(convert[0](json.loads(old.raw)), patch, content_type))
         self._check_fresh(rtype, name, old, (new.get("metadata") or {}).get("resourceVersion"))
         return self._write(rtype, old, new, subresource)
 

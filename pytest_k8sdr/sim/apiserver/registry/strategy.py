@@ -16,7 +16,19 @@ from typing import ClassVar
 
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
 
-__all__ = ["Cause", "ResetStatus", "Resource", "Strategy", "cause", "validate_metadata"]
+__all__ = [
+    "Cause",
+    "ResetStatus",
+    "Resource",
+    "Strategy",
+    "Version",
+    "cause",
+    "forbidden",
+    "immutable",
+    "required",
+    "unsupported",
+    "validate_metadata",
+]
 
 Cause = dict[str, str]
 
@@ -31,6 +43,43 @@ _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 def cause(field: str, message: str, kind: str = "FieldValueInvalid") -> Cause:
     """One field cause of a 422 Invalid."""
     return {"type": kind, "message": message, "field": field}
+
+
+def required(field: str, detail: str = "") -> Cause:
+    """A missing field, worded as apimachinery's field.Required."""
+    return cause(
+        field, f"Required value: {detail}" if detail else "Required value", "FieldValueRequired"
+    )
+
+
+def forbidden(field: str, detail: str) -> Cause:
+    """field.Forbidden."""
+    return cause(field, f"Forbidden: {detail}", "FieldValueForbidden")
+
+
+def _go_value(value: object) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def unsupported(field: str, value: object, supported: tuple[str, ...]) -> Cause:
+    """field.NotSupported: `Unsupported value: "x": supported values: "a", "b"`."""
+    listed = ", ".join(f'"{s}"' for s in supported)
+    return cause(
+        field,
+        f"Unsupported value: {_go_value(value)}: supported values: {listed}",
+        "FieldValueNotSupported",
+    )
+
+
+def immutable(field: str, value: object) -> Cause:
+    """As ValidateImmutableField: `Invalid value: ...: field is immutable`."""
+    return cause(field, f"Invalid value: {_go_value(value)}: field is immutable")
 
 
 class Strategy:
@@ -78,11 +127,26 @@ class ResetStatus(Strategy):
 
 
 @dataclass(frozen=True)
+class Version:
+    """The stored objects served at another group/version, converted both ways.
+
+    As upstream serves one storage at several versions (autoscaling/v1 and v2 HPAs) or
+    groups (core and events.k8s.io Events): `to_external` turns a stored object into this
+    version's form, `to_internal` the reverse. Both take and return fresh dicts.
+    """
+
+    type: ResourceType
+    to_external: Callable[[JSON], JSON]
+    to_internal: Callable[[JSON], JSON]
+
+
+@dataclass(frozen=True)
 class Resource:
-    """One served kind: its type and how the registry treats it."""
+    """One served kind: its type, how the registry treats it, other versions serving it."""
 
     type: ResourceType
     strategy: Callable[[], Strategy] = Strategy
+    versions: tuple[Version, ...] = ()
 
 
 def validate_name(rule: str, name: str) -> list[Cause]:
