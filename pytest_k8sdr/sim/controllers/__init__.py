@@ -13,9 +13,11 @@ A `ControllerManager` also switches them while the cluster runs (the server's
 kube-controller-manager or kube-scheduler with a different `--controllers` list does, without
 the restart. A controller switched on again starts from a fresh list of its world.
 
-Not modelled: volumes and PVC templates,
-ControllerRevision objects, orphan adoption by ReplicaSets, Deployment progress deadlines,
-DaemonSet surge, Jobs/CronJobs/HPA, EndpointSlice mirroring, dryRun evictions.
+Storage as on kind: the DefaultStorageClass admission plugin, the PV controller's binder
+(`persistentvolume-binder`) and kind's volume provisioner (`local-path-provisioner`, which
+also installs the storage classes). Not modelled: attach/detach, ControllerRevision objects,
+orphan adoption by ReplicaSets, Deployment progress deadlines, DaemonSet surge,
+Jobs/CronJobs/HPA, EndpointSlice mirroring, dryRun evictions.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pytest_k8sdr.sim.apiserver.registry import eviction, tokenrequest
 from pytest_k8sdr.sim.apiserver.registry.store import Store
 from pytest_k8sdr.sim.controllers import garbagecollector
 from pytest_k8sdr.sim.controllers.admissionplugins import (
+    DefaultStorageClass,
     DefaultTolerationSeconds,
     PriorityAdmission,
     ServiceAccountAdmission,
@@ -36,8 +39,10 @@ from pytest_k8sdr.sim.controllers.deployment import DeploymentController
 from pytest_k8sdr.sim.controllers.disruption import DisruptionController
 from pytest_k8sdr.sim.controllers.endpointslice import EndpointsController, EndpointSliceController
 from pytest_k8sdr.sim.controllers.garbagecollector import GarbageCollector
+from pytest_k8sdr.sim.controllers.localpath import LocalPathProvisioner
 from pytest_k8sdr.sim.controllers.namespace import NamespaceController
 from pytest_k8sdr.sim.controllers.nodelifecycle import NodeLifecycleController
+from pytest_k8sdr.sim.controllers.persistentvolume import PersistentVolumeController
 from pytest_k8sdr.sim.controllers.podgc import PodGCController
 from pytest_k8sdr.sim.controllers.replicaset import ReplicaSetController
 from pytest_k8sdr.sim.controllers.scheduler import Scheduler
@@ -59,6 +64,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
         ServiceAccountAdmission,
         ServiceAccountsController,
         RootCACertPublisher,
+        DefaultStorageClass,
         NodeLifecycleController,
         TaintEvictionController,
         Scheduler,
@@ -71,6 +77,8 @@ CONTROLLERS: dict[str, type[Controller]] = {
         EndpointsController,
         NamespaceController,
         DisruptionController,
+        PersistentVolumeController,
+        LocalPathProvisioner,
     )
 }
 

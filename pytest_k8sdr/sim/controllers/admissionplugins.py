@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import asyncio
 
-from pytest_k8sdr.sim.apiserver.admission import defaulttolerationseconds, priority, serviceaccount
+from pytest_k8sdr.sim.apiserver.admission import (
+    defaultstorageclass,
+    defaulttolerationseconds,
+    priority,
+    serviceaccount,
+)
 from pytest_k8sdr.sim.controllers.controller import Controller
 
-__all__ = ["DefaultTolerationSeconds", "PriorityAdmission", "ServiceAccountAdmission"]
+__all__ = [
+    "DefaultStorageClass",
+    "DefaultTolerationSeconds",
+    "PriorityAdmission",
+    "ServiceAccountAdmission",
+]
 
 
 class DefaultTolerationSeconds(Controller):
@@ -51,4 +61,17 @@ class ServiceAccountAdmission(Controller):
     def start(self) -> list[asyncio.Task[None]]:
         """Register the plugin for pods."""
         self.on_stop(self.store.add_admission("pods", serviceaccount.plugin(self.store)))
+        return []
+
+
+class DefaultStorageClass(Controller):
+    """The DefaultStorageClass admission plugin, switchable like a controller."""
+
+    name = defaultstorageclass.NAME
+
+    def start(self) -> list[asyncio.Task[None]]:
+        """Register the mutating admission plugin for claims; it runs no task."""
+        classes = self.informers.get("storageclasses")
+        plugin = defaultstorageclass.plugin(lambda: classes.list())
+        self.on_stop(self.store.add_admission("persistentvolumeclaims", plugin))
         return []

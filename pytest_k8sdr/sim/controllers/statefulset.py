@@ -5,7 +5,8 @@ is gone (the store refuses a second object of that name), so a pod stuck Termina
 node holds its identity. OrderedReady creates one pod at a time, in order, each waiting for
 its predecessors to be Running and Ready; Parallel does not wait. Rolling updates replace pods
 with an outdated controller-revision-hash from the highest ordinal down, one at a time.
-ControllerRevision objects and PVC templates are not modelled.
+A pod's claims from `volumeClaimTemplates` are created before it (`statefulsetclaims`).
+ControllerRevision objects are not modelled.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pytest_k8sdr.sim.apimachinery.types import JSON
 from pytest_k8sdr.sim.controllers.controller import Controller
 from pytest_k8sdr.sim.controllers.deployment import template_hash
 from pytest_k8sdr.sim.controllers.podutil import pod_is_ready, pod_phase
+from pytest_k8sdr.sim.controllers.statefulsetclaims import add_claim_volumes, create_claims
 from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
 
 NAME = "statefulset"
@@ -91,6 +93,7 @@ class StatefulSetController(Controller):
         pod_spec.setdefault("hostname", pod_name)
         if spec.get("serviceName"):
             pod_spec.setdefault("subdomain", spec["serviceName"])
+        add_claim_volumes(pod_spec, sts, ordinal)
         return {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -139,6 +142,12 @@ class StatefulSetController(Controller):
                     if not parallel:
                         break
                     continue
+                for claim in create_claims(self.store, sts, i, f"{name}-{i}"):
+                    self._event(
+                        sts,
+                        "SuccessfulCreate",
+                        f"create Claim {claim} Pod {name}-{i} in StatefulSet {name} success",
+                    )
                 try:
                     self.store.create("pods", ns, self._new_pod(sts, i, revision))
                 except ApiError as exc:

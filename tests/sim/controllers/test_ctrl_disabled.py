@@ -251,6 +251,38 @@ async def priority_resolved(c: Cluster) -> None:
     assert pod["spec"].get("priority") == 2_000_001_000, "priority"
 
 
+def _network_claim(c: Cluster, class_name: str | None = "network") -> None:
+    spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    if class_name is not None:
+        spec["storageClassName"] = class_name
+    c.store.create("persistentvolumeclaims", "default", {"metadata": {"name": "d"}, "spec": spec})
+
+
+async def claim_gets_default_class(c: Cluster) -> None:
+    """A claim without a class gets the default one, `standard`."""
+    _network_claim(c, None)
+    claim = c.store.get("persistentvolumeclaims", "default", "d")
+    assert claim["spec"].get("storageClassName") == "standard", "default class"
+
+
+async def network_claim_provisioned(c: Cluster) -> None:
+    """A network claim gets a volume made for it."""
+    _network_claim(c)
+    await c.wait_for(lambda: c.store.list("persistentvolumes")["items"], 2, "volume provisioned")
+
+
+async def network_claim_bound(c: Cluster) -> None:
+    """A network claim is bound."""
+    _network_claim(c)
+    await c.wait_for(
+        lambda: c.get_if(
+            "persistentvolumeclaims", "default", "d", lambda p: p["spec"].get("volumeName")
+        ),
+        2,
+        "claim bound",
+    )
+
+
 SCENARIOS: dict[str, Callable[[Cluster], Awaitable[None]]] = {
     "nodelifecycle": node_goes_unknown,
     "taint-eviction-controller": node_death_heals,
@@ -269,6 +301,9 @@ SCENARIOS: dict[str, Callable[[Cluster], Awaitable[None]]] = {
     "root-ca-certificate-publisher": root_ca,
     "ServiceAccount": token_volume,
     "Priority": priority_resolved,
+    "DefaultStorageClass": claim_gets_default_class,
+    "local-path-provisioner": network_claim_provisioned,
+    "persistentvolume-binder": network_claim_bound,
 }
 
 
@@ -300,6 +335,9 @@ FAILING_STEP = {
     "root-ca-certificate-publisher": "root ca",
     "ServiceAccount": "token volume",
     "Priority": "priority",
+    "DefaultStorageClass": "default class",
+    "local-path-provisioner": "volume provisioned",
+    "persistentvolume-binder": "claim bound",
 }
 
 

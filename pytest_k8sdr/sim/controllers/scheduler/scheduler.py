@@ -362,6 +362,11 @@ class Scheduler(Controller):
             status = fw.run_pre_bind(state, pod, node)
             if status is not None:
                 fw.run_unreserve(state, pod, node)
+        if status is not None and status.code == Code.WAIT:
+            # A PreBind waits for something another controller does (VolumeBinding: claims
+            # being bound): back to the queue quietly, retried on the plugin's events.
+            self.queue.unschedulable(pod.key, frozenset({status.plugin}))
+            return None
         if status is not None:
             self._fail(pod, status.message, frozenset({status.plugin}), None)
             return None

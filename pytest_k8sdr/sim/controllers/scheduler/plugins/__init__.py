@@ -5,8 +5,7 @@ pkg/scheduler/framework/plugins/registry.go, pkg/scheduler/apis/config/v1/defaul
 `DEFAULT_PROFILE` lists the plugins in upstream's order with their score weights; filter order
 is this order, so a node reports the reason of the first plugin that rejects it. Upstream
 plugins not here: SchedulingGates, PrioritySort (the queue sorts by priority itself), NodePorts,
-VolumeRestrictions, NodeVolumeLimits, VolumeZone, ImageLocality, DynamicResources; VolumeBinding
-belongs between NodeResourcesFit and PodTopologySpread.
+VolumeRestrictions, NodeVolumeLimits, VolumeZone, ImageLocality, DynamicResources.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from pytest_k8sdr.sim.controllers.scheduler.plugins.noderesources import (
 from pytest_k8sdr.sim.controllers.scheduler.plugins.nodeunschedulable import NodeUnschedulable
 from pytest_k8sdr.sim.controllers.scheduler.plugins.podtopologyspread import PodTopologySpread
 from pytest_k8sdr.sim.controllers.scheduler.plugins.tainttoleration import TaintToleration
+from pytest_k8sdr.sim.controllers.scheduler.plugins.volumebinding import VolumeBinding
 
 __all__ = ["DEFAULT_PROFILE", "REGISTRY"]
 
@@ -34,6 +34,7 @@ REGISTRY: dict[str, type[Plugin]] = {
         TaintToleration,
         NodeAffinity,
         NodeResourcesFit,
+        VolumeBinding,
         PodTopologySpread,
         InterPodAffinity,
         DefaultPreemption,
@@ -48,6 +49,7 @@ DEFAULT_PROFILE: tuple[tuple[str, int], ...] = (
     ("TaintToleration", 3),
     ("NodeAffinity", 2),
     ("NodeResourcesFit", 1),
+    ("VolumeBinding", 0),
     ("PodTopologySpread", 2),
     ("InterPodAffinity", 2),
     ("DefaultPreemption", 0),
