@@ -88,6 +88,15 @@ def test_create_records_an_update_with_upstreams_fields_v1() -> None:
     assert container["f:image"] == {}
     port = container["f:ports"]['k:{"containerPort":80,"protocol":"TCP"}']
     assert port == {".": {}, "f:containerPort": {}, "f:protocol": {}}
+    # The simulator's own writes (no named manager) leave an untracked object untracked...
+    plain = store.create("configmaps", "default", {"metadata": {"name": "c"}, "data": {"a": "b"}})
+    assert "managedFields" not in plain["metadata"]
+    # ...and are recorded once the object is tracked.
+    obj["spec"]["replicas"] = 2
+    updated = store.update("deployments", "default", "web", obj)
+    assert _entry(updated, "kube-controller-manager", "Update")["fieldsV1"] == {
+        "f:spec": {"f:replicas": {}}
+    }
 
 
 def test_update_takes_changed_fields_and_status_is_its_own_subresource() -> None:

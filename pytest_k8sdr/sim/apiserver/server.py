@@ -2,7 +2,8 @@
 
 Served by `controlplane` (`python -m pytest_k8sdr.sim.controlplane`) together with the
 controllers. Writes take `fieldManager` (default: the User-Agent up to its first `/`, as
-upstream), `dryRun=All` and, for server-side apply (`application/apply-patch+yaml`), `force`.
+upstream, recorded only on objects that already have managedFields), `dryRun=All` and,
+for server-side apply (`application/apply-patch+yaml`), `force`.
 Not modelled: protobuf responses (request bodies of the kinds kubectl sends are decoded),
 authorization (any valid token is cluster-admin), the legacy `/api/v1/watch/...` paths.
 """
@@ -300,11 +301,14 @@ class ApiServer:
                 'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified '
                 "for non-apply patch",
             )
-        if not manager:
+        named = bool(manager)
+        if not named:
             # handlers/rest.go prefixFromUserAgent.
             agent = request.headers.get("User-Agent", "").split("/", 1)[0]
             manager = "".join(c for c in agent if c.isprintable())[:128]
-        return WriteOptions(manager=manager, dry_run=bool(dry_run), force=truthy(force))
+        return WriteOptions(
+            manager=manager, dry_run=bool(dry_run), force=truthy(force), record=named
+        )
 
     def _maybe_table(self, request: web.Request, rtype: ResourceType, raw: bytes) -> bytes:
         accept = request.headers.get("Accept", "")

@@ -6,7 +6,10 @@ update the same with the immutable metadata kept; for a delete the graceful-dele
 finalizer rules (`deletion`). Synchronous, single event loop, JSON dicts in and deep copies
 out; errors are `ApiError`, which the HTTP layer answers with a Status body.
 
-Every write records its field manager in metadata.managedFields (`managedfields`); a
+A write records its field manager in metadata.managedFields (`managedfields`) when the
+request names a fieldManager or the object already has managed fields (upstream records
+every write; writes by the simulator's controllers and node agents, and by clients naming
+no manager, to untracked objects record nothing, which keeps their cost as before); a
 PATCH of type application/apply-patch+yaml is server-side apply; `WriteOptions.dry_run`
 runs a write through everything but the commit (dryRun=All). Not modelled:
 resourceVersionMatch, validating admission and quotas.
@@ -63,9 +66,14 @@ class WriteOptions:
     dry_run: bool = False
     # Server-side apply only: take the conflicting fields from their managers.
     force: bool = False
+    # Whether the write records its manager on an object that has no managedFields yet:
+    # true when the request names a fieldManager (kubectl always does). The simulator's
+    # own components and clients that name none leave untracked objects untracked, so
+    # their hot paths pay nothing (upstream tracks every write; see the module doc).
+    record: bool = True
 
 
-_DEFAULT_WRITE = WriteOptions()
+_DEFAULT_WRITE = WriteOptions(record=False)
 # metadata.managedFields (`list` is shadowed by Store.list inside the class).
 _Entries = list[JSON]
 
@@ -347,6 +355,9 @@ class Store:
             if not base and old is not None:
                 # A client that does not know managedFields cannot drop them (fieldmanager.go).
                 base = old["metadata"].get("managedFields")
+            if not base and not opts.record:
+                meta.pop("managedFields", None)
+                return
             scope = managedfields.Scope(subresource, "status" in rtype.subresources)
             recorded = managedfields.record_update(
                 base,
