@@ -1,8 +1,10 @@
 """The simulated Kubernetes API server's HTTP layer: the real REST API over the registry.
 
 Served by `controlplane` (`python -m pytest_k8sdr.sim.controlplane`) together with the
-controllers. Not modelled: protobuf responses (request bodies of the kinds kubectl sends are
-decoded), server-side apply (`application/apply-patch+yaml` is 415), dry runs (400),
+controllers. Writes take `fieldManager` (default: the User-Agent up to its first `/`, as
+upstream, recorded only on objects that already have managedFields), `dryRun=All` and,
+for server-side apply (`application/apply-patch+yaml`), `force`.
+Not modelled: protobuf responses (request bodies of the kinds kubectl sends are decoded),
 authorization (any valid token is cluster-admin), the legacy `/api/v1/watch/...` paths.
 """
 
@@ -26,7 +28,7 @@ from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
 from pytest_k8sdr.sim.apiserver import discovery
 from pytest_k8sdr.sim.apiserver.protobuf import decode_protobuf_body
 from pytest_k8sdr.sim.apiserver.registry.resources import BY_GVR, GROUP_VERSIONS, VIEWS
-from pytest_k8sdr.sim.apiserver.registry.store import Store
+from pytest_k8sdr.sim.apiserver.registry.store import Store, WriteOptions
 from pytest_k8sdr.sim.apiserver.registry.strategy import Version
 from pytest_k8sdr.sim.apiserver.tables import table_for
 from pytest_k8sdr.sim.apiserver.watch import (
@@ -276,9 +278,48 @@ class ApiServer:
             raise bad_request(f"the request body could not be decoded: {exc}") from exc
 
     @staticmethod
-    def _reject_dry_run(request: web.Request) -> None:
-        if request.query.get("dryRun"):
-            raise bad_request("dryRun is not supported by the simulator")
+    def _write_options(request: web.Request, *, apply: bool = False) -> WriteOptions:
+        """fieldManager, dryRun and force as apiserver's handlers read and validate them."""
+        q = request.query
+        dry_run = q.getall("dryRun", [])
+        if dry_run and dry_run != ["All"]:
+            raise ApiError(
+                422,
+                "Invalid",
+                f'dryRun: Unsupported value: {dry_run!r}: supported values: "All"',
+            )
+        manager = q.get("fieldManager", "")
+        if len(manager) > 128 or not manager.isprintable():
+            raise ApiError(
+                422,
+                "Invalid",
+                "fieldManager: Invalid value: the field manager must be at most 128 printable "
+                "characters",
+            )
+        force = q.get("force")
+        if apply and not manager:
+            # apimachinery/pkg/apis/meta/v1/validation ValidatePatchOptions.
+            raise ApiError(
+                422,
+                "Invalid",
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
+                "required for apply patch",
+            )
+        if force is not None and not apply:
+            raise ApiError(
+                422,
+                "Invalid",
+                'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified '
+                "for non-apply patch",
+            )
+        named = bool(manager)
+        if not named:
+            # handlers/rest.go prefixFromUserAgent.
+            agent = request.headers.get("User-Agent", "").split("/", 1)[0]
+            manager = "".join(c for c in agent if c.isprintable())[:128]
+        return WriteOptions(
+            manager=manager, dry_run=bool(dry_run), force=truthy(force), record=named
+        )
 
     def _maybe_table(self, request: web.Request, rtype: ResourceType, raw: bytes) -> bytes:
         accept = request.headers.get("Accept", "")
@@ -317,16 +358,16 @@ class ApiServer:
             )
             return _json_response(self._maybe_table(request, rtype, raw))
         if method == "POST":
-            self._reject_dry_run(request)
+            wopts = self._write_options(request)
             body = await self._body(request)
             if not isinstance(body, dict):
                 raise bad_request("the request body must be a JSON object")
             _check_kind(rtype, body)
             body = _internal_body(request, body)
-            entry = store.create_entry(rtype.plural, namespace, body)
+            entry = store.create_entry(rtype.plural, namespace, body, opts=wopts)
             return _json_response(entry.raw, 201)
         if method == "DELETE":
-            self._reject_dry_run(request)
+            dry_run = self._write_options(request).dry_run
             opts = await self._delete_options(request)
             listing = store.list(
                 rtype.plural,
@@ -337,7 +378,9 @@ class ApiServer:
             for item in listing["items"]:
                 meta = item["metadata"]
                 with contextlib.suppress(ApiError):
-                    store.delete_entry(rtype.plural, meta.get("namespace"), meta["name"], **opts)
+                    store.delete_entry(
+                        rtype.plural, meta.get("namespace"), meta["name"], **opts, dry_run=dry_run
+                    )
             return _json_response(listing)
         raise method_not_allowed()
 
@@ -391,7 +434,7 @@ class ApiServer:
             raw = store.get_raw(plural, namespace, name)
             return _json_response(self._maybe_table(request, rtype, raw))
         if method == "PUT":
-            self._reject_dry_run(request)
+            wopts = self._write_options(request)
             body = await self._body(request)
             if not isinstance(body, dict):
                 raise bad_request("the request body must be a JSON object")
@@ -399,27 +442,22 @@ class ApiServer:
             body = _internal_body(request, body)
             if sub == "finalize":
                 return self._finalize_namespace(name, body)
-            entry = store.update_entry(plural, namespace, name, body, subresource=sub)
+            entry = store.update_entry(plural, namespace, name, body, subresource=sub, opts=wopts)
             return _json_response(entry.raw)
         if method == "PATCH":
-            self._reject_dry_run(request)
             ctype = request.content_type
-            if ctype == APPLY_PATCH:
-                raise ApiError(
-                    415,
-                    "UnsupportedMediaType",
-                    "server-side apply (application/apply-patch+yaml) is not supported by the "
-                    f"simulator; accepted patch types: {', '.join(PATCH_TYPES)}",
-                )
-            if ctype not in PATCH_TYPES:
+            if ctype not in (*PATCH_TYPES, APPLY_PATCH):
                 raise ApiError(
                     415,
                     "UnsupportedMediaType",
                     f"the body of the request was in an unknown format - accepted media types "
-                    f"include: {', '.join(PATCH_TYPES)}",
+                    f"include: {', '.join((*PATCH_TYPES, APPLY_PATCH))}",
                 )
+            wopts = self._write_options(request, apply=ctype == APPLY_PATCH)
             body = await self._body(request)
             view = request[_VIEW]
+            # An apply that creates the object answers 201 (handlers/patch.go).
+            existed = store.storage.find(plural, namespace or "", name) is not None
             entry = store.patch_entry(
                 plural,
                 namespace,
@@ -428,12 +466,13 @@ class ApiServer:
                 ctype,
                 subresource=sub,
                 convert=None if view is None else (view.to_external, view.to_internal),
+                opts=wopts,
             )
-            return _json_response(entry.raw)
+            return _json_response(entry.raw, 200 if existed else 201)
         if method == "DELETE" and sub is None:
-            self._reject_dry_run(request)
+            dry_run = self._write_options(request).dry_run
             opts = await self._delete_options(request)
-            entry, gone = store.delete_entry(plural, namespace, name, **opts)
+            entry, gone = store.delete_entry(plural, namespace, name, **opts, dry_run=dry_run)
             if gone and plural not in _RETURNS_DELETED_OBJECT:
                 meta = entry.obj["metadata"]
                 return _json_response(
@@ -464,7 +503,8 @@ class ApiServer:
     async def _post_subresource(
         self, request: web.Request, rtype: ResourceType, namespace: str | None, name: str, sub: str
     ) -> web.Response:
-        self._reject_dry_run(request)
+        if self._write_options(request).dry_run:
+            raise bad_request(f"dryRun is not supported by the simulator for {sub}")
         body = await self._body(request)
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
@@ -491,18 +531,20 @@ class ApiServer:
         store = self.store
         if request.method == "GET":
             return _json_response(store.get_scale(rtype.plural, namespace, name))
-        self._reject_dry_run(request)
+        opts = self._write_options(request)
         body = await self._body(request)
         if request.method == "PUT":
             if not isinstance(body, dict):
                 raise bad_request("the request body must be a JSON object")
-            return _json_response(store.update_scale(rtype.plural, namespace, name, body))
+            return _json_response(
+                store.update_scale(rtype.plural, namespace, name, body, opts=opts)
+            )
         if request.method == "PATCH":
             ctype = request.content_type
             if ctype not in PATCH_TYPES:
                 raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {ctype}")
             return _json_response(
-                store.update_scale(rtype.plural, namespace, name, body, patch_type=ctype)
+                store.update_scale(rtype.plural, namespace, name, body, patch_type=ctype, opts=opts)
             )
         raise method_not_allowed()
 

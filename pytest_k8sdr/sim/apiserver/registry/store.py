@@ -6,8 +6,13 @@ update the same with the immutable metadata kept; for a delete the graceful-dele
 finalizer rules (`deletion`). Synchronous, single event loop, JSON dicts in and deep copies
 out; errors are `ApiError`, which the HTTP layer answers with a Status body.
 
-Not modelled: resourceVersionMatch, server-side apply, dry runs, field managers,
-validating admission and quotas.
+A write records its field manager in metadata.managedFields (`managedfields`) when the
+request names a fieldManager or the object already has managed fields (upstream records
+every write; writes by the simulator's controllers and node agents, and by clients naming
+no manager, to untracked objects record nothing, which keeps their cost as before); a
+PATCH of type application/apply-patch+yaml is server-side apply; `WriteOptions.dry_run`
+runs a write through everything but the commit (dryRun=All). Not modelled:
+resourceVersionMatch, validating admission and quotas.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import json
 import random
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from pytest_k8sdr.sim.apimachinery import managedfields
 from pytest_k8sdr.sim.apimachinery.clock import now_rfc3339
 from pytest_k8sdr.sim.apimachinery.errors import (
     ApiError,
@@ -27,7 +34,7 @@ from pytest_k8sdr.sim.apimachinery.errors import (
     invalid,
     not_found,
 )
-from pytest_k8sdr.sim.apimachinery.patch import apply_patch
+from pytest_k8sdr.sim.apimachinery.patch import APPLY_PATCH, apply_patch
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType, WatchEvent
 from pytest_k8sdr.sim.apiserver.admission import AdmissionChain, MutatingPlugin
 from pytest_k8sdr.sim.apiserver.registry import deletion
@@ -37,9 +44,9 @@ from pytest_k8sdr.sim.apiserver.registry.resources import RESOURCES
 from pytest_k8sdr.sim.apiserver.registry.scale import scale_of, scale_replicas
 from pytest_k8sdr.sim.apiserver.registry.scheduling import SYSTEM_PRIORITY_CLASSES
 from pytest_k8sdr.sim.apiserver.registry.strategy import Strategy, validate_metadata
-from pytest_k8sdr.sim.apiserver.storage import Entry, Storage, Watch
+from pytest_k8sdr.sim.apiserver.storage import Entry, Storage, Watch, dumps
 
-__all__ = ["Store", "SubresourceHandler"]
+__all__ = ["Store", "SubresourceHandler", "WriteOptions"]
 
 # handler(namespace, name, body) -> the answer, for a POST to a subresource (pods/eviction).
 SubresourceHandler = Callable[[str | None, str, JSON], JSON]
@@ -56,6 +63,28 @@ _SYSTEM_CLASS_DESCRIPTIONS = {
 _STALE = (
     "the object has been modified; please apply your changes to the latest version and try again"
 )
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """Who writes and how (the fieldManager, dryRun and force of the request)."""
+
+    # Writes from inside the control plane are the controller manager's, as upstream.
+    manager: str = "kube-controller-manager"
+    dry_run: bool = False
+    # Server-side apply only: take the conflicting fields from their managers.
+    force: bool = False
+    # Whether the write records its manager on an object that has no managedFields yet:
+    # true when the request names a fieldManager (kubectl always does). The simulator's
+    # own components and clients that name none leave untracked objects untracked, so
+    # their hot paths pay nothing (upstream tracks every write; see the module doc).
+    record: bool = True
+
+
+_DEFAULT_WRITE = WriteOptions(record=False)
+# metadata.managedFields (`list` is shadowed by Store.list inside the class).
+_Entries = list[JSON]
+
 # Metadata an update cannot change.
 _KEPT_META = (
     "uid",
@@ -265,12 +294,32 @@ class Store:
                 },
             )
 
-    def create(self, plural: str, namespace: str | None, obj: JSON) -> JSON:
+    def create(
+        self,
+        plural: str,
+        namespace: str | None,
+        obj: JSON,
+        *,
+        opts: WriteOptions = _DEFAULT_WRITE,
+    ) -> JSON:
         """Create (admission, defaulting, validation, generateName); 409 AlreadyExists."""
-        return json.loads(self.create_entry(plural, namespace, _copy(obj)).raw)  # type: ignore[no-any-return]
+        entry = self.create_entry(plural, namespace, _copy(obj), opts=opts)
+        return json.loads(entry.raw)  # type: ignore[no-any-return]
 
-    def create_entry(self, plural: str, namespace: str | None, obj: JSON) -> Entry:
-        """`create`, taking ownership of `obj`; the committed entry."""
+    def create_entry(
+        self,
+        plural: str,
+        namespace: str | None,
+        obj: JSON,
+        *,
+        opts: WriteOptions = _DEFAULT_WRITE,
+        managed: _Entries | None = None,
+    ) -> Entry:
+        """`create`, taking ownership of `obj`; the committed entry.
+
+        `managed`: the managedFields a server-side apply computed (else the create is an
+        Update by `opts.manager`).
+        """
         rtype = self.rtype(plural)
         if not isinstance(obj, dict):
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
@@ -305,11 +354,51 @@ class Store:
         self._validate(rtype, strategy, obj, None)
         if name in self.storage.names(plural, ns):
             raise already_exists(plural, name, rtype.group)
+        self._manage(rtype, None, obj, opts, None, managed)
+        if opts.dry_run:
+            return Entry(obj, dumps(obj), self.storage.resource_version)
         strategy.allocate(obj, None)
         entry = self.storage.commit(plural, "ADDED", ns, name, obj, None)
         if self.owners is not None:
             self.owners.created(plural, ns, name, entry.obj)
         return entry
+
+    def _manage(
+        self,
+        rtype: ResourceType,
+        old: JSON | None,
+        new: JSON,
+        opts: WriteOptions,
+        subresource: str | None,
+        managed: _Entries | None,
+    ) -> None:
+        """Set new's managedFields: `managed` (an apply's), else this write as an Update."""
+        meta = new["metadata"]
+        if managed is None:
+            base = meta.get("managedFields")
+            if not base and old is not None:
+                # A client that does not know managedFields cannot drop them (fieldmanager.go).
+                base = old["metadata"].get("managedFields")
+            if not base and not opts.record:
+                meta.pop("managedFields", None)
+                return
+            scope = managedfields.Scope(subresource, "status" in rtype.subresources)
+            recorded = managedfields.record_update(
+                base,
+                old,
+                new,
+                manager=opts.manager,
+                api_version=rtype.api_version,
+                scope=scope,
+                now=now_rfc3339(),
+            )
+            managed = base if recorded is None else recorded
+            if isinstance(managed, list):
+                managed = [e for e in managed if isinstance(e, dict) and e.get("manager")]
+        if managed:
+            meta["managedFields"] = managed
+        else:
+            meta.pop("managedFields", None)
 
     def _validate(
         self, rtype: ResourceType, strategy: Strategy, obj: JSON, old: JSON | None
@@ -337,9 +426,12 @@ class Store:
         obj: JSON,
         *,
         subresource: str | None = None,
+        opts: WriteOptions = _DEFAULT_WRITE,
     ) -> JSON:
         """Replace; stale metadata.resourceVersion is 409 Conflict; `status` updates only status."""
-        entry = self.update_entry(plural, namespace, name, _copy(obj), subresource=subresource)
+        entry = self.update_entry(
+            plural, namespace, name, _copy(obj), subresource=subresource, opts=opts
+        )
         return json.loads(entry.raw)  # type: ignore[no-any-return]
 
     def update_entry(
@@ -350,6 +442,7 @@ class Store:
         obj: JSON,
         *,
         subresource: str | None = None,
+        opts: WriteOptions = _DEFAULT_WRITE,
     ) -> Entry:
         """`update`, taking ownership of `obj`; the committed entry."""
         rtype = self.rtype(plural)
@@ -368,14 +461,22 @@ class Store:
                 f"the name of the object ({body_name}) does not match the name on the URL ({name})",
             )
         self._check_fresh(rtype, name, old, meta.get("resourceVersion"))
-        return self._write(rtype, old, obj, subresource)
+        return self._write(rtype, old, obj, subresource, opts)
 
     @staticmethod
     def _check_fresh(rtype: ResourceType, name: str, old: Entry, want: Any) -> None:
         if want and str(want) != old.obj["metadata"]["resourceVersion"]:
             raise conflict(rtype.plural, name, _STALE, rtype.group)
 
-    def _write(self, rtype: ResourceType, old: Entry, obj: JSON, subresource: str | None) -> Entry:
+    def _write(
+        self,
+        rtype: ResourceType,
+        old: Entry,
+        obj: JSON,
+        subresource: str | None,
+        opts: WriteOptions,
+        managed: _Entries | None = None,
+    ) -> Entry:
         plural = rtype.plural
         old_obj = old.obj
         old_meta = old_obj["metadata"]
@@ -407,8 +508,11 @@ class Store:
             if "generation" in old_meta and _spec_of(new) != _spec_of(old_obj):
                 meta["generation"] = int(old_meta["generation"]) + 1
         meta["resourceVersion"] = old_meta["resourceVersion"]
+        self._manage(rtype, old_obj, new, opts, subresource, managed)
         if new == old_obj:
             return old  # a no-op write commits nothing, as upstream
+        if opts.dry_run:
+            return Entry(new, dumps(new), old.rv)
         ns = old_meta.get("namespace", "") if rtype.namespaced else ""
         name = old_meta["name"]
         # An object being deleted goes once its finalizers are gone and its grace is over
@@ -430,10 +534,11 @@ class Store:
         content_type: str,
         *,
         subresource: str | None = None,
+        opts: WriteOptions = _DEFAULT_WRITE,
     ) -> JSON:
-        """Patch in json-patch, merge-patch or strategic-merge-patch."""
+        """Patch in json-patch, merge-patch, strategic-merge-patch or apply-patch (SSA)."""
         entry = self.patch_entry(
-            plural, namespace, name, _copy(patch), content_type, subresource=subresource
+            plural, namespace, name, _copy(patch), content_type, subresource=subresource, opts=opts
         )
         return json.loads(entry.raw)  # type: ignore[no-any-return]
 
@@ -447,6 +552,7 @@ class Store:
         *,
         subresource: str | None = None,
         convert: tuple[Callable[[JSON], JSON], Callable[[JSON], JSON]] | None = None,
+        opts: WriteOptions = _DEFAULT_WRITE,
     ) -> Entry:
         """`patch`; the committed entry.
 
@@ -454,13 +560,70 @@ class Store:
         version's form of the object, as upstream patches the request's version.
         """
         rtype = self.rtype(plural)
+        if content_type.split(";", 1)[0].strip() == APPLY_PATCH:
+            return self._server_side_apply(rtype, namespace, name, patch, subresource, opts)
         old = self.storage.entry(plural, namespace, name)
         if convert is None:
             new = apply_patch(json.loads(old.raw), patch, content_type)
         else:
             new = convert[1](apply_patch(convert[0](json.loads(old.raw)), patch, content_type))
         self._check_fresh(rtype, name, old, (new.get("metadata") or {}).get("resourceVersion"))
-        return self._write(rtype, old, new, subresource)
+        return self._write(rtype, old, new, subresource, opts)
+
+    def _server_side_apply(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        subresource: str | None,
+        opts: WriteOptions,
+    ) -> Entry:
+        """An apply patch: merge, own, conflict (409) as managedfields.apply; creates if absent."""
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the apply patch must be a YAML or JSON object")
+        meta = body.get("metadata")
+        if not isinstance(meta, dict):
+            meta = {}
+            body["metadata"] = meta
+        body_name = meta.get("name")
+        if body_name and body_name != name:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the name of the object ({body_name}) does not match the name on the URL ({name})",
+            )
+        for key in ("apiVersion", "kind"):
+            if not body.get(key):
+                # apimachinery decoding of an apply configuration (handlers/patch.go).
+                raise ApiError(400, "BadRequest", f"{key} must be set in an apply patch")
+        ns = self._namespace_of(rtype, namespace, body) if rtype.namespaced else ""
+        old = self.storage.find(rtype.plural, ns, name)
+        scope = managedfields.Scope(subresource, "status" in rtype.subresources)
+        common = {
+            "manager": opts.manager,
+            "api_version": rtype.api_version,
+            "scope": scope,
+            "force": opts.force,
+            "now": now_rfc3339(),
+        }
+        if old is None:
+            if subresource is not None:
+                raise not_found(rtype.plural, name, rtype.group)
+            obj, managed = managedfields.apply(None, None, body, **common)  # type: ignore[arg-type]
+            obj["metadata"] = {**(obj.get("metadata") or {}), "name": name}
+            return self.create_entry(rtype.plural, ns or None, obj, opts=opts, managed=managed)
+        self._check_fresh(rtype, name, old, meta.get("resourceVersion"))
+        live = json.loads(old.raw)
+        obj, managed = managedfields.apply(
+            live["metadata"].get("managedFields"),
+            live,
+            body,
+            **common,  # type: ignore[arg-type]
+        )
+        if subresource != "status":
+            obj["metadata"] = {**(obj.get("metadata") or {}), "name": name}
+        return self._write(rtype, old, obj, subresource, opts, managed)
 
     # -- subresources ----------------------------------------------------------------
 
@@ -480,6 +643,7 @@ class Store:
         scale: JSON,
         *,
         patch_type: str | None = None,
+        opts: WriteOptions = _DEFAULT_WRITE,
     ) -> JSON:
         """Set spec.replicas through the scale subresource (a Scale body or a patch of one)."""
         rtype = self.rtype(plural)
@@ -496,7 +660,7 @@ class Store:
         replicas = scale_replicas(name, scale)
         new = json.loads(old.raw)
         new["spec"]["replicas"] = replicas
-        return scale_of(self._write(rtype, old, new, None).obj)
+        return scale_of(self._write(rtype, old, new, None, opts).obj)
 
     # -- delete ----------------------------------------------------------------------
 
@@ -530,13 +694,16 @@ class Store:
         grace_period_seconds: int | None = None,
         propagation_policy: str | None = None,
         preconditions: JSON | None = None,
+        dry_run: bool = False,
     ) -> tuple[Entry, bool]:
-        """`delete`; the last entry and whether the object is gone."""
+        """`delete`; the last entry and whether the object is gone (dry run: the object)."""
         rtype = self.rtype(plural)
         old = self.storage.entry(plural, namespace, name)
         old_meta = old.obj["metadata"]
         deletion.check_preconditions(rtype, name, old_meta, preconditions)
         deletion.check_propagation_policy(propagation_policy)
+        if dry_run:
+            return old, False
         ns = old_meta.get("namespace", "") if rtype.namespaced else ""
         if plural == "namespaces":
             if old_meta.get("deletionTimestamp"):
