@@ -91,8 +91,11 @@ class SimClusterLaunched(Disruption):
 
     def contains(self, other: JournalRecord, kind: type[Disruption] | None) -> bool:
         """What the run did inside this cluster: through its API, or to its node agents."""
-        if other.kind == "machine":
+        if other.kind in ("machine", "control-plane"):
             return other.data.get("state_dir") == self.state_dir
+        if other.kind == "zone":
+            dirs = {m.get("state_dir") for m in other.data.get("machines") or ()}
+            return dirs == {self.state_dir}
         return kind is not None and kind.needs_cluster
 
     def undo(self, env: UndoEnv) -> None:

@@ -17,6 +17,7 @@ from pytest_k8sdr.backends import Backend, open_backend, require_kind
 from pytest_k8sdr.cluster import Cluster
 from pytest_k8sdr.errors import ConfigError, ToolError
 from pytest_k8sdr.factories import MakeLB, MakePDB, MakeWorkload
+from pytest_k8sdr.faults.controlplane import ControlPlane
 from pytest_k8sdr.faults.machines.factory import Machines
 from pytest_k8sdr.faults.machines.inventory import Inventory, load_inventory, parse_inventory
 from pytest_k8sdr.faults.node import NodeFaults
@@ -475,6 +476,8 @@ def _inventory(settings: cfg.Settings, backend: Backend) -> Inventory:
 def machines(k8sdr_backend: Backend, k8sdr_settings: cfg.Settings, undo: UndoStack) -> Machines:
     """`machines[node]`: the node's machine (kill, stop, freeze, partition, start, ...).
 
+    `machines.zone(name)`: every machine of a zone at once, undone as one disruption.
+
     Sim nodes by default on the simulator, kind node containers on kind, the inventory of
     `--k8sdr-machines` otherwise. Every fault is undone at teardown.
     """
@@ -482,7 +485,29 @@ def machines(k8sdr_backend: Backend, k8sdr_settings: cfg.Settings, undo: UndoSta
         inventory = _inventory(k8sdr_settings, k8sdr_backend)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc
-    return Machines(inventory, undo, sim=k8sdr_backend.sim)
+    return Machines(inventory, undo, sim=k8sdr_backend.sim, cluster=k8sdr_backend.cluster)
+
+
+@pytest.fixture
+def control_plane(
+    k8sdr_backend: Backend, k8sdr_settings: cfg.Settings, undo: UndoStack
+) -> ControlPlane:
+    """The control plane (API server, controllers): `stop()` it, `start()` it; undone at teardown.
+
+    The simulator's control-plane process, kind's control-plane container, or the machine
+    inventory's `control_plane: {stop, start}` commands on any other cluster.
+    """
+    try:
+        inventory = _inventory(k8sdr_settings, k8sdr_backend)
+        return ControlPlane.for_backend(
+            k8sdr_backend.name,
+            undo,
+            sim=k8sdr_backend.sim,
+            context=k8sdr_backend.context,
+            commands=inventory.control_plane,
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from exc
 
 
 @pytest.fixture

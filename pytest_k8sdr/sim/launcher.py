@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,7 +35,10 @@ from pytest_k8sdr.sim.processes import (
     alive,
     check_port_free,
     claim_slot,
+    hold_slot,
     is_ours,
+    reclaim_slot,
+    release_slot,
     start_control_plane,
     wait_gone,
 )
@@ -141,6 +145,9 @@ class SimCluster:
         for stale in ("apiserver.json", "kubeconfig", STATE_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (state_dir / stale).unlink()
+        # A new cluster: the durable store and the PKI of an earlier one are not its own.
+        for old in ("store", "pki"):
+            shutil.rmtree(state_dir / old, ignore_errors=True)
         deadline = time.monotonic() + ready_timeout
         slot, slot_fd = claim_slot()
         try:
@@ -161,7 +168,12 @@ class SimCluster:
             "url": info["url"],
             "token": info["token"],
             "profile": profile,
-            "server": {"pid": server_pid},
+            "server": {
+                "pid": server_pid,
+                "state": "running",
+                # What a restart passes: the same port and token, so clients keep working.
+                "args": [*_with_port(args, int(info["port"])), "--token", info["token"]],
+            },
             "agents": {},
         }
         cluster = cls(state_dir, data)
@@ -204,6 +216,8 @@ class SimCluster:
         except (OSError, ValueError) as exc:
             raise SimLaunchError(f"cannot read {state_dir / STATE_FILE}: {exc}") from exc
         cluster = cls(state_dir, data)
+        if cluster.control_plane_state() == "stopped":
+            return cluster  # stopped on purpose (a fault): `start_control_plane` brings it back
         if not is_ours(cluster._server_pid, CONTROL_PLANE_MODULE, state_dir):
             raise SimLaunchError(
                 f"the simulated cluster of {state_dir} is not running "
@@ -264,13 +278,17 @@ class SimCluster:
         return agent.state
 
     def _reload(self) -> None:
-        """Take agent pids and states from DIR/state.json.
+        """Take agent and server pids and states from DIR/state.json.
 
         Another process (the CLI, a machine driver over SSH) may have restarted an agent since
         this object last looked; acting on a stale pid would miss it.
         """
         with contextlib.suppress(OSError, ValueError):
             data = json.loads((self.state_dir / STATE_FILE).read_text())
+            server = data.get("server") or {}
+            if server.get("pid"):
+                self._data["server"] = server
+                self._server_pid = int(server["pid"])
             for name, a in data.get("agents", {}).items():
                 if name in self._agents:
                     self._agents[name].pid = int(a["pid"])
@@ -394,6 +412,57 @@ class SimCluster:
         """Start the container runtime again."""
         self._control(name, "start-runtime", "running")
 
+    # -- the control plane ------------------------------------------------------------
+
+    def control_plane_state(self) -> str:
+        """`running` or `stopped` (by `stop_control_plane`)."""
+        return str(self._data["server"].get("state", "running"))
+
+    def stop_control_plane(self) -> None:
+        """SIGKILL the control-plane process (API server, controllers, scheduler).
+
+        Node agents keep running their pods and retry the API server; the store is durable
+        (`pytest_k8sdr.sim.apiserver.storage.durable`), so `start_control_plane` resumes
+        every object and the resourceVersion counter. The cluster keeps its address slot
+        meanwhile, so no other simulated cluster takes its addresses. Idempotent.
+        """
+        self._reload()
+        if self.control_plane_state() == "stopped":
+            return
+        if is_ours(self._server_pid, CONTROL_PLANE_MODULE, self.state_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._server_pid, signal.SIGKILL)
+        wait_gone(self._server_pid, 5.0)
+        hold_slot(self.slot, 5.0)
+        self._data["server"]["state"] = "stopped"
+        self._save()
+
+    def start_control_plane(self, timeout: float = 30.0) -> None:
+        """Start the control-plane process again on its store, port and token; idempotent.
+
+        Returns once it answers. Its controllers start afresh: the node lifecycle controller
+        gives every node a new grace period from the moment it first sees it.
+        """
+        self._reload()
+        if self.control_plane_state() != "stopped" and self.running():
+            return
+        args = self._data["server"].get("args")
+        if not args:
+            raise SimLaunchError(
+                f"the cluster of {self.state_dir} was started without restart arguments"
+            )
+        slot_fd = reclaim_slot(self.slot, timeout)
+        try:
+            pid, _ = start_control_plane(
+                self.state_dir, [str(a) for a in args], time.monotonic() + timeout, slot_fd
+            )
+        finally:
+            os.close(slot_fd)
+        self._server_pid = pid
+        self._data["server"]["pid"] = pid
+        self._data["server"]["state"] = "running"
+        self._save()
+
     # -- controllers ----------------------------------------------------------------
 
     def controllers(self) -> dict[str, bool]:
@@ -446,6 +515,7 @@ class SimCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._server_pid, signal.SIGTERM)
         wait_gone(self._server_pid, 5.0)
+        release_slot(self.slot)
         with contextlib.suppress(OSError):
             (self.state_dir / STATE_FILE).unlink()
 
@@ -552,6 +622,12 @@ class SimCluster:
             f"{len(names)} node(s) not Ready within {timeout:.0f}s: {shown}; see "
             f"{self.state_dir / 'agents'}/*.log"
         )
+
+
+def _with_port(args: Sequence[str], port: int) -> list[str]:
+    out = list(args)
+    out[out.index("--port") + 1] = str(port)
+    return out
 
 
 def _owner_args(owner: int | None) -> list[str]:

@@ -41,8 +41,11 @@ __all__ = [
     "alive",
     "check_port_free",
     "claim_slot",
+    "hold_slot",
     "is_ours",
     "kill_recorded_agents",
+    "reclaim_slot",
+    "release_slot",
     "start_control_plane",
     "wait_gone",
     "watch_owner",
@@ -65,10 +68,58 @@ CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 SLOTS = range(1, 15)
 
 
-def claim_slot() -> tuple[int, int]:
-    """An address slot and the fd holding its lock; SimLaunchError when all are taken."""
+def _slot_dir() -> Path:
     directory = Path(tempfile.gettempdir()) / "k8sdr-address-slots"
     directory.mkdir(mode=0o700, exist_ok=True)
+    return directory
+
+
+# Slots this process holds for clusters whose control plane is down: slot -> lock fd.
+_HELD_SLOTS: dict[int, int] = {}
+
+
+def hold_slot(slot: int, timeout: float) -> None:
+    """Keep `slot` for this process once its stopped control plane has released it."""
+    if slot not in _HELD_SLOTS:
+        _HELD_SLOTS[slot] = reclaim_slot(slot, timeout)
+
+
+def release_slot(slot: int) -> None:
+    """Give up a slot `hold_slot` kept (a cluster stopped while its control plane was down)."""
+    fd = _HELD_SLOTS.pop(slot, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def reclaim_slot(slot: int, timeout: float) -> int:
+    """The fd holding the lock of `slot`, waiting up to `timeout` for its holder to exit.
+
+    For a control plane that stopped: its cluster keeps the slot while it is down (held by
+    this process through `hold_slot`, or free once that process ended). SimLaunchError when
+    another cluster took it meanwhile.
+    """
+    held = _HELD_SLOTS.pop(slot, None)
+    if held is not None:
+        return held
+    fd = os.open(_slot_dir() / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise SimLaunchError(
+                    f"address slot {slot} is held by another process: another simulated "
+                    "cluster took this cluster's addresses while its control plane was down"
+                ) from None
+            time.sleep(0.02)
+
+
+def claim_slot() -> tuple[int, int]:
+    """An address slot and the fd holding its lock; SimLaunchError when all are taken."""
+    directory = _slot_dir()
     for slot in SLOTS:
         fd = os.open(directory / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:

@@ -27,6 +27,27 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
+def load_or_generate(directory: Path, host: str) -> ServingCerts:
+    """The certificates already under `directory`, or new ones from `generate`.
+
+    A restarted API server keeps its PKI, as kubeadm's /etc/kubernetes/pki outlives
+    kube-apiserver, so clients holding the old CA keep trusting it.
+    """
+    ca_path = directory / "ca.crt"
+    cert_path = directory / "apiserver.crt"
+    key_path = directory / "apiserver.key"
+    if ca_path.exists() and cert_path.exists() and key_path.exists():
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        served = {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+        served |= set(names.get_values_for_type(x509.DNSName))
+        if host in served and cert.not_valid_after_utc > datetime.datetime.now(datetime.UTC):
+            return ServingCerts(
+                ca_pem=ca_path.read_bytes(), cert_path=cert_path, key_path=key_path, ca_path=ca_path
+            )
+    return generate(directory, host)
+
+
 def generate(directory: Path, host: str, *, days: int = 30) -> ServingCerts:
     """Create a CA and a certificate for `host`, 127.0.0.1 and localhost, under `directory`."""
     now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)

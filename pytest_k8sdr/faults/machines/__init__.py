@@ -38,9 +38,11 @@ from pytest_k8sdr.faults.machines.inventory import (
 )
 from pytest_k8sdr.faults.machines.sim import SimMachine
 from pytest_k8sdr.faults.machines.ssh import SshMachine
+from pytest_k8sdr.faults.machines.zone import ZONE_LABEL, Zone, ZoneFault
 
 __all__ = [
     "UNDO_OF",
+    "ZONE_LABEL",
     "Action",
     "CommandMachine",
     "CommandSpec",
@@ -60,6 +62,8 @@ __all__ = [
     "SshHop",
     "SshMachine",
     "SshSpec",
+    "Zone",
+    "ZoneFault",
     "inventory_from_settings",
     "load_inventory",
     "make_machine",

@@ -490,6 +490,9 @@ class Inventory:
     machines: Mapping[str, MachineSpec]
     defaults: Mapping[str, Any] = field(default_factory=_empty)
     source: str = "settings"
+    #: `control_plane: {stop: CMD, start: CMD, timeout: S}`: how the control plane is
+    #: stopped and started (`pytest_k8sdr.faults.controlplane`, the command driver).
+    control_plane: Mapping[str, Any] = field(default_factory=_empty)
 
     def spec_for(self, node: str) -> MachineSpec:
         """The node's machine spec; ConfigError naming the node when there is none."""
@@ -527,7 +530,7 @@ def parse_inventory(data: object, *, source: str = "inventory") -> Inventory:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping with 'defaults' and 'nodes'")
-    unknown = sorted(set(data) - {"defaults", "nodes"})
+    unknown = sorted(set(data) - {"defaults", "nodes", "control_plane"})
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key(s) {', '.join(map(str, unknown))}")
     defaults = data.get("defaults") or {}
@@ -552,7 +555,17 @@ def parse_inventory(data: object, *, source: str = "inventory") -> Inventory:
         if not isinstance(entry, Mapping):
             raise ConfigError(f"{where}: expected a mapping of settings, got {entry!r}")
         machines[node] = _build(node, where, _merge(defaults, entry, where))
-    inventory = Inventory(MappingProxyType(machines), MappingProxyType(dict(defaults)), source)
+    plane = data.get("control_plane") or {}
+    if not isinstance(plane, Mapping) or set(map(str, plane)) - {"stop", "start", "timeout"}:
+        raise ConfigError(
+            f"{source}: control_plane: expected a mapping with stop, start (and timeout)"
+        )
+    inventory = Inventory(
+        MappingProxyType(machines),
+        MappingProxyType(dict(defaults)),
+        source,
+        MappingProxyType(dict(plane)),
+    )
     if defaults.get("driver") in _NO_PER_NODE:
         # Check the defaults now, so that a bad default fails before any node is touched.
         inventory.spec_for("<any unlisted node>")

@@ -63,6 +63,21 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=500_000,
         help="at most this many changes kept per resource type in the watch history",
     )
+    parser.add_argument(
+        "--store-dir",
+        type=Path,
+        default=None,
+        help="where the durable store lives (default: STATE_DIR/store); a restart resumes it",
+    )
+    parser.add_argument(
+        "--ephemeral", action="store_true", help="keep the store in memory only (no restart)"
+    )
+    parser.add_argument(
+        "--fsync-interval",
+        type=float,
+        default=1.0,
+        help="seconds between fsyncs of the store's log (every commit is written at once)",
+    )
     parser.add_argument("--bookmark-interval", type=float, default=None)
     parser.add_argument("--min-request-timeout", type=float, default=1800.0)
     parser.add_argument("--fault-error-rate", type=float, default=0.0)
@@ -100,14 +115,25 @@ async def serve(
     port: int = 0,
     ready: Callable[[str, int], Awaitable[None] | None] | None = None,
     stop: asyncio.Event | None = None,
+    store_dir: Path | None = None,
+    fsync_interval: float = 1.0,
 ) -> None:
-    """Serve until `stop` is set (or forever): TLS, the Store, the controllers."""
+    """Serve until `stop` is set (or forever): TLS, the Store, the controllers.
+
+    With `store_dir` the store is durable there: a later `serve` on it resumes the objects
+    and the resourceVersion counter, as kube-apiserver does from etcd.
+    """
     _check_host(host)
     state_dir.mkdir(parents=True, exist_ok=True)
-    certs = tls.generate(state_dir / "pki", host)
+    certs = tls.load_or_generate(state_dir / "pki", host)
     ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ssl_ctx.load_cert_chain(certs.cert_path, certs.key_path)
-    store = Store(history_window=settings.history_window, history_max=settings.history_max)
+    store = Store(
+        history_window=settings.history_window,
+        history_max=settings.history_max,
+        store_dir=store_dir,
+        fsync_interval=fsync_interval,
+    )
     server = ApiServer(store, settings)
     runner = web.AppRunner(server.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
@@ -143,6 +169,7 @@ async def serve(
         controllers.stop()
         await server.close_watches()
         await runner.cleanup()
+        store.storage.close_durable()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -201,8 +228,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 os.write(args.ready_fd, f"{host}:{port}\n".encode())
                 os.close(args.ready_fd)
 
+        store_dir = None if args.ephemeral else (args.store_dir or args.state_dir / "store")
         await serve(
-            args.state_dir, settings, host=args.host, port=args.port, stop=stop, ready=ready
+            args.state_dir,
+            settings,
+            host=args.host,
+            port=args.port,
+            stop=stop,
+            ready=ready,
+            store_dir=store_dir,
+            fsync_interval=args.fsync_interval,
         )
 
     try:

@@ -7,6 +7,8 @@ it attached.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pytest_k8sdr.sim.apiserver.registry import store as registry
 from pytest_k8sdr.sim.controllers.garbagecollector import GarbageCollector
 
@@ -24,6 +26,8 @@ class Store(registry.Store):
         history_max_bytes: int = 64 * 1024 * 1024,
         watch_queue_max: int = 100_000,
         bootstrap: bool = True,
+        store_dir: Path | None = None,
+        fsync_interval: float = 1.0,
     ) -> None:
         super().__init__(
             history_window=history_window,
@@ -31,5 +35,7 @@ class Store(registry.Store):
             history_max_bytes=history_max_bytes,
             watch_queue_max=watch_queue_max,
             bootstrap=bootstrap,
+            store_dir=store_dir,
+            fsync_interval=fsync_interval,
         )
         self.garbage_collector = GarbageCollector(self)

@@ -89,6 +89,10 @@ class ServiceStrategy(ResetStatus):
         """ClusterIP and nodePorts."""
         self.allocator.allocate(obj, old)
 
+    def restore(self, obj: JSON) -> None:
+        """The stored Service's clusterIP and nodePorts are taken."""
+        self.allocator.reserve(obj)
+
     def release(self, obj: JSON) -> None:
         """Free them again."""
         self.allocator.release(obj)

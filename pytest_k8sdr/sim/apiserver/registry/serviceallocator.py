@@ -97,6 +97,15 @@ class ServiceAllocator:
         if spec["clusterIP"] != "None":
             self._cluster_ips.add(spec["clusterIP"])
 
+    def reserve(self, obj: JSON) -> None:
+        """Mark an existing Service's clusterIP and nodePorts taken (a restarted server)."""
+        spec = obj.get("spec") or {}
+        if spec.get("clusterIP") not in (None, "", "None"):
+            self._cluster_ips.add(spec["clusterIP"])
+        for port in spec.get("ports") or []:
+            if port.get("nodePort"):
+                self._node_ports.add(port["nodePort"])
+
     def release(self, obj: JSON) -> None:
         """Free the Service's clusterIP and nodePorts."""
         spec = obj.get("spec") or {}

@@ -23,6 +23,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pytest_k8sdr.sim.apimachinery import managedfields
@@ -111,6 +112,8 @@ class Store:
         history_max_bytes: int = 64 * 1024 * 1024,
         watch_queue_max: int = 100_000,
         bootstrap: bool = True,
+        store_dir: Path | None = None,
+        fsync_interval: float = 1.0,
     ) -> None:
         self.storage = Storage(
             (r.type for r in RESOURCES),
@@ -125,6 +128,8 @@ class Store:
         # The ownership garbage collector, once one is attached.
         self.owners: OwnerGraph | None = None
         self._rng = random.Random()
+        if store_dir is not None and self._restore(store_dir, fsync_interval):
+            bootstrap = False  # a restarted server finds the default objects in its store
         if bootstrap:
             for ns in _BOOTSTRAP_NAMESPACES:
                 self.create("namespaces", None, {"metadata": {"name": ns}})
@@ -149,6 +154,14 @@ class Store:
                     },
                 },
             )
+
+    def _restore(self, store_dir: Path, fsync_interval: float) -> int:
+        """Read the durable store back (see `Storage.open_durable`); how many objects."""
+        restored = self.storage.open_durable(store_dir, fsync_interval=fsync_interval)
+        for plural, strategy in self._strategies.items():
+            for obj in self.storage.iter_objects(plural):
+                strategy.restore(obj)
+        return restored
 
     # -- reads ---------------------------------------------------------------------
 

@@ -110,6 +110,9 @@ class Strategy:
     def release(self, obj: JSON) -> None:
         """Give back what `allocate` took, once the object is gone."""
 
+    def restore(self, obj: JSON) -> None:
+        """Take again what a stored object holds, when a restarted server reads its store."""
+
     def grace_period(self, obj: JSON, requested: int | None) -> int:
         """Seconds of graceful deletion (0: removed at once, unless finalizers hold it)."""
         return 0

@@ -17,11 +17,18 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from pytest_k8sdr.sim.apimachinery.errors import ApiError, expired, not_found
 from pytest_k8sdr.sim.apimachinery.selectors import make_filter
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType, WatchEvent
+from pytest_k8sdr.sim.apiserver.storage.durable import (
+    DurableLog,
+    Record,
+    read_store,
+    write_snapshot,
+)
 from pytest_k8sdr.sim.apiserver.storage.pagination import Snapshots
 from pytest_k8sdr.sim.apiserver.storage.watchcache import Change, Entry, History, Watch
 
@@ -69,6 +76,66 @@ class Storage:
         self._pending: deque[tuple[str, Change]] = deque()
         self._dispatching = False
         self.snapshots = Snapshots(history_window)
+        # Set by `open_durable`: the log every commit is written to, and the resourceVersion
+        # the store was restored at (older ones are 410 Gone: the watch cache starts there).
+        self.durable: DurableLog | None = None
+        self._restored_rv = 0
+
+    # -- durability ------------------------------------------------------------------
+
+    def open_durable(self, directory: Path, *, fsync_interval: float = 1.0) -> int:
+        """Restore the objects kept in `directory` and log every commit there from now on.
+
+        Returns how many objects were restored (0 for a new directory). The resourceVersion
+        counter continues from the last stored commit, and the watch history starts there:
+        a watch from an older resourceVersion is 410 Gone, as upstream's watch cache is
+        after a kube-apiserver restart (it is filled from a list at etcd's current revision).
+        """
+        if self.durable is not None:
+            raise RuntimeError("the storage is already durable")
+        if self._rv > 1 or any(self._data.values()):
+            raise RuntimeError("open_durable needs an empty storage")
+        rv, objects = read_store(directory)
+        for (plural, ns, name), raw in objects.items():
+            if plural not in self.types:
+                continue  # a type this server no longer serves
+            obj = json.loads(raw)
+            entry = Entry(obj, raw, int(obj["metadata"].get("resourceVersion") or 0))
+            self._data[plural].setdefault(ns, {})[name] = entry
+            self._uids[obj["metadata"].get("uid", "")] = (plural, ns, name)
+            if plural == "pods":
+                self._index_pod(ns, name, entry, None)
+        self._rv = max(self._rv, rv)
+        self._restored_rv = self._rv if objects else 0
+        for hist in self._history.values():
+            hist.compacted_rv = max(hist.compacted_rv, self._restored_rv)
+        self.durable = DurableLog(directory, fsync_interval=fsync_interval)
+        if objects:
+            # Start from a fresh snapshot so the log holds only this process's commits.
+            self.durable.compact(self._rv, self._records())
+        return len(objects)
+
+    def _records(self) -> Iterator[Record]:
+        for plural, buckets in self._data.items():
+            for ns, bucket in buckets.items():
+                for name, entry in bucket.items():
+                    yield Record(plural, ns, name, entry.raw)
+
+    def save_snapshot(self, path: Path) -> int:
+        """Write every object at the current resourceVersion to `path`; how many objects.
+
+        As `etcdctl snapshot save` does: `open_durable` on a directory holding the file as
+        `snapshot` restores them.
+        """
+        records = list(self._records())
+        write_snapshot(path, self._rv, iter(records))
+        return len(records)
+
+    def close_durable(self) -> None:
+        """Flush the log to disk and close it (at shutdown)."""
+        if self.durable is not None:
+            self.durable.close()
+            self.durable = None
 
     # -- introspection -------------------------------------------------------------
 
@@ -243,6 +310,7 @@ class Storage:
         hist = self._history.get(plural)
         if hist is None:
             hist = self._history[plural] = History()
+            hist.compacted_rv = self._restored_rv
         return hist
 
     def _trim(self, hist: History) -> None:
@@ -302,6 +370,11 @@ class Storage:
             self._uids[uid] = (plural, ns, name)
         if plural == "pods":
             self._index_pod(ns, name, None if deleted else entry, old)
+        durable = self.durable
+        if durable is not None:
+            durable.append(rv, _OPS[event_type], plural, ns, name, entry.raw)
+            if durable.wants_compaction():
+                durable.compact(rv, self._records())
         old_obj = old.obj if old is not None else None
         for observer in self._observers:
             observer(plural, ns, name, None if deleted else entry.obj, old_obj)
@@ -350,6 +423,9 @@ class Storage:
         if entry is not None:
             node = (entry.obj.get("spec") or {}).get("nodeName") or ""
             self._pods_by_node.setdefault(node, {})[key] = entry
+
+
+_OPS = {"ADDED": b"A", "MODIFIED": b"M", "DELETED": b"D"}
 
 
 def _entry_key(entry: Entry) -> tuple[str, str]:
