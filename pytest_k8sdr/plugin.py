@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 from collections.abc import Callable, Generator, Iterator
@@ -34,6 +35,7 @@ from pytest_k8sdr.report import (
     write_allure_environment,
     write_timeline,
 )
+from pytest_k8sdr.report_html import HTML_FILE, render_html
 from pytest_k8sdr.runbook import DEFAULT_SLOS, Runbook
 from pytest_k8sdr.undo import UndoStack
 from pytest_k8sdr.workloads import DisruptionBudget, Workload, create_pdb, delete_pdb, deploy
@@ -402,6 +404,7 @@ def runbook(
     finally:
         k8sdr_recorder.stop()
         record = k8sdr_recorder.to_json()
+        record["marks"] = book.timeline()
         request.node.stash[PHASES_KEY] = book.summary()
         request.node.stash[RECORD_KEY] = record
         properties = junit_properties(book) + traffic_properties(record["traffic"])
@@ -481,7 +484,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     report = config.stash.get(REPORT_KEY, None)
     if settings is not None and settings.report_dir is not None and report and report.results:
         settings.report_dir.mkdir(parents=True, exist_ok=True)
-        (settings.report_dir / SUMMARY_FILE).write_text(report.to_json())
+        summary = report.to_json()
+        (settings.report_dir / SUMMARY_FILE).write_text(summary)
+        (settings.report_dir / HTML_FILE).write_text(render_html(json.loads(summary)))
     if _allure_active(config) and FACTS_KEY in config.stash:
         from pathlib import Path
 
