@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -303,6 +304,9 @@ class Cluster:
         # Told about long waits: (what, done, total, elapsed); None when nobody listens.
         self.progress: Callable[[str, int | None, int | None, float], None] | None = None
         self.progress_done: Callable[[], None] | None = None
+        # Watch responses of `follow` calls, by their stop event: `stop_following` cuts them.
+        self._following: dict[int, list[Any]] = {}
+        self._following_lock = threading.Lock()
 
     @classmethod
     def from_kubeconfig(
@@ -669,6 +673,85 @@ class Cluster:
             + (f"\n{what}" if what else "")
         )
 
+    def follow(
+        self,
+        kind: str,
+        on_event: Callable[[str, JSON], None],
+        stopping: threading.Event,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        on_listed: Callable[[], None] | None = None,
+    ) -> None:
+        """List, then watch `kind` until `stopping` is set, telling `on_event(type, object)`.
+
+        The listed objects come as ``LISTED``; then ``ADDED``, ``MODIFIED``, ``DELETED`` as they
+        arrive, on one watch connection resumed from the last resourceVersion when the server
+        ends it (re-listed on 410); `on_listed()` once the first list is told.
+        `stop_following(stopping)` from another thread sets
+        `stopping` and cuts the connection, so this returns at once.
+        """
+        fn, args = self._list_fn(KINDS[kind], namespace)
+
+        def relist() -> str:
+            listed = self.list_raw(kind, namespace, label_selector=label_selector)
+            for obj in listed["items"]:
+                on_event("LISTED", obj)
+            return str(listed["metadata"].get("resourceVersion", ""))
+
+        rv = relist()
+        if on_listed is not None:
+            on_listed()
+        while not stopping.is_set():
+            kwargs: dict[str, Any] = {
+                "watch": True,
+                "resource_version": rv,
+                "allow_watch_bookmarks": True,
+                "timeout_seconds": 300,
+                "_request_timeout": (5.0, 330.0),
+                "_preload_content": False,
+            }
+            if label_selector:
+                kwargs["label_selector"] = label_selector
+            try:
+                resp = self.call(fn, *args, **kwargs)
+            except Gone:
+                rv = relist()
+                continue
+            with self._following_lock:
+                self._following.setdefault(id(stopping), []).append(resp)
+            if stopping.is_set():  # stopped while connecting: nobody will cut this one
+                _cut(resp)
+            try:
+                for line in _lines(resp):
+                    event = json.loads(line)
+                    etype, obj = str(event.get("type")), event.get("object") or {}
+                    if etype == "ERROR":
+                        if obj.get("code") == 410:
+                            rv = relist()
+                            break
+                        raise ToolError(f"watch of {kind} failed: {obj.get('message', obj)}")
+                    rv = str((obj.get("metadata") or {}).get("resourceVersion", rv))
+                    if etype != "BOOKMARK":
+                        on_event(etype, obj)
+            except (urllib3.exceptions.HTTPError, ConnectionError, OSError, ValueError) as exc:
+                if not stopping.is_set():
+                    log.debug("watch of %s cut (%s); resuming from %s", kind, exc, rv)
+            finally:
+                with self._following_lock:
+                    self._following.get(id(stopping), []).remove(resp)
+                resp.release_conn()
+        with self._following_lock:
+            self._following.pop(id(stopping), None)
+
+    def stop_following(self, stopping: threading.Event) -> None:
+        """Set `stopping` and cut the watch connections of the `follow` calls given it."""
+        stopping.set()
+        with self._following_lock:
+            responses = list(self._following.get(id(stopping), []))
+        for resp in responses:
+            _cut(resp)
+
     def wait_node(
         self,
         name: str,
@@ -768,6 +851,20 @@ def _parse(data: bytes) -> JSON:
     """Parse a (possibly huge) JSON body with the cyclic garbage collector paused."""
     with _gc_paused():
         return json.loads(data)  # type: ignore[no-any-return]
+
+
+def _cut(resp: Any) -> None:
+    """End a streamed response from another thread: its reader wakes up at once."""
+    # urllib3 2.3+ shuts the socket down for reading (HTTPResponse.shutdown); older ones can
+    # only close it, which wakes the reader on its next chunk.
+    shutdown = getattr(resp, "shutdown", None)
+    try:
+        if shutdown is not None:
+            shutdown()
+        else:
+            resp.close()
+    except OSError:  # already closed
+        pass
 
 
 def _lines(resp: Any) -> Iterator[bytes]:

@@ -131,6 +131,13 @@ OPTIONS: tuple[Option, ...] = (
         kind="path",
     ),
     Option(
+        "recorder",
+        "watch nodes, pods, endpoints and events during each test for its timeline: on or off",
+        kind="choice",
+        default="on",
+        choices=ON_OFF,
+    ),
+    Option(
         "slos",
         "per-phase SLO overrides, comma-separated, e.g. 'fail=60s,self-heal=5m,drain LB=20s'",
         kind="list",
@@ -227,6 +234,7 @@ class Settings:
     namespace: str | None = None
     profile: str = "fast"
     report_dir: Path | None = None
+    recorder: str = "on"
     #: (phase, seconds) pairs, parsed and checked when the settings are resolved.
     slos: tuple[tuple[str, float], ...] = ()
     machines: Path | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 from collections.abc import Callable, Generator, Iterator
@@ -23,6 +24,7 @@ from pytest_k8sdr.faults.machines.inventory import Inventory, load_inventory, pa
 from pytest_k8sdr.faults.node import NodeFaults
 from pytest_k8sdr.lb.frontend import Frontend, open_frontend
 from pytest_k8sdr.namespaces import create_test_namespace, namespace_name
+from pytest_k8sdr.recorder import Recorder
 from pytest_k8sdr.report import (
     SUMMARY_FILE,
     AllureSteps,
@@ -30,9 +32,11 @@ from pytest_k8sdr.report import (
     RunReport,
     allure_module,
     junit_properties,
+    traffic_properties,
     write_allure_environment,
     write_timeline,
 )
+from pytest_k8sdr.report_html import HTML_FILE, render_html
 from pytest_k8sdr.runbook import DEFAULT_SLOS, Runbook
 from pytest_k8sdr.undo import UndoStack
 from pytest_k8sdr.workloads import DisruptionBudget, Workload, create_pdb, delete_pdb, deploy
@@ -48,6 +52,8 @@ REPORT_KEY = pytest.StashKey[RunReport]()
 FACTS_KEY = pytest.StashKey[dict[str, str]]()
 # A test's runbook phases, from its runbook's teardown to its teardown report.
 PHASES_KEY = pytest.StashKey[list[dict[str, Any]]]()
+# Its recorder's events and traffic, the same way.
+RECORD_KEY = pytest.StashKey[dict[str, Any]]()
 # The test's runbook and its allure steps, and whether its attachments were made.
 ALLURE_KEY = pytest.StashKey[tuple[Runbook, AllureSteps]]()
 ATTACHED_KEY = pytest.StashKey[bool]()
@@ -113,7 +119,8 @@ class _RunbookReports:
         """Keep the phases a report carries, with the xdist worker that ran the test."""
         phases = getattr(report, "k8sdr_phases", None)
         if phases:
-            self.report.add(report.nodeid, phases, getattr(report, "worker_id", None))
+            worker = getattr(report, "worker_id", None)
+            self.report.add(report.nodeid, phases, worker, getattr(report, "k8sdr_record", None))
 
 
 def _validate_session(settings: cfg.Settings) -> None:
@@ -297,19 +304,38 @@ def cluster(request: pytest.FixtureRequest, k8sdr_backend: Backend) -> Cluster:
 
 
 @pytest.fixture
+def k8sdr_recorder(k8sdr_settings: cfg.Settings, undo: UndoStack) -> Iterator[Recorder]:
+    """The test's recorder: the cluster's transitions, its faults, LB changes and traffic.
+
+    It watches once the test has a namespace (nodes, and the namespace's pods, EndpointSlices
+    and Events), hears the undo stack and every load balancer and probe of `make_lb`; the
+    runbook's reports carry what it saw. `k8sdr_recorder=off` opens no watch.
+    """
+    recorder = Recorder(undo, enabled=k8sdr_settings.recorder == "on")
+    try:
+        yield recorder
+    finally:
+        recorder.stop()
+
+
+@pytest.fixture
 def namespace(
     request: pytest.FixtureRequest,
     cluster: Cluster,
     k8sdr_settings: cfg.Settings,
     undo: UndoStack,
+    k8sdr_recorder: Recorder,
 ) -> str:
     """The test's own namespace, labelled as ours and deleted by the undo stack afterwards.
 
     With the `namespace` setting, that existing namespace is used and left in place.
     """
     if k8sdr_settings.namespace:
-        return k8sdr_settings.namespace
-    return create_test_namespace(cluster, namespace_name(request.node.nodeid), undo)
+        name = k8sdr_settings.namespace
+    else:
+        name = create_test_namespace(cluster, namespace_name(request.node.nodeid), undo)
+    k8sdr_recorder.watch(cluster, name)
+    return name
 
 
 @pytest.fixture
@@ -358,12 +384,14 @@ def _allure_active(config: pytest.Config) -> bool:
 def runbook(
     request: pytest.FixtureRequest,
     k8sdr_settings: cfg.Settings,
+    k8sdr_recorder: Recorder,
     record_testsuite_property: Callable[[str, object], None],
 ) -> Iterator[Runbook]:
     """The test's runbook: timed phases with the profile's default SLOs.
 
-    At teardown its phases go to the terminal table, the JUnit properties, the report
-    directory (timeline JSON and SVG) and, with allure, steps and attachments.
+    At teardown its phases, with the recorder's events and traffic figures, go to the terminal
+    table, the JUnit properties, the report directory (timeline JSON and SVG, the run's HTML
+    page) and, with allure, steps and attachments.
     """
     slos: dict[str, float | str] = dict(DEFAULT_SLOS[k8sdr_settings.profile])
     slos.update(k8sdr_settings.slos)
@@ -375,12 +403,17 @@ def runbook(
     try:
         yield book
     finally:
+        k8sdr_recorder.stop()
+        record = k8sdr_recorder.to_json()
+        record["marks"] = book.timeline()
         request.node.stash[PHASES_KEY] = book.summary()
-        _record_junit(request, record_testsuite_property, junit_properties(book))
+        request.node.stash[RECORD_KEY] = record
+        properties = junit_properties(book) + traffic_properties(record["traffic"])
+        _record_junit(request, record_testsuite_property, properties)
         if k8sdr_settings.report_dir is not None and book.phases:
-            write_timeline(book, k8sdr_settings.report_dir, request.node.nodeid)
+            write_timeline(book, k8sdr_settings.report_dir, request.node.nodeid, record)
         if steps is not None and book.phases and not request.node.stash.get(ATTACHED_KEY, False):
-            steps.attach(book)
+            steps.attach(book, record)
 
 
 def _record_junit(
@@ -426,6 +459,7 @@ def pytest_runtest_makereport(
     phases = item.stash.get(PHASES_KEY, None) if call.when == "teardown" else None
     if phases:
         report.k8sdr_phases = phases  # type: ignore[attr-defined]
+        report.k8sdr_record = item.stash.get(RECORD_KEY, {})  # type: ignore[attr-defined]
     return report
 
 
@@ -451,7 +485,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     report = config.stash.get(REPORT_KEY, None)
     if settings is not None and settings.report_dir is not None and report and report.results:
         settings.report_dir.mkdir(parents=True, exist_ok=True)
-        (settings.report_dir / SUMMARY_FILE).write_text(report.to_json())
+        summary = report.to_json()
+        (settings.report_dir / SUMMARY_FILE).write_text(summary)
+        (settings.report_dir / HTML_FILE).write_text(render_html(json.loads(summary)))
     if _allure_active(config) and FACTS_KEY in config.stash:
         from pathlib import Path
 
@@ -515,6 +551,7 @@ def make_lb(
     k8sdr_backend: Backend,
     k8sdr_settings: cfg.Settings,
     undo: UndoStack,
+    k8sdr_recorder: Recorder,
     tmp_path: Any,
 ) -> MakeLB:
     """Factory: the external load balancer in front of a workload, with `.lb`, `.url`, `.probe()`.
@@ -541,6 +578,8 @@ def make_lb(
                 pytest.skip(str(exc))
             raise
         opened.append(frontend)
+        k8sdr_recorder.add_lb(frontend.lb)
+        frontend.probe_listeners.append(k8sdr_recorder.add_probe)
         return frontend
 
     # A managed load balancer is stopped by the undo stack, after the drains made on it.

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -43,11 +44,15 @@ ALLURE_CATEGORIES = [
 
 @dataclass
 class RunbookResult:
-    """One test's runbook phases, kept for the end-of-run table and summary."""
+    """One test's runbook phases, kept for the end-of-run table and summary.
+
+    `record` is its recorder's (`Recorder.to_json`): the cluster's events and the traffic.
+    """
 
     nodeid: str
     phases: list[PhaseRecord]
     worker: str | None = None
+    record: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -57,15 +62,19 @@ class RunReport:
     results: list[RunbookResult] = field(default_factory=list)
 
     def add(
-        self, nodeid: str, phases: Iterable[Mapping[str, Any]], worker: str | None = None
+        self,
+        nodeid: str,
+        phases: Iterable[Mapping[str, Any]],
+        worker: str | None = None,
+        record: Mapping[str, Any] | None = None,
     ) -> None:
         """Keep a test's phases (`Runbook.summary()`'s records), if it ran any."""
         records = [PhaseRecord.from_json(p) for p in phases]
         if records:
-            self.results.append(RunbookResult(nodeid, records, worker))
+            self.results.append(RunbookResult(nodeid, records, worker, dict(record or {})))
 
     def to_json(self) -> str:
-        """Every experiment's phases (and the xdist worker that ran it) as one JSON document."""
+        """Every experiment's phases, marks, events and traffic (and its xdist worker) as JSON."""
         return json.dumps(
             {
                 "experiments": [
@@ -73,6 +82,7 @@ class RunReport:
                         "test": r.nodeid,
                         "worker": r.worker,
                         "phases": [p.to_json() for p in r.phases],
+                        **r.record,
                     }
                     for r in self.results
                 ]
@@ -120,6 +130,38 @@ def junit_properties(runbook: Runbook) -> list[tuple[str, str]]:
             props.append((f"k8sdr.phase.{key}.slo_seconds", f"{p.slo:.3f}"))
         props.append((f"k8sdr.phase.{key}.verdict", p.verdict))
     return props
+
+
+def traffic_properties(traffic: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """Each probe's totals as JUnit XML properties (the per-second series stay in the JSON).
+
+    The first probe's are ``k8sdr.traffic.*``, a second one's ``k8sdr.traffic2.*``, ...
+    """
+    props: list[tuple[str, str]] = []
+    for i, figures in enumerate(traffic, start=1):
+        key = "k8sdr.traffic" if i == 1 else f"k8sdr.traffic{i}"
+        props.append((f"{key}.url", str(figures["url"])))
+        props.append((f"{key}.requests", str(figures["requests"])))
+        props.append((f"{key}.errors", str(figures["errors"])))
+        for kind, count in sorted(figures["errors_by_kind"].items()):
+            props.append((f"{key}.errors.{_prop_word(kind)}", str(count)))
+        for name in ("latency_p50_ms", "latency_p99_ms"):
+            if figures.get(name) is not None:
+                props.append((f"{key}.{name}", f"{figures[name]:.2f}"))
+        for node, share in figures["share_by_node"].items():
+            props.append((f"{key}.share.{_prop_word(node)}", f"{share:.4f}"))
+        window = figures.get("error_window")
+        if window:
+            props.append((f"{key}.error_window.seconds", f"{window['seconds']:.3f}"))
+            for end in ("start", "end"):
+                at = datetime.fromtimestamp(window[end], UTC).isoformat()
+                props.append((f"{key}.error_window.{end}", at))
+        props.append((f"{key}.to_drained_or_dead_nodes", str(figures["to_outage_nodes"])))
+    return props
+
+
+def _prop_word(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "_"
 
 
 def timeline_svg(runbook: Runbook, *, width: int = 760) -> str:
@@ -172,12 +214,16 @@ def timeline_svg(runbook: Runbook, *, width: int = 760) -> str:
     return "\n".join(out)
 
 
-def write_timeline(runbook: Runbook, directory: Path, stem: str) -> list[Path]:
-    """Write the runbook's JSON and SVG timeline into `directory`."""
+def write_timeline(
+    runbook: Runbook, directory: Path, stem: str, record: Mapping[str, Any] | None = None
+) -> list[Path]:
+    """Write the runbook's JSON (with its recorder's `record`) and SVG timeline into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
     json_path, svg_path = directory / f"{safe}.timeline.json", directory / f"{safe}.timeline.svg"
-    json_path.write_text(runbook.to_json())
+    document = json.loads(runbook.to_json())
+    document.update(record or {})
+    json_path.write_text(json.dumps(document, indent=2))
     svg_path.write_text(timeline_svg(runbook))
     return [json_path, svg_path]
 

@@ -29,7 +29,7 @@ import threading
 import types
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
@@ -322,6 +322,10 @@ class UndoStack:
     teardown, which is why undos are idempotent. `discard` forgets an entry whose change the
     test reverted itself. With a `journal`, each push is journaled first (and may be refused by
     the journal's guards, or stopped by a dry run, before anything is touched).
+
+    `observers` are told `("made", entry)` once an entry is pushed (its change is about to be
+    made) and `("ended", entry)` once it is undone, discarded or moot: a report's timeline of
+    what the run disrupted. An observer must not raise.
     """
 
     def __init__(self, journal: Journal | None = None, *, registry: Registry = REGISTRY) -> None:
@@ -329,6 +333,14 @@ class UndoStack:
         self._lock = threading.RLock()
         self.journal = journal
         self.registry = registry
+        self.observers: list[Callable[[str, UndoEntry], None]] = []
+
+    def _tell(self, what: str, entry: UndoEntry) -> None:
+        for observer in list(self.observers):
+            try:
+                observer(what, entry)
+            except Exception:  # a report must never stop an undo
+                log.exception("undo observer failed on %s", entry.description)
 
     def __len__(self) -> int:
         with self._lock:
@@ -356,11 +368,13 @@ class UndoStack:
         with self._lock:
             self._entries.append(entry)
         log.debug("undo registered: %s", entry.description)
+        self._tell("made", entry)
         return entry
 
     def _close(self, entry: UndoEntry, how: str) -> None:
         if entry.journal_id is not None and self.journal is not None:
             self.journal.close(entry.journal_id, how)
+        self._tell("ended", entry)
 
     def discard(self, entry: UndoEntry) -> None:
         """Forget `entry` without undoing it (the change was reverted already)."""

@@ -79,6 +79,9 @@ class JournaledDrains:
     A driver calls `_register_drain` (with its own drain kind, which undoes itself from its
     record) before it changes anything, `_undo_drain` first in `restore`, and `_changed` once a
     change took effect; it holds `_lock` around both.
+
+    `listeners` are told what changed (``drain w1 (127.0.1.2)``), right after it took effect
+    (a reload, a runtime API answer): the report's LB lane.
     """
 
     def __init__(self, nodes: NodeAddresses | None, undo: UndoStack | None) -> None:
@@ -87,6 +90,7 @@ class JournaledDrains:
         self._lock = threading.RLock()
         self._entries: dict[str, UndoEntry] = {}
         self._last_change: float | None = None
+        self.listeners: list[Callable[[str], None]] = []
 
     @property
     def name(self) -> str:
@@ -102,8 +106,10 @@ class JournaledDrains:
         """The node's address, through `nodes`."""
         return resolve_address(node, self.nodes)
 
-    def _changed(self) -> None:
+    def _changed(self, what: str) -> None:
         self._last_change = time.monotonic()
+        for listener in list(self.listeners):
+            listener(what)
 
     def _register_drain(
         self, address: str, drain: Disruption, connections: Mapping[str, Any]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_k8sdr.cluster import Cluster
@@ -22,15 +23,22 @@ UPSTREAM_HEADER = "X-Upstream-Addr"
 
 @dataclass
 class Frontend:
-    """A load balancer, the URL that goes through it, and what to stop afterwards."""
+    """A load balancer, the URL that goes through it, and what to stop afterwards.
+
+    `probe_listeners` are given every probe made (the test's recorder reports its figures).
+    """
 
     lb: LoadBalancer
     url: str
     managed: ManagedNginx | None = None
+    probe_listeners: list[Callable[[TrafficProbe], None]] = field(default_factory=list)
 
     def probe(self, *, rate: float = 50.0, timeout: float = 2.0) -> TrafficProbe:
         """A traffic probe through the load balancer (not started)."""
-        return TrafficProbe(self.url, rate=rate, timeout=timeout, upstream_header=UPSTREAM_HEADER)
+        probe = TrafficProbe(self.url, rate=rate, timeout=timeout, upstream_header=UPSTREAM_HEADER)
+        for listener in self.probe_listeners:
+            listener(probe)
+        return probe
 
     def close(self) -> None:
         """Stop a load balancer this frontend started."""

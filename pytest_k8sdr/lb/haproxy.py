@@ -285,7 +285,7 @@ class HAProxyLB(JournaledDrains):
             wrong = {k: now.get(k) for k, v in states.items() if now.get(k) != v}
             if wrong:
                 raise LBCommandFailed(f"{self.name}: servers not in the state set: {wrong}")
-            self._changed()
+            self._changed(", ".join(f"{self.backend}/{k} {v}" for k, v in states.items()))
 
     def _states(self) -> list[_ServerState]:
         answer = self.runtime.send(f"show servers state {self.backend}")

@@ -229,7 +229,7 @@ class NginxLB(JournaledDrains):
             raise LBCommandFailed(
                 f"{what}: nginx -s reload failed on {self.host.name} ({state}): {reload.output}"
             )
-        self._changed()
+        self._changed(what)
 
     def _check_copy(self, data: bytes, what: str) -> None:
         # A sibling of the main file: relative includes resolve as they do for the original.

@@ -437,3 +437,111 @@ def _identity(headers: dict[str, str], body: bytes) -> tuple[str | None, str | N
                 ns = data.get("namespace")
                 pod = f"{ns}/{data['pod']}" if ns else str(data["pod"])
     return node, pod
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A stretch during which a node should get no traffic: drained from the LB, or dead.
+
+    Times are on the wall clock (`time.time()`); `until` is None while it lasts. `address` is
+    the node's address as the load balancer lists it (its upstream header names it), when known.
+    """
+
+    node: str
+    why: str
+    since: float
+    until: float | None = None
+    address: str | None = None
+
+    def covers(self, wall: float) -> bool:
+        """Whether a request sent at `wall` was sent during the outage."""
+        return self.since <= wall and (self.until is None or wall < self.until)
+
+
+def went_to(record: ProbeRecord, outage: Outage) -> bool:
+    """Whether the request, sent during `outage`, was answered by or tried on its node."""
+    if not outage.covers(record.wall):
+        return False
+    if record.node == outage.node:
+        return True
+    if outage.address is None or record.upstream is None:
+        return False
+    tried = (server.strip().rsplit(":", 1)[0] for server in record.upstream.split(","))
+    return outage.address in tried
+
+
+def per_second(records: Sequence[ProbeRecord]) -> list[dict[str, object]]:
+    """The requests sent in each wall-clock second: counts, errors by kind, latency, nodes.
+
+    One entry per second from the first request's to the last one's, a second with no request
+    included (an outage of the probe itself shows as zero requests, not as a gap).
+    """
+    if not records:
+        return []
+    buckets: dict[int, list[ProbeRecord]] = {}
+    for r in records:
+        buckets.setdefault(math.floor(r.wall), []).append(r)
+    out: list[dict[str, object]] = []
+    for second in range(min(buckets), max(buckets) + 1):
+        chosen = buckets.get(second, [])
+        latencies = sorted(r.latency for r in chosen if r.ok)
+        p50, p99 = _quantile(latencies, 0.5), _quantile(latencies, 0.99)
+        out.append(
+            {
+                "t": second,
+                "requests": len(chosen),
+                "errors": sum(1 for r in chosen if not r.ok),
+                "errors_by_kind": dict(Counter(r.error or "" for r in chosen if not r.ok)),
+                "latency_p50_ms": None if p50 is None else round(p50 * 1000, 2),
+                "latency_p99_ms": None if p99 is None else round(p99 * 1000, 2),
+                "by_node": dict(Counter(r.node or "?" for r in chosen if r.ok)),
+            }
+        )
+    return out
+
+
+def traffic_figures(
+    url: str, records: Sequence[ProbeRecord], outages: Sequence[Outage] = ()
+) -> dict[str, object]:
+    """A probe's figures as JSON: totals, share by node, error window, per-second series.
+
+    The error window runs from the first failed request's send to the last one's failure (wall
+    clock, seconds since the epoch). `to_outage_nodes` counts the requests answered by, or
+    tried on, a node while it was drained or dead (`outages`), by node.
+    """
+    ordered = sorted(records, key=lambda r: r.t)
+    whole = summarize(ordered, ordered[0].t, ordered[-1].t + 1.0) if ordered else None
+    failed = [r for r in ordered if not r.ok]
+    window: dict[str, float] | None = None
+    if failed:
+        start = failed[0].wall
+        end = max(r.wall + r.latency for r in failed)
+        window = {"start": start, "end": end, "seconds": round(end - start, 3)}
+    strays: Counter[str] = Counter()
+    for r in ordered:
+        hit = next((o for o in outages if went_to(r, o)), None)
+        if hit is not None:
+            strays[hit.node] += 1
+    return {
+        "url": url,
+        "requests": len(ordered),
+        "errors": len(failed),
+        "errors_by_kind": whole.errors_by_kind if whole else {},
+        "latency_p50_ms": _ms(whole.latency_p50 if whole else None),
+        "latency_p99_ms": _ms(whole.latency_p99 if whole else None),
+        "share_by_node": (
+            {n: round(s, 4) for n, s in sorted(whole.per_node_share.items())} if whole else {}
+        ),
+        "error_window": window,
+        "to_outage_nodes": sum(strays.values()),
+        "to_outage_nodes_by_node": dict(sorted(strays.items())),
+        "outages": [
+            {"node": o.node, "why": o.why, "since": o.since, "until": o.until, "address": o.address}
+            for o in outages
+        ],
+        "per_second": per_second(ordered),
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)

@@ -84,6 +84,7 @@ BAD: dict[str, tuple[list[str], str]] = {
     "max_disrupted": (["--k8sdr-max-disrupted=0"], "expected a positive integer"),
     "require_healthy": (["--k8sdr-require-healthy=maybe"], "for require_healthy"),
     "lock": (["--k8sdr-lock=yes"], "invalid value 'yes' for lock"),
+    "recorder": (["--k8sdr-recorder=maybe"], "invalid value 'maybe' for recorder"),
     "lock_namespace": (["--k8sdr-lock-namespace=Bad_NS"], "for lock_namespace"),
     "lock_duration": (["--k8sdr-lock-duration=-5"], "expected a positive integer"),
 }
