@@ -55,6 +55,8 @@ LIST_PAGE_SIZE = 500
 _NO_RAW: JSON = {}
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "pytest-k8sdr")
+#: The User-Agent of every request the plugin sends.
+USER_AGENT = "pytest-k8sdr"
 
 # Generated client methods that write: what a read-only facade refuses.
 _WRITES = ("create_", "patch_", "replace_", "delete_", "connect_")
@@ -322,7 +324,10 @@ class Cluster:
             )
         except (k8s_config.ConfigException, OSError, ValueError, TypeError) as exc:
             raise ConfigError(f"cannot load kubeconfig {path or '(default)'}: {exc}") from exc
-        return cls(k8s.ApiClient(configuration), **kwargs)
+        api_client = k8s.ApiClient(configuration)
+        # Named in the API server's audit log (and the simulator's request counts).
+        api_client.user_agent = USER_AGENT
+        return cls(api_client, **kwargs)
 
     def close(self) -> None:
         """Release the client's connection pool."""
@@ -440,6 +445,50 @@ class Cluster:
             if not token:
                 return
             kwargs["_continue"] = token
+
+    def read_path(self, path: str, **query: str | int) -> JSON | None:
+        """GET any API path as JSON (discovery, a list of any kind); None when it is not served.
+
+        A read, so a read-only facade allows it: the dry run reads every kind the twin serves.
+        """
+        try:
+            return self.call(self._raw("read_path", "GET", path, query))
+        except NotFound:
+            return None
+
+    def create_object(self, path: str, body: JSON) -> JSON:
+        """POST an object of any kind to its collection's path; a write (refused read-only)."""
+        return self.call(self._raw("create_object", "POST", path, {}, body))
+
+    def _raw(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        query: Mapping[str, str | int],
+        body: JSON | None = None,
+    ) -> Callable[..., JSON]:
+        """A request of any path through the client, named `name` for `call`'s write check."""
+        api = self.api_client
+
+        def request(_request_timeout: Any = None) -> JSON:
+            headers = {"Accept": "application/json", "Content-Type": "application/json"}
+            params = api.param_serialize(
+                method,
+                path,
+                query_params=list(query.items()),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            answer = api.call_api(*params, _request_timeout=_request_timeout)
+            answer.read()
+            if not 200 <= answer.status < 300:
+                raise ApiException(http_resp=answer)
+            return _parse(answer.data)
+
+        request.__name__ = name
+        return request
 
     def get_raw(self, kind: str, name: str, namespace: str | None = None) -> JSON | None:
         """One object as JSON, or None when it does not exist."""

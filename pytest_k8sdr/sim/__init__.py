@@ -12,7 +12,7 @@ from pytest_k8sdr.sim.apimachinery.types import ResourceType, WatchEvent
 from pytest_k8sdr.sim.controlplane.store import Store
 from pytest_k8sdr.sim.errors import SimError, SimLaunchError
 from pytest_k8sdr.sim.faults import FaultConfig
-from pytest_k8sdr.sim.launcher import CONTROL_PLANE, SimCluster
+from pytest_k8sdr.sim.launcher import CONTROL_PLANE, NodeShape, SimCluster
 from pytest_k8sdr.sim.profiles import FAST, PROFILES, UPSTREAM, Profile, get_profile
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "UPSTREAM",
     "ApiError",
     "FaultConfig",
+    "NodeShape",
     "Profile",
     "ResourceType",
     "SimCluster",

@@ -44,7 +44,7 @@ from pytest_k8sdr.sim.processes import (
 )
 from pytest_k8sdr.sim.profiles import get_profile
 
-__all__ = ["CONTROL_PLANE", "SimCluster", "SimLaunchError"]
+__all__ = ["CONTROL_PLANE", "NodeShape", "SimCluster", "SimLaunchError"]
 
 CLUSTER = "k8sdr"
 CONTROL_PLANE = f"{CLUSTER}-control-plane"
@@ -66,6 +66,40 @@ def _socket_path(state_dir: Path, name: str) -> Path:
 def worker_name(n: int) -> str:
     """Name of the n-th worker (1-based), as kind names them."""
     return f"{CLUSTER}-worker" if n == 1 else f"{CLUSTER}-worker{n}"
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    """One node of a cluster shaped after another (the dry run's twin): who it is and its size.
+
+    The kubelet registers `name` with `zone`, `cpu`, `memory` and `max_pods` as its capacity;
+    `labels`, `taints` and `unschedulable` are then set through the API, as an admin (or
+    kubeadm) sets role labels and taints a kubelet may not set on itself. A node that is not
+    `ready` has its agent stopped once the cluster is up, so it goes NotReady as it is there.
+    """
+
+    name: str
+    labels: tuple[tuple[str, str], ...] = ()
+    taints: tuple[tuple[str, str, str], ...] = ()  # key, value, effect
+    zone: str | None = None
+    cpu: str = "2"
+    memory: str = "8Gi"
+    max_pods: int = 110
+    unschedulable: bool = False
+    ready: bool = True
+
+    def agent_args(self) -> list[str]:
+        """The node agent's command line for this shape's registration flags."""
+        args = ["--cpu", self.cpu, "--memory", self.memory, "--max-pods", str(self.max_pods)]
+        return [*args, "--zone", self.zone] if self.zone else args
+
+    def patch(self) -> dict[str, Any]:
+        """The strategic merge patch giving a registered Node its labels and taints."""
+        taints = [{"key": k, "effect": e, **({"value": v} if v else {})} for k, v, e in self.taints]
+        return {
+            "metadata": {"labels": dict(self.labels)},
+            "spec": {"taints": taints or None, "unschedulable": self.unschedulable or None},
+        }
 
 
 @dataclass
@@ -114,8 +148,12 @@ class SimCluster:
         ready_timeout: float = 30.0,
         server_args: Sequence[str] = (),
         owner_pid: int | Literal["caller"] | None = "caller",
+        nodes: Sequence[NodeShape] = (),
     ) -> SimCluster:
         """Start the server and the node agents; returns once the workers are Ready.
+
+        `nodes` replaces kind's naming (a control plane and `workers` workers) by these nodes,
+        each with its own agent, shaped as it says (`NodeShape`).
 
         The cluster ends when its owner ends: by default the calling process, or the process
         `owner_pid`; with None it is owned by nobody and runs until `stop` (`k8sdr sim up`).
@@ -125,6 +163,10 @@ class SimCluster:
         and leaves nothing running.
         """
         get_profile(profile)
+        if nodes and (workers or hollow_nodes):
+            raise ValueError("give nodes, or workers and hollow_nodes, not both")
+        if len({n.name for n in nodes}) != len(nodes):
+            raise ValueError("nodes: every node needs a name of its own")
         if workers < 0 or hollow_nodes < 0:
             raise ValueError(
                 f"workers and hollow_nodes must be >= 0 (got {workers}, {hollow_nodes})"
@@ -140,7 +182,7 @@ class SimCluster:
         _check_state_dir(state_dir)
         if port:
             check_port_free("127.0.0.1", port)
-        if (workers or hollow_nodes) and not _module_exists(AGENT_MODULE):
+        if (workers or hollow_nodes or nodes) and not _module_exists(AGENT_MODULE):
             raise ValueError(f"the node agent module {AGENT_MODULE} is not available")
         for stale in ("apiserver.json", "kubeconfig", STATE_FILE):
             with contextlib.suppress(FileNotFoundError):
@@ -180,6 +222,9 @@ class SimCluster:
         cluster._save()
         try:
             (state_dir / "agents").mkdir(exist_ok=True)
+            if nodes:
+                cluster._start_shaped(nodes, deadline)
+                return cluster
             expected = [CONTROL_PLANE] if (workers or hollow_nodes) else []
             if workers or hollow_nodes:
                 cluster._spawn_agent(
@@ -204,6 +249,18 @@ class SimCluster:
             cluster.stop()
             raise
         return cluster
+
+    def _start_shaped(self, nodes: Sequence[NodeShape], deadline: float) -> None:
+        """Start one agent per shape, give each Node its labels and taints, stop the unready."""
+        for index, shape in enumerate(nodes):
+            self._spawn_agent(shape.name, index, extra=shape.agent_args())
+        self._save()
+        self.wait_nodes_ready([n.name for n in nodes], max(0.1, deadline - time.monotonic()))
+        client = self._client()
+        for shape in nodes:
+            client.request("PATCH", f"/api/v1/nodes/{shape.name}", shape.patch())
+            if not shape.ready:
+                self.stop_node(shape.name)
 
     @classmethod
     def attach(cls, state_dir: Path) -> SimCluster:
@@ -487,6 +544,17 @@ class SimCluster:
         )
         return bool(answer.get("changed"))
 
+    # -- audit ----------------------------------------------------------------------
+
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        """Every API request the server has answered: (User-Agent, verb) -> count.
+
+        Verbs as an audit log names them (get, watch, create, update, patch, delete); the
+        simulator's own components send User-Agents starting with `k8sdr-sim-`.
+        """
+        answer = self._client().request("GET", "/k8sdr/v1/requests")
+        return {(r["userAgent"], r["verb"]): int(r["count"]) for r in answer["requests"]}
+
     def _requirealive(self, agent: _Agent) -> None:
         if not alive(agent.pid):
             raise SimLaunchError(f"node {agent.name!r} is stopped (agent pid {agent.pid} is gone)")
@@ -545,7 +613,14 @@ class SimCluster:
         tmp.replace(path)
 
     def _spawn_agent(
-        self, name: str, index: int, *, labels: str = "", taints: str = "", hollow: int = 0
+        self,
+        name: str,
+        index: int,
+        *,
+        labels: str = "",
+        taints: str = "",
+        hollow: int = 0,
+        extra: Sequence[str] = (),
     ) -> None:
         sock = str(_socket_path(self.state_dir, name))
         args = [
@@ -573,6 +648,7 @@ class SimCluster:
             args += ["--node-labels", labels]
         if taints:
             args += ["--register-with-taints", taints]
+        args += extra
         pid = self._popen_agent(name, args)
         self._agents[name] = _Agent(name, index, pid, args, "running", sock, bool(hollow))
 

@@ -252,6 +252,10 @@ class MachineBase(ABC):
             transient=transient,
         )
 
+    def describe(self, action: Action) -> str:
+        """What `action` would run, in words a user can check (the dry run prints it)."""
+        return f"{self.driver} machine of node {self._node}: {action}"
+
     def carry_out(self, action: Action) -> None:
         """Carry out `action` now, with no undo bookkeeping (what an undo does)."""
         log.info("%s machine of node %r: %s", self.driver, self._node, action)

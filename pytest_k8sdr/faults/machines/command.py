@@ -8,6 +8,7 @@ that may never have taken effect.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 
 from pytest_k8sdr.faults.machines import presets
@@ -98,6 +99,13 @@ class CommandMachine(MachineBase):
 
     def _act(self, action: Action) -> None:
         self._run(action, self.spec.commands[action.value])
+
+    def describe(self, action: Action) -> str:
+        """The local command `action` runs, rendered as it would run."""
+        command = self.spec.commands.get(action.value)
+        if command is None:
+            return super().describe(action)
+        return shlex.join(command.render_argv(self.variables))
 
     def _run(self, action: Action | str, command: Command, *, check: bool = True) -> Completed:
         return run_templated(self, action, command, self.variables, self.spec.timeout, check=check)

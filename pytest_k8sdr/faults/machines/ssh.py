@@ -157,6 +157,19 @@ class SshMachine(MachineBase):
                 action, f"remote command exited with {result.status}: {result.tail() or '-'}"
             )
 
+    def describe(self, action: Action) -> str:
+        """The remote command `action` runs (ssh user@host: ...), or the local power-on."""
+        if action is Action.START:
+            if self.spec.power_on is None:
+                return super().describe(action)
+            return shlex.join(self.spec.power_on.render_argv(self.variables))
+        command = self.spec.commands.get(action.value)
+        if command is None:
+            return super().describe(action)
+        login = self.spec.login
+        who = f"{login.user}@{login.host}" if login.user else login.host
+        return f"ssh {who}: {self._render(command)}"
+
     def health(self) -> MachineHealth:
         """Connects and asks whether the kubelet and the runtime are active."""
         services: dict[str, bool] = {}

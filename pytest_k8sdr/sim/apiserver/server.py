@@ -11,6 +11,7 @@ authorization (any valid token is cluster-admin), the legacy `/api/v1/watch/...`
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hmac
 import json
@@ -119,6 +120,9 @@ class ApiServer:
         self._watch_tasks: set[asyncio.Task[Any]] = set()
         # Set by serve() once the controllers run: /k8sdr/v1/controllers switches them.
         self.controllers: ControllerSwitch | None = None
+        # Authenticated requests by (User-Agent, verb), as an audit log would count them:
+        # GET /k8sdr/v1/requests answers them (the dry run's zero-write proof reads it).
+        self.requests: collections.Counter[tuple[str, str]] = collections.Counter()
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
 
@@ -130,6 +134,8 @@ class ApiServer:
             return web.Response(text="ok")
         if not self._authenticated(request):
             return _status_response(ApiError(401, "Unauthorized", "Unauthorized"))
+        if path.startswith(("/api/", "/apis/")) or path in ("/api", "/apis"):
+            self.requests[(request.headers.get("User-Agent", ""), _verb(request))] += 1
         try:
             faults = self.settings.faults
             if faults.enabled and path.startswith(("/api/", "/apis/")):
@@ -159,8 +165,16 @@ class ApiServer:
         """The simulator's own control API (not Kubernetes'): switch controllers at runtime.
 
         GET /k8sdr/v1/controllers: {"controllers": {name: enabled}};
-        PUT /k8sdr/v1/controllers/NAME with {"enabled": bool}: switch one, answers the states.
+        PUT /k8sdr/v1/controllers/NAME with {"enabled": bool}: switch one, answers the states;
+        GET /k8sdr/v1/requests: {"requests": [{"userAgent", "verb", "count"}]}, every API
+        request since the server started.
         """
+        if parts == ["v1", "requests"] and request.method == "GET":
+            counted = [
+                {"userAgent": agent, "verb": verb, "count": count}
+                for (agent, verb), count in sorted(self.requests.items())
+            ]
+            return _json_response({"requests": counted})
         if parts[:2] != ["v1", "controllers"] or len(parts) > 3 or self.controllers is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         manager = self.controllers
@@ -601,6 +615,19 @@ def _external_body(stored: ResourceType, view: Version, raw: bytes) -> bytes:
     else:
         return raw
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+#: Audit verbs by HTTP method (k8s.io/apiserver/pkg/endpoints/request/requestinfo.go).
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def _verb(request: web.Request) -> str:
+    """The request's audit verb (a read is `get`, a watch `watch`)."""
+    if request.method in _VERBS:
+        return _VERBS[request.method]
+    if truthy(request.query.get("watch")):
+        return "watch"
+    return "get" if request.method in ("GET", "HEAD") else request.method.lower()
 
 
 def _check_kind(rtype: ResourceType, body: JSON) -> None:
