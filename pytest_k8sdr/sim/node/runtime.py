@@ -1,7 +1,8 @@
 """The simulated container runtime: a pod's "containers" are HTTP listeners on its own IP.
 
 One listener per TCP containerPort on the pod's loopback address, answering the pod HTTP
-contract (who am I: pod, namespace, node, podIP). It survives a kubelet stop/start, as
+contract (who am I: pod, namespace, node, podIP) and, at `/metrics`, the pod's request counters
+(`pytest_k8sdr.sim.node.metrics`). It survives a kubelet stop/start, as
 containerd does. Not modelled: UDP/SCTP ports, container restarts.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from pytest_k8sdr.sim.apimachinery.types import JSON
+from pytest_k8sdr.sim.node.metrics import CONTENT_TYPE, METRICS_PATH, PodMetrics
 
 __all__ = ["PodContainers", "Runtime", "close_listener", "http_listener"]
 
@@ -56,6 +58,7 @@ class PodContainers:
     ports: list[int]
     started_at: float
     listeners: list[tuple[web.Server, asyncio.Server]] = field(default_factory=list)
+    metrics: PodMetrics = field(default_factory=PodMetrics)
 
 
 class Runtime:
@@ -110,8 +113,19 @@ class Runtime:
                 "Content-Type": "application/json",
             }
 
+            metrics = running.metrics
+
             async def answer(request: web.BaseRequest) -> web.Response:
-                return web.Response(status=200, body=body, headers=headers)
+                if request.path == METRICS_PATH:
+                    return web.Response(
+                        status=200,
+                        body=metrics.render().encode(),
+                        headers={"Content-Type": CONTENT_TYPE},
+                    )
+                started = time.perf_counter()
+                response = web.Response(status=200, body=body, headers=headers)
+                metrics.observe(request.method, response.status, time.perf_counter() - started)
+                return response
 
             for port in ports:
                 try:
