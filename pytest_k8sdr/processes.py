@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -56,3 +57,31 @@ def free_port(address: str) -> int:
     with socket.socket() as s:
         s.bind((address, 0))
         return int(s.getsockname()[1])
+
+
+def pids_running(marker: str) -> list[int]:
+    """The processes whose command line contains `marker` (a unique config path or address)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if (
+            entry.name.isdigit()
+            and int(entry.name) != os.getpid()
+            and marker in cmdline(int(entry.name))
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+def spawn_daemon(argv: list[str], log: Path) -> None:
+    """Start `argv` as a daemon: in a session of its own, not our child, output to `log`.
+
+    As nginx daemonizes itself: the process is the undo stack's to stop (by its command line),
+    and no child object of ours is left to be reaped or to warn when collected.
+    """
+    subprocess.run(
+        ["/bin/sh", "-c", '"$@" </dev/null >>"$K8SDR_DAEMON_LOG" 2>&1 &', "sh", *argv],
+        env={**os.environ, "K8SDR_DAEMON_LOG": str(log)},
+        start_new_session=True,  # Ctrl-C goes to pytest, whose undo stops it
+        check=True,
+        timeout=10,
+    )
