@@ -23,10 +23,10 @@ def test_every_setting_is_in_the_settings_table() -> None:
 def test_the_two_setup_commands_are_what_ci_runs() -> None:
     commands = re.findall(r"^(bash ci/setup && \.venv/bin/pytest.*)$", README, re.MULTILINE)
     assert "bash ci/setup && .venv/bin/pytest experiments/" in commands
-    assert "bash ci/setup && .venv/bin/pytest" in commands
+    assert "bash ci/setup && .venv/bin/pytest -n 2" in commands
     ci = (ROOT / ".ci" / "run").read_text()
     assert "bash ci/setup" in ci
-    assert ".venv/bin/pytest -p no:cacheprovider\n" in ci
+    assert ".venv/bin/pytest -p no:cacheprovider -n 2\n" in ci
     assert ".venv/bin/pytest -p no:cacheprovider experiments/" in ci
 
 

@@ -19,9 +19,18 @@ from kubernetes import client, watch
 
 from pytest_k8sdr.sim.node import control
 
+
+def _process_block() -> int:
+    """0..39, distinct for each pytest-xdist worker (gw0, gw1, ...), else from the pid."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        return int(worker[2:]) % 40
+    return os.getpid() % 40
+
+
 # Node indexes far from the launcher's (0..N), distinct per pytest process.
-INDEX = itertools.count(2000 + (os.getpid() % 40) * 150)
-_NODE_PORT = itertools.count(30000 + (os.getpid() % 40) * 60)
+INDEX = itertools.count(2000 + _process_block() * 150)
+_NODE_PORT = itertools.count(30000 + _process_block() * 60)
 
 
 @dataclass
