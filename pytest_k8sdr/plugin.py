@@ -41,13 +41,9 @@ from pytest_k8sdr.runbook import DEFAULT_SLOS, Runbook
 from pytest_k8sdr.undo import UndoStack
 from pytest_k8sdr.workloads import DisruptionBudget, Workload, create_pdb, delete_pdb, deploy
 
-# Journal, guards, game-day lock, turns and dry run live in their own hook module, and so do
-# the pytest-xdist controller's side and the steady state (Prometheus).
-pytest_plugins = (
-    "pytest_k8sdr.plugin_safety",
-    "pytest_k8sdr.plugin_xdist",
-    "pytest_k8sdr.plugin_steadystate",
-)
+# Journal, guards, game-day lock, turns and dry run live in their own hook module, and so does
+# the pytest-xdist controller's side.
+pytest_plugins = ("pytest_k8sdr.plugin_safety", "pytest_k8sdr.plugin_xdist")
 
 SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
 ITEM_SETTINGS_KEY = pytest.StashKey[cfg.Settings]()

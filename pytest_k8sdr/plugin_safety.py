@@ -16,7 +16,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,7 +25,7 @@ import pytest
 
 from pytest_k8sdr.backends import Backend
 from pytest_k8sdr.cluster import Cluster
-from pytest_k8sdr.errors import ConfigError, LockHeld, ReadOnlyCluster
+from pytest_k8sdr.errors import ConfigError, LockHeld, LockLost, ReadOnlyCluster
 from pytest_k8sdr.guards import Guards, health_problems, refuse_unless_healthy
 from pytest_k8sdr.journal import ClusterAnnotator, DisruptionPlanned, Journal, JournalRecord
 from pytest_k8sdr.lock import GameDayLock, GameDayLockHeld, StopCondition
@@ -42,9 +42,6 @@ DISRUPTIVE_KEY = pytest.StashKey[bool]()
 INTERRUPTS_KEY = pytest.StashKey["_Interrupts"]()
 WORKER_KEY = pytest.StashKey[WorkerSession | None]()
 TURNS_KEY = pytest.StashKey[Turns | None]()
-#: What the running test asks to be done before its first disruption (its steady state is
-#: checked, then watched); it may refuse by raising.
-BEFORE_DISRUPTION_KEY = pytest.StashKey[Callable[[], None] | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -206,9 +203,6 @@ def k8sdr_journal(
         if REGISTRY.kind_of(record).disruptive:
             stop.check()
             lock.take()  # at once when the session has disruptive tests: see below
-            before = config.stash.get(BEFORE_DISRUPTION_KEY, None)
-            if before is not None:
-                before()
 
     journal.annotator = ClusterAnnotator(cluster)
     journal.guard = guard
@@ -336,7 +330,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """After the stop condition tripped, a disruptive test is skipped, saying why."""
-    reason = item.config.stash[STOP_KEY].session_reason
+    reason = item.config.stash[STOP_KEY].reason
     if reason is not None and item.get_closest_marker("disruptive") is not None:
         # A skip marker (before pytest's own setup hook reads them) reports the test's location.
         item.add_marker(pytest.mark.skip(reason=f"k8sdr: the session stopped disrupting: {reason}"))
@@ -344,11 +338,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """A test during which the stop condition tripped fails with the stop's error.
-
-    `LockLost` when the game-day lock was lost, `SteadyStateBreached` when its steady state
-    broke; whatever the interrupted test raised is chained.
-    """
+    """A test during which the stop condition tripped fails with the reason (`LockLost`)."""
     stop = item.config.stash[STOP_KEY]
     interrupts = item.config.stash[INTERRUPTS_KEY]
     before = stop.reason
@@ -356,24 +346,14 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     try:
         outcome = yield
     except Exception as exc:
-        tripped = stop.stop
-        if before is None and tripped is not None and not isinstance(exc, tripped.error):
-            raise tripped.exception() from exc
+        if before is None and stop.reason is not None and not isinstance(exc, LockLost):
+            raise LockLost(f"{stop.reason}; this session makes no further disruption") from exc
         raise
     finally:
         interrupts.in_call = False
     if before is None:
         stop.check()
     return outcome
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """Once a stopped test's disruptions are undone, the next test may disrupt again."""
-    try:
-        return (yield)
-    finally:
-        item.config.stash[STOP_KEY].clear_test()
 
 
 @pytest.fixture(autouse=True)
@@ -441,7 +421,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line(nodeid)
             for line in lines:
                 terminalreporter.write_line(f"    {line}")
-    stopped = config.stash[STOP_KEY].session_reason if STOP_KEY in config.stash else None
+    stopped = config.stash[STOP_KEY].reason if STOP_KEY in config.stash else None
     if stopped is not None:
         write_stopped(terminalreporter, [stopped])
     journal = config.stash.get(JOURNAL_KEY, None)

@@ -48,7 +48,6 @@ COVERED = {
     "nginx-drain": "test_nginx_drain",
     "haproxy-drain": "test_haproxy_drain",
     "managed-nginx": "test_managed_nginx",
-    "managed-prometheus": "test_managed_prometheus",
     "namespace": "test_namespace",
     "lock": "test_lock",
     "sim-cluster": "test_sim_cluster",
@@ -256,21 +255,6 @@ def test_managed_nginx(tmp_path: Path) -> None:
         assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
     finally:
         managed.stop()  # reaps it; nothing left to stop
-
-
-def test_managed_prometheus(tmp_path: Path) -> None:
-    if shutil.which("prometheus") is None:
-        pytest.skip("prometheus is not installed")
-    from pytest_k8sdr.processes import pids_running
-    from pytest_k8sdr.prometheus.managed import ManagedPrometheus
-
-    abandoned = Abandoned(tmp_path / "journal.jsonl", None, None)
-    managed = ManagedPrometheus(tmp_path / "prom", abandoned.stack).start()
-    marker = f"--config.file={managed.config}"
-    assert pids_running(marker)
-    abandoned.recover()
-    assert not pids_running(marker)
-    managed.close()  # nothing left to stop
 
 
 def test_namespace(abandoned: Abandoned, api: Cluster) -> None:

@@ -3,9 +3,8 @@
 One listener per TCP port of each container (its containerPorts and the ports its probes look
 at) on the pod's loopback address, answering the pod HTTP contract (who am I: pod, namespace,
 node, podIP). A container can be killed and started again (the kubelet restarts it after a
-liveness failure); at `/metrics` it serves the pod's request counters
-(`pytest_k8sdr.sim.node.metrics`). It survives a kubelet stop/start, as containerd does.
-Not modelled: UDP/SCTP ports, exit codes of the application itself.
+liveness failure). It survives a kubelet stop/start, as containerd does. Not modelled:
+UDP/SCTP ports, exit codes of the application itself.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from aiohttp import web
 from pytest_k8sdr.sim.apimachinery.clock import rfc3339
 from pytest_k8sdr.sim.apimachinery.types import JSON
 from pytest_k8sdr.sim.node.control import POD_FAULTS
-from pytest_k8sdr.sim.node.metrics import CONTENT_TYPE, METRICS_PATH, PodMetrics
 
 __all__ = [
     "Container",
@@ -84,7 +82,6 @@ class PodContainers:
     ports: list[int]
     started_at: float
     containers: dict[str, Container] = field(default_factory=dict)
-    metrics: PodMetrics = field(default_factory=PodMetrics)
 
     @property
     def listeners(self) -> list[tuple[web.Server, asyncio.Server]]:
@@ -245,19 +242,9 @@ class Runtime:
             "Content-Type": "application/json",
         }
         status = 500 if fault == "http-500" else 200
-        metrics = running.metrics
 
         async def answer(request: web.BaseRequest) -> web.Response:
-            if request.path == METRICS_PATH:
-                return web.Response(
-                    status=200,
-                    body=metrics.render().encode(),
-                    headers={"Content-Type": CONTENT_TYPE},
-                )
-            started = time.perf_counter()
-            response = web.Response(status=status, body=body, headers=headers)
-            metrics.observe(request.method, response.status, time.perf_counter() - started)
-            return response
+            return web.Response(status=status, body=body, headers=headers)
 
         for port in container.ports:
             try:
