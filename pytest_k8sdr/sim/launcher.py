@@ -35,10 +35,10 @@ from pytest_k8sdr.sim.processes import (
     alive,
     check_port_free,
     claim_slot,
-    hold_slot,
+    end_slot_keeper,
     is_ours,
+    keep_slot,
     reclaim_slot,
-    release_slot,
     start_control_plane,
     wait_gone,
 )
@@ -490,7 +490,11 @@ class SimCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._server_pid, signal.SIGKILL)
         wait_gone(self._server_pid, 5.0)
-        hold_slot(self.slot, 5.0)
+        slot_fd = reclaim_slot(self.slot, 5.0)
+        try:
+            self._data["server"]["slot_keeper"] = keep_slot(slot_fd, self.state_dir, self.owner_pid)
+        finally:
+            os.close(slot_fd)
         self._data["server"]["state"] = "stopped"
         self._save()
 
@@ -508,6 +512,7 @@ class SimCluster:
             raise SimLaunchError(
                 f"the cluster of {self.state_dir} was started without restart arguments"
             )
+        end_slot_keeper(self._data["server"].pop("slot_keeper", None), self.state_dir)
         slot_fd = reclaim_slot(self.slot, timeout)
         try:
             pid, _ = start_control_plane(
@@ -583,7 +588,7 @@ class SimCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._server_pid, signal.SIGTERM)
         wait_gone(self._server_pid, 5.0)
-        release_slot(self.slot)
+        end_slot_keeper(self._data["server"].get("slot_keeper"), self.state_dir)
         with contextlib.suppress(OSError):
             (self.state_dir / STATE_FILE).unlink()
 

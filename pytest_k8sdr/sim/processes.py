@@ -41,11 +41,11 @@ __all__ = [
     "alive",
     "check_port_free",
     "claim_slot",
-    "hold_slot",
+    "end_slot_keeper",
     "is_ours",
+    "keep_slot",
     "kill_recorded_agents",
     "reclaim_slot",
-    "release_slot",
     "start_control_plane",
     "wait_gone",
     "watch_owner",
@@ -74,33 +74,42 @@ def _slot_dir() -> Path:
     return directory
 
 
-# Slots this process holds for clusters whose control plane is down: slot -> lock fd.
-_HELD_SLOTS: dict[int, int] = {}
+SLOT_KEEPER_MODULE = "pytest_k8sdr.sim.slotkeeper"
 
 
-def hold_slot(slot: int, timeout: float) -> None:
-    """Keep `slot` for this process once its stopped control plane has released it."""
-    if slot not in _HELD_SLOTS:
-        _HELD_SLOTS[slot] = reclaim_slot(slot, timeout)
+def keep_slot(slot_fd: int, state_dir: Path, owner_pid: int | None) -> int:
+    """Start a keeper process holding `slot_fd` (a stopped control plane's slot); its pid."""
+    cmd = [sys.executable, "-m", SLOT_KEEPER_MODULE, "--state-dir", str(state_dir)]
+    cmd += ["--slot-fd", str(slot_fd)]
+    if owner_pid is not None:
+        cmd += ["--owner-pid", str(owner_pid)]
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        pass_fds=(slot_fd,),
+        start_new_session=True,
+    )
+    CHILDREN[proc.pid] = proc
+    return proc.pid
 
 
-def release_slot(slot: int) -> None:
-    """Give up a slot `hold_slot` kept (a cluster stopped while its control plane was down)."""
-    fd = _HELD_SLOTS.pop(slot, None)
-    if fd is not None:
-        os.close(fd)
+def end_slot_keeper(pid: int | None, state_dir: Path) -> None:
+    """End the keeper `keep_slot` started for the cluster of `state_dir`, if it still runs."""
+    if pid and is_ours(pid, SLOT_KEEPER_MODULE, state_dir):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        wait_gone(pid, 5.0)
 
 
 def reclaim_slot(slot: int, timeout: float) -> int:
     """The fd holding the lock of `slot`, waiting up to `timeout` for its holder to exit.
 
     For a control plane that stopped: its cluster keeps the slot while it is down (held by
-    this process through `hold_slot`, or free once that process ended). SimLaunchError when
+    its keeper, `keep_slot`, ended first by whoever starts it again). SimLaunchError when
     another cluster took it meanwhile.
     """
-    held = _HELD_SLOTS.pop(slot, None)
-    if held is not None:
-        return held
     fd = os.open(_slot_dir() / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     deadline = time.monotonic() + timeout
     while True:

@@ -20,7 +20,8 @@ import pytest
 from safety_helpers import free_port, processes_mentioning, recover, start_nginx
 
 from pytest_k8sdr.cluster import Cluster, Taint
-from pytest_k8sdr.faults.machines import SimMachine, SimSpec
+from pytest_k8sdr.faults.controlplane import ControlPlane
+from pytest_k8sdr.faults.machines import ZONE_LABEL, Machines, SimMachine, SimSpec, parse_inventory
 from pytest_k8sdr.faults.node import OUT_OF_SERVICE, NodeFaults, OutOfService
 from pytest_k8sdr.journal import ANNOTATION, ClusterAnnotator, Journal, read_journal
 from pytest_k8sdr.lb import HAProxyLB
@@ -52,6 +53,8 @@ COVERED = {
     "lock": "test_lock",
     "sim-cluster": "test_sim_cluster",
     "sim-pod-fault": "test_sim_pod_fault",
+    "zone": "test_zone",
+    "control-plane": "test_control_plane",
 }
 
 
@@ -299,6 +302,37 @@ def test_sim_cluster(tmp_path: Path) -> None:
         assert processes_mentioning(str(state_dir)) == []
     finally:
         launched.stop()
+
+
+def test_zone(abandoned: Abandoned, api: Cluster, sim: SimCluster) -> None:
+    zone = {W1: "zone-a", W2: "zone-a"}
+    for node, name in zone.items():
+        api.call(api.core.patch_node, node, {"metadata": {"labels": {ZONE_LABEL: name}}})
+    try:
+        nodes = {n: {"driver": "sim", "state_dir": str(sim.state_dir)} for n in zone}
+        machines = Machines(parse_inventory({"nodes": nodes}), abandoned.stack, cluster=api)
+        machines.zone("zone-a").freeze()
+        assert [sim.node_state(n) for n in zone] == ["frozen", "frozen"]
+        abandoned.recover()
+        assert [sim.node_state(n) for n in zone] == ["running", "running"]
+    finally:
+        for node in zone:
+            api.call(api.core.patch_node, node, {"metadata": {"labels": {ZONE_LABEL: None}}})
+
+
+def test_control_plane(tmp_path: Path) -> None:
+    # Its own cluster: the module's stays up for the other tests. No annotator: the API server
+    # the annotations would go to is what the fault stops.
+    abandoned = Abandoned(tmp_path / "journal.jsonl", None, None)
+    started = SimCluster.start(tmp_path / "cp", workers=1, profile="fast")
+    try:
+        ControlPlane.for_backend("sim", abandoned.stack, sim=started).stop()
+        assert not started.running()
+        abandoned.recover()
+        assert SimCluster.attach(started.state_dir).running()
+        started.wait_nodes_ready(started.node_names(), timeout=30)
+    finally:
+        SimCluster.attach(started.state_dir).stop()
 
 
 def test_every_registered_kind_is_recovered_by_a_test_here() -> None:
