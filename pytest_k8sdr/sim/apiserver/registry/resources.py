@@ -9,6 +9,7 @@ from pytest_k8sdr.sim.apimachinery.types import ResourceType
 from pytest_k8sdr.sim.apiserver.registry import (
     apps,
     autoscaling,
+    batch,
     coordination,
     core,
     discovery,
@@ -34,6 +35,7 @@ __all__ = [
 RESOURCES: tuple[Resource, ...] = (
     *core.RESOURCES,
     *apps.RESOURCES,
+    *batch.RESOURCES,
     *discovery.RESOURCES,
     *coordination.RESOURCES,
     *policy.RESOURCES,
