@@ -55,6 +55,7 @@ from pytest_k8sdr.sim.controllers.serviceaccount import (
 )
 from pytest_k8sdr.sim.controllers.statefulset import StatefulSetController
 from pytest_k8sdr.sim.controllers.tainteviction import TaintEvictionController
+from pytest_k8sdr.sim.controllers.ttlafterfinished import TTLAfterFinishedController
 from pytest_k8sdr.sim.profiles import Profile
 
 __all__ = ["CONTROLLERS", "Controller", "ControllerManager", "start_controllers"]
@@ -77,6 +78,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
         DaemonSetController,
         JobController,
         CronJobController,
+        TTLAfterFinishedController,
         PodGCController,
         EndpointSliceController,
         EndpointsController,

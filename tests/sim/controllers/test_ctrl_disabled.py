@@ -324,6 +324,23 @@ async def cronjob_schedules(c: Cluster) -> None:
     await c.wait_for(lambda: c.store.list("jobs", "default")["items"], 2, "scheduled job")
 
 
+async def finished_job_expires(c: Cluster) -> None:
+    """A finished Job with ttlSecondsAfterFinished 0 is deleted."""
+    job = c.store.create(
+        "jobs",
+        "default",
+        {
+            "metadata": {"name": "ttl"},
+            "spec": {"ttlSecondsAfterFinished": 0, "suspend": True, "template": _BATCH_TEMPLATE},
+        },
+    )
+    job["status"] = {
+        "conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]
+    }
+    c.store.update("jobs", "default", "ttl", job, subresource="status")
+    await c.wait_for(lambda: not c.store.list("jobs", "default")["items"], 2, "job expired")
+
+
 SCENARIOS: dict[str, Callable[[Cluster], Awaitable[None]]] = {
     "nodelifecycle": node_goes_unknown,
     "taint-eviction-controller": node_death_heals,
@@ -334,6 +351,7 @@ SCENARIOS: dict[str, Callable[[Cluster], Awaitable[None]]] = {
     "daemonset": daemonset_runs_everywhere,
     "job": job_pod_created,
     "cronjob": cronjob_schedules,
+    "ttl-after-finished": finished_job_expires,
     "podgc": node_deletion_releases_statefulset,
     "endpointslice": endpoints_follow_pods,
     "endpoint": legacy_endpoints,
@@ -370,6 +388,7 @@ FAILING_STEP = {
     "daemonset": "two agent pods",
     "job": "job pod",
     "cronjob": "scheduled job",
+    "ttl-after-finished": "job expired",
     "podgc": "db-0 back elsewhere",
     "endpointslice": "ready endpoint in a slice",
     "endpoint": "address in Endpoints",

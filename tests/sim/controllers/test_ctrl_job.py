@@ -269,3 +269,24 @@ def test_cronjob_fires_when_its_clock_reaches_the_schedule() -> None:
         assert c.events("SawCompletedJob", "tick")
 
     run(scenario, profile=PROFILE)
+
+
+def test_a_finished_job_is_deleted_after_its_ttl() -> None:
+    async def scenario(c: Cluster) -> None:
+        c.add_node("w1")
+        c.store.create("jobs", "default", _job("brief", ttlSecondsAfterFinished=1))
+        pod = (await c.wait_for(lambda: _running(c, "brief"), 5, "running"))[0]
+        _exit(c, pod, "Succeeded")
+        await c.wait_for(
+            lambda: c.get_if("jobs", "default", "brief", lambda j: condition(j, "Complete")),
+            5,
+            "Complete",
+        )
+        # Foreground deletion: the Job goes after its pods.
+        await c.wait_for(
+            lambda: not c.store.list("jobs", "default")["items"] and not _pods(c, "brief"),
+            10,
+            "job and pods deleted after the TTL",
+        )
+
+    run(scenario, profile=PROFILE)
