@@ -150,3 +150,35 @@ def test_cronjob_and_job_from_cronjob(kubectl: Callable[..., Any], cluster: SimC
     )
     table = kubectl("get", "cronjob", "tick").stdout.split("\n")
     assert table[0].split()[:5] == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE"]
+
+
+def test_on_failure_restarts_count_against_the_backoff_limit(kubectl: Callable[..., Any]) -> None:
+    manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "crashy"},
+        "spec": {
+            "backoffLimit": 2,
+            "template": {
+                "metadata": {
+                    "annotations": {
+                        "sim.k8sdr.io/exit-code": "1",
+                        "sim.k8sdr.io/run-seconds": "0.1",
+                    }
+                },
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "containers": [{"name": "c", "image": "busybox:1.36"}],
+                },
+            },
+        },
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+    job = _wait("Failed", lambda: _finished(kubectl, "crashy", "Failed"))
+    assert _condition(job, "Failed")["reason"] == "BackoffLimitExceeded"
+    # The kubelet restarted the one pod's container in place (with back-off); the controller
+    # made no other pod, and deleted that one when the Job failed.
+    created = _get(kubectl, "events", "--field-selector", "reason=SuccessfulCreate")["items"]
+    assert [e["involvedObject"]["name"] for e in created if "crashy" in e["message"]] == ["crashy"]
+    backoff = _get(kubectl, "events", "--field-selector", "reason=BackOff")["items"]
+    assert any(e["involvedObject"]["name"].startswith("crashy-") for e in backoff)
