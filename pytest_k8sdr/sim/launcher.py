@@ -549,6 +549,18 @@ class SimCluster:
         )
         return bool(answer.get("changed"))
 
+    def advance_clock(self, seconds: float) -> float:
+        """Move the controller manager's clock forward; returns its total offset (seconds).
+
+        CronJob schedules are read in that clock, so `advance_clock(60)` runs a `* * * * *`
+        CronJob's next Job now instead of within a minute. Nothing else reads it: leases,
+        grace periods and timestamps keep the wall clock. A negative step is a ValueError.
+        """
+        if seconds < 0:
+            raise ValueError(f"the clock only moves forward; got {seconds}s")
+        answer = self._client().request("POST", "/k8sdr/v1/clock", {"advance": seconds})
+        return float(answer["offset"])
+
     # -- audit ----------------------------------------------------------------------
 
     def request_counts(self) -> dict[tuple[str, str], int]:

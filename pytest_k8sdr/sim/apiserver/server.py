@@ -55,6 +55,9 @@ class ControllerSwitch(Protocol):
     def set(self, name: str, *, enabled: bool) -> bool:
         """Switch `name` on or off; returns whether anything changed."""
 
+    def advance_clock(self, seconds: float) -> float:
+        """Move the controllers' clock forward; returns its total offset."""
+
 
 @dataclass
 class ServerSettings:
@@ -166,8 +169,21 @@ class ApiServer:
         GET /k8sdr/v1/controllers: {"controllers": {name: enabled}};
         PUT /k8sdr/v1/controllers/NAME with {"enabled": bool}: switch one, answers the states;
         GET /k8sdr/v1/requests: {"requests": [{"userAgent", "verb", "count"}]}, every API
-        request since the server started.
+        request since the server started;
+        POST /k8sdr/v1/clock with {"advance": seconds}: move the controllers' clock (CronJob
+        schedules) forward, answers {"offset": total seconds}.
         """
+        if parts == ["v1", "clock"] and self.controllers is not None:
+            if request.method != "POST":
+                raise method_not_allowed()
+            try:
+                body = json.loads(await request.read() or b"{}")
+            except ValueError as exc:
+                raise bad_request(f"body is not JSON: {exc}") from exc
+            step = body.get("advance") if isinstance(body, dict) else None
+            if isinstance(step, bool) or not isinstance(step, int | float) or step < 0:
+                raise bad_request('body must be {"advance": seconds >= 0}')
+            return _json_response({"offset": self.controllers.advance_clock(float(step))})
         if parts == ["v1", "requests"] and request.method == "GET":
             counted = [
                 {"userAgent": agent, "verb": verb, "count": count}

@@ -10,6 +10,7 @@ from pytest_k8sdr.sim.apiserver.registry import (
     apiextensions,
     apps,
     autoscaling,
+    batch,
     coordination,
     core,
     discovery,
@@ -35,6 +36,7 @@ __all__ = [
 RESOURCES: tuple[Resource, ...] = (
     *core.RESOURCES,
     *apps.RESOURCES,
+    *batch.RESOURCES,
     *discovery.RESOURCES,
     *coordination.RESOURCES,
     *policy.RESOURCES,
