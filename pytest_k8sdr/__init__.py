@@ -17,6 +17,7 @@ if _typing.TYPE_CHECKING:
     from pytest_k8sdr.checks import (
         PodHistory,
         assert_endpoints_exclude_node,
+        assert_eviction_halted,
         assert_min_available,
         assert_no_split_brain,
         assert_node_isolated,
@@ -139,6 +140,7 @@ __all__ = [
     "Workload",
     "__version__",
     "assert_endpoints_exclude_node",
+    "assert_eviction_halted",
     "assert_lb_drained",
     "assert_lb_restored",
     "assert_min_available",
