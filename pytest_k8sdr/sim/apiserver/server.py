@@ -167,8 +167,13 @@ class ApiServer:
         GET /k8sdr/v1/controllers: {"controllers": {name: enabled}};
         PUT /k8sdr/v1/controllers/NAME with {"enabled": bool}: switch one, answers the states;
         GET /k8sdr/v1/requests: {"requests": [{"userAgent", "verb", "count"}]}, every API
-        request since the server started.
+        request since the server started;
+        GET /k8sdr/v1/snapshot: the whole store at its current resourceVersion, in the durable
+        store's snapshot format (what `etcdctl snapshot save` receives from etcd).
         """
+        if parts == ["v1", "snapshot"] and request.method == "GET":
+            body = self.store.storage.snapshot_bytes()
+            return web.Response(body=body, content_type="application/octet-stream")
         if parts == ["v1", "requests"] and request.method == "GET":
             counted = [
                 {"userAgent": agent, "verb": verb, "count": count}
