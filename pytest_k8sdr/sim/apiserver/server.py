@@ -171,8 +171,13 @@ class ApiServer:
         GET /k8sdr/v1/requests: {"requests": [{"userAgent", "verb", "count"}]}, every API
         request since the server started;
         POST /k8sdr/v1/clock with {"advance": seconds}: move the controllers' clock (CronJob
-        schedules) forward, answers {"offset": total seconds}.
+        schedules) forward, answers {"offset": total seconds};
+        GET /k8sdr/v1/snapshot: the whole store at its current resourceVersion, in the durable
+        store's snapshot format (what `etcdctl snapshot save` receives from etcd).
         """
+        if parts == ["v1", "snapshot"] and request.method == "GET":
+            body = self.store.storage.snapshot_bytes()
+            return web.Response(body=body, content_type="application/octet-stream")
         if parts == ["v1", "clock"] and self.controllers is not None:
             if request.method != "POST":
                 raise method_not_allowed()

@@ -27,6 +27,7 @@ from pytest_k8sdr.sim.apiserver.storage.durable import (
     DurableLog,
     Record,
     read_store,
+    snapshot_lines,
     write_snapshot,
 )
 from pytest_k8sdr.sim.apiserver.storage.pagination import Snapshots
@@ -157,8 +158,16 @@ class Storage:
         `snapshot` restores them.
         """
         records = list(self._records())
-        write_snapshot(path, self._rv, iter(records))
+        write_snapshot(path, self._rv, records)
         return len(records)
+
+    def snapshot_bytes(self) -> bytes:
+        """Every object at the current resourceVersion, in the snapshot file's format.
+
+        What etcd's Maintenance/Snapshot streams to `etcdctl snapshot save`: taken in one
+        go on the event loop, so it is one consistent revision.
+        """
+        return b"".join(snapshot_lines(self._rv, self._records()))
 
     def close_durable(self) -> None:
         """Flush the log to disk and close it (at shutdown)."""
