@@ -217,6 +217,12 @@ class PodWorkers:
             if worker.task is task:
                 worker.task = None
             self.limiter.release()
+            # Woken after the pass's last look at `dirty` but before this callback ran (a
+            # probe result, an informer event): that wake-up must not be lost, or a pod whose
+            # readiness probe just passed stays Running, not Ready.
+            if worker.dirty and self._workers.get(worker.uid) is worker:
+                worker.dirty = False
+                self._wake(worker)
 
         task.add_done_callback(done)
         return True
