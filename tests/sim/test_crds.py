@@ -122,6 +122,9 @@ spec:
             type: object
             properties:
               level: {type: integer}
+          status:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
 """
 
 
@@ -352,7 +355,14 @@ def test_custom_objects_api_verbs(api: client.ApiClient, ns: str) -> None:
     # Cluster scope.
     gadget = {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": ns}}
     gadget["spec"] = {"level": 3}
-    objs.create_cluster_custom_object("example.com", "v1", "gadgets", gadget)
+    gadget["status"] = {"seen": 1}
+    made = objs.create_cluster_custom_object("example.com", "v1", "gadgets", gadget)
+    # No status subresource: the status is a field as any other.
+    assert made["status"] == {"seen": 1}
+    patched = objs.patch_cluster_custom_object(
+        "example.com", "v1", "gadgets", ns, {"status": {"seen": 2}}
+    )
+    assert patched["status"] == {"seen": 2}
     assert objs.get_cluster_custom_object("example.com", "v1", "gadgets", ns)["spec"] == {
         "level": 3
     }
