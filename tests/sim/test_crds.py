@@ -330,7 +330,8 @@ def test_custom_objects_api_verbs(api: client.ApiClient, ns: str) -> None:
         *args, "a", {"status": {"replicas": 2, "conditions": [{"type": "Ready", "status": "True"}]}}
     )
     assert status["status"]["replicas"] == 2
-    assert status["metadata"]["generation"] == 2  # a status write is not a spec change
+    assert merged["metadata"]["generation"] == 3
+    assert status["metadata"]["generation"] == 3  # a status write is not a spec change
     # A spec write cannot change the status when the status subresource is declared.
     kept = objs.patch_namespaced_custom_object(*args, "a", {"status": {"replicas": 7}})
     assert kept["status"]["replicas"] == 2
@@ -420,7 +421,9 @@ def test_kubectl_get_columns_patch_status_scale_apply_server_side(
     assert conflict.returncode != 0
     assert "conflict" in conflict.stderr.lower()
     kubectl("apply", "--server-side", "--force-conflicts", "-n", ns, "-f", "-", stdin=ssa)
-    got = json.loads(kubectl("get", "widget", "k1", "-n", ns, "-o", "json").stdout)
+    got = json.loads(
+        kubectl("get", "widget", "k1", "-n", ns, "-o", "json", "--show-managed-fields").stdout
+    )
     assert (got["spec"]["replicas"], got["spec"]["color"]) == (2, "green")
     assert any(m["manager"] == "kubectl" for m in got["metadata"]["managedFields"])
     bad = kubectl(
