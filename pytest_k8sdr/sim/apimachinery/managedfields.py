@@ -630,9 +630,17 @@ def apply(
     dropped = difference(mine.decoded(), keep)
     if dropped:
         merged = _remove_map(merged, dropped, keep, types)
+    unchanged = (
+        "fieldsV1" in mine.entry
+        and mine.decoded() == applied_set
+        and mine.entry.get("apiVersion") == api_version
+    )
     mine.set_fields(applied_set)
-    mine.entry["time"] = now
-    mine.entry["apiVersion"] = api_version
+    if not unchanged:
+        # The time moves only when the manager's set does (managedfieldsupdater.go keeps
+        # the live entry's time otherwise), so an apply that changes nothing is a no-op.
+        mine.entry["time"] = now
+        mine.entry["apiVersion"] = api_version
     return merged, _entries(managers)
 
 

@@ -628,7 +628,11 @@ class Store:
                     meta[key] = old_meta[key]
                 else:
                     meta.pop(key, None)
-            if "status" in rtype.subresources or "status" in old_obj:
+            # Without a status subresource a custom resource's status is a field as any
+            # other (customresource/strategy.go); a built-in kind's main writes keep it.
+            if "status" in rtype.subresources or (
+                "status" in old_obj and plural not in self.custom
+            ):
                 if "status" in old_obj:
                     new["status"] = _copy(old_obj["status"])
                 else:
