@@ -533,11 +533,18 @@ class ApiServer:
     async def _post_subresource(
         self, request: web.Request, rtype: ResourceType, namespace: str | None, name: str, sub: str
     ) -> web.Response:
-        if self._write_options(request).dry_run:
+        dry_run = self._write_options(request).dry_run
+        if dry_run and sub != "eviction":
             raise bad_request(f"dryRun is not supported by the simulator for {sub}")
         body = await self._body(request)
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
+        if dry_run:
+            # The request's dryRun reaches the eviction's delete (eviction.go).
+            body = {
+                **body,
+                "deleteOptions": {**(body.get("deleteOptions") or {}), "dryRun": ["All"]},
+            }
         body_name = (body.get("metadata") or {}).get("name")
         if body_name and body_name != name:
             # pkg/registry/core/pod/storage/eviction.go: name mismatch is 400.
