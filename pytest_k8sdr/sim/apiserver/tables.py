@@ -1,16 +1,19 @@
 """`meta.k8s.io/v1` Table renderings, which `kubectl get` asks the server for.
 
 Columns follow pkg/printers/internalversion/printers.go for the common types; other types
-get NAME and AGE.
+get NAME and AGE; custom resources their CRD's additionalPrinterColumns.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pytest_k8sdr.sim.apimachinery.clock import parse_rfc3339
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
+from pytest_k8sdr.sim.apiserver.registry.apiextensions import json_path
 
 
 def _age(ts: str | None) -> str:
@@ -920,16 +923,82 @@ _LAYOUTS: dict[str, tuple[list[JSON], Any]] = {
 }
 
 
-def table_for(rtype: ResourceType, doc: JSON, include_object: str | None) -> JSON:
-    """A Table for a list or single object; rows carry PartialObjectMetadata by default."""
+_DEFAULT_CUSTOM_COLUMNS = [
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+]
+
+
+def _cell(kind: str, value: Any) -> Any:
+    """CellForJSONValue (apiextensions-apiserver tableconvertor.go): None when of another type."""
+    if value is None:
+        return None
+    if kind == "integer" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    if kind == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind == "boolean" and isinstance(value, bool):
+        return value
+    if kind == "string":
+        if isinstance(value, str):
+            return value
+        return (
+            json.dumps(value, separators=(",", ":"))
+            if isinstance(value, (dict, list))
+            else (str(value).lower() if isinstance(value, bool) else str(value))
+        )
+    if kind == "date" and isinstance(value, str):
+        return _age(value) if parse_rfc3339(value) is not None else "<invalid>"
+    return None
+
+
+def _custom_layout(printer_columns: list[JSON]) -> tuple[list[JSON], Callable[[JSON], list[Any]]]:
+    """A CRD's additionalPrinterColumns as tableconvertor.go renders them.
+
+    NAME first; AGE alone when the version declares none.
+    """
+    defs = printer_columns or _DEFAULT_CUSTOM_COLUMNS
+    columns = [_col("Name", fmt="name")] + [
+        {
+            "name": c.get("name", ""),
+            "type": c.get("type", "string"),
+            "format": c.get("format", ""),
+            "description": c.get("description")
+            or f"Custom resource definition column (in JSONPath format): {c.get('jsonPath')}",
+            "priority": int(c.get("priority", 0)),
+        }
+        for c in defs
+    ]
+
+    def row(obj: JSON) -> list[Any]:
+        return [obj["metadata"]["name"]] + [
+            _cell(str(c.get("type", "string")), json_path(obj, str(c.get("jsonPath", ""))))
+            for c in defs
+        ]
+
+    return columns, row
+
+
+def table_for(
+    rtype: ResourceType,
+    doc: JSON,
+    include_object: str | None,
+    printer_columns: list[JSON] | None = None,
+) -> JSON:
+    """A Table for a list or single object; rows carry PartialObjectMetadata by default.
+
+    `printer_columns`: a custom resource's additionalPrinterColumns (None: a built-in kind).
+    """
     items = doc.get("items") if doc.get("kind", "").endswith("List") else [doc]
-    columns, row_fn = _LAYOUTS.get(
-        rtype.plural,
-        (
-            [_col("Name", fmt="name"), _col("Age")],
-            lambda o: [o["metadata"]["name"], _age(o["metadata"].get("creationTimestamp"))],
-        ),
-    )
+    if printer_columns is not None:
+        columns, row_fn = _custom_layout(printer_columns)
+    else:
+        columns, row_fn = _LAYOUTS.get(
+            rtype.plural,
+            (
+                [_col("Name", fmt="name"), _col("Age")],
+                lambda o: [o["metadata"]["name"], _age(o["metadata"].get("creationTimestamp"))],
+            ),
+        )
     rows = []
     for item in items or []:
         if include_object == "Object":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pytest_k8sdr.sim.apimachinery.types import ResourceType
 from pytest_k8sdr.sim.apiserver.registry import (
+    apiextensions,
     apps,
     autoscaling,
     batch,
@@ -44,6 +45,7 @@ RESOURCES: tuple[Resource, ...] = (
     *networking.RESOURCES,
     *rbac.RESOURCES,
     *autoscaling.RESOURCES,
+    *apiextensions.RESOURCES,
 )
 TYPES: tuple[ResourceType, ...] = tuple(r.type for r in RESOURCES)
 BY_PLURAL: dict[str, ResourceType] = {t.plural: t for t in TYPES}
