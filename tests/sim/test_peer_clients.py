@@ -177,6 +177,42 @@ def test_chaostoolkit_pod_actions_and_probes(
     assert len(after) == 3
 
 
+@pytest.mark.timeout(120)
+def test_kubectl_drain_dry_run_server_changes_nothing(
+    cluster: SimCluster, core: client.CoreV1Api, ns: str
+) -> None:
+    apps = client.AppsV1Api(core.api_client)
+    apps.create_namespaced_deployment(ns, _web("kept", ns, 2))
+    pods = _until("2 running", lambda: _ready_pods(core, ns, "kept", 2))
+    node = pods[0].spec.node_name
+    proc = subprocess.run(
+        [
+            "/usr/bin/kubectl",
+            "--kubeconfig",
+            str(cluster.kubeconfig_path),
+            "drain",
+            node,
+            "--dry-run=server",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    # kubectl sends each eviction (and the cordon) with dryRun=All.
+    assert f"evicting pod {ns}/{pods[0].metadata.name} (server dry run)" in proc.stdout or (
+        f"evicting pod {ns}/{pods[1].metadata.name} (server dry run)" in proc.stdout
+    ), proc.stdout + proc.stderr
+    assert f"node/{node} drained (server dry run)" in proc.stdout
+    assert not core.read_node(node).spec.unschedulable
+    now = core.list_namespaced_pod(ns, label_selector="app=kept").items
+    assert {p.metadata.uid for p in now} == {p.metadata.uid for p in pods}
+    assert all(p.metadata.deletion_timestamp is None for p in now)
+
+
 @pytest.mark.timeout(180)
 def test_chaostoolkit_node_actions(
     core: client.CoreV1Api, ns: str, chaos: Callable[..., Any]

@@ -4,6 +4,10 @@ Each group/version's OpenAPI v3 document carries the schemas of its kinds (gener
 the official client's models by ci/gen/openapi_schemas.py, one file per group/version under
 `openapi/`), so `kubectl explain` works, and a PATCH operation per kind with the
 `fieldValidation` parameter, which tells kubectl the server validates fields itself.
+The same schemas find a body's unknown fields (`unknown_fields`, for the `fieldValidation`
+query parameter), as the API server's strict decoding does; a kind without a schema, a field
+typed as one of several types or left open (`x-kubernetes-preserve-unknown-fields`) accepts
+anything.
 Not modelled: aggregated discovery (clients fall back to the legacy documents); OpenAPI v2
 (404); operations other than that PATCH.
 """
@@ -31,6 +35,7 @@ __all__ = [
     "api_versions",
     "openapi",
     "resource_list",
+    "unknown_fields",
 ]
 
 KUBE_VERSION = {
@@ -299,3 +304,74 @@ def _schemas(group: str, version: str) -> JSON:
         return {}
     schemas: JSON = json.loads(raw)["schemas"]
     return schemas
+
+
+@functools.cache
+def _kinds(group: str, version: str) -> dict[str, str]:
+    name = f"{group or 'core'}_{version}.json"
+    try:
+        raw = resources.files("pytest_k8sdr.sim.apiserver").joinpath("openapi", name).read_text()
+    except FileNotFoundError:
+        return {}
+    kinds: dict[str, str] = json.loads(raw)["kinds"]
+    return kinds
+
+
+def unknown_fields(
+    group: str, version: str, kind: str, body: object, *, prune: bool = False
+) -> list[str]:
+    """The paths of `body`'s fields its kind's schema does not know (`spec.replicass`).
+
+    Patch directives (keys starting with `$`) are not fields. A kind without a schema has none.
+    `prune` also removes them from `body`, as decoding drops them upstream.
+    """
+    schema = _kinds(group, version).get(kind)
+    if schema is None:
+        return []
+    found: list[str] = []
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    _walk(_schemas(group, version), ref, body, "", found, prune)
+    return found
+
+
+def _resolve(schemas: JSON, node: JSON) -> JSON:
+    for _ in range(8):
+        if "$ref" in node:
+            node = schemas.get(str(node["$ref"]).rsplit("/", 1)[-1], {})
+        elif len(node.get("allOf") or []) == 1:
+            node = node["allOf"][0]
+        else:
+            break
+    return node
+
+
+def _walk(
+    schemas: JSON, node: JSON, value: object, path: str, found: list[str], prune: bool
+) -> None:
+    node = _resolve(schemas, node)
+    if node.get("x-kubernetes-preserve-unknown-fields"):
+        return
+    if isinstance(value, dict):
+        props = node.get("properties")
+        extra = node.get("additionalProperties")
+        unknown: list[str] = []
+        for key, child in value.items():
+            if not isinstance(key, str) or key.startswith("$"):
+                continue
+            where = f"{path}.{key}" if path else key
+            if isinstance(props, dict):
+                if key not in props:
+                    found.append(where)
+                    unknown.append(key)
+                else:
+                    _walk(schemas, props[key], child, where, found, prune)
+            elif isinstance(extra, dict):
+                _walk(schemas, extra, child, where, found, prune)
+        if prune:
+            for key in unknown:
+                del value[key]
+    elif isinstance(value, list):
+        items = node.get("items")
+        if isinstance(items, dict):
+            for i, child in enumerate(value):
+                _walk(schemas, items, child, f"{path}[{i}]", found, prune)

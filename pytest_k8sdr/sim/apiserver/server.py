@@ -98,6 +98,55 @@ def _json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=raw, content_type=JSON_CT)
 
 
+_FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
+
+
+def _check_fields(
+    request: web.Request, rtype: ResourceType, body: JSON, *, patch: bool
+) -> list[str]:
+    """The `fieldValidation` of a write: unknown fields are a 400 (Strict) or warnings (Warn).
+
+    As apiserver's strict decoding (handlers/create.go, patch.go): Strict answers
+    `<Kind> in version "v1" cannot be handled as a <Kind>: strict decoding error: unknown field
+    "spec.x"` (a patch: `strict decoding error: ...`), Warn drops the fields and answers a
+    Warning header per field. Upstream warns (and drops) when the parameter is absent; the
+    simulator checks only when asked (kubectl always asks: Strict), so clients that do not
+    ask pay nothing, and keeps what they send. Protobuf bodies carry only known fields.
+    """
+    mode = request.query.get("fieldValidation", "")
+    if mode and mode not in _FIELD_VALIDATION:
+        listed = ", ".join(f'"{m}"' for m in _FIELD_VALIDATION)
+        raise bad_request(
+            f'fieldValidation: Unsupported value: "{mode}": supported values: {listed}'
+        )
+    if mode not in ("Warn", "Strict") or "protobuf" in request.content_type:
+        return []
+    view: Version | None = request[_VIEW]
+    shown = rtype if view is None else view.type
+    # Warn drops what it warns about, as upstream's decoding does.
+    unknown = discovery.unknown_fields(
+        shown.group, shown.version, shown.kind, body, prune=mode == "Warn"
+    )
+    if not unknown:
+        return []
+    problems = [f'unknown field "{f}"' for f in unknown]
+    if mode == "Warn":
+        return problems
+    detail = "strict decoding error: " + ", ".join(problems)
+    if not patch:
+        kind = shown.kind
+        detail = f'{kind} in version "{shown.version}" cannot be handled as a {kind}: {detail}'
+    raise bad_request(detail)
+
+
+def _warn(response: web.Response, warnings: list[str]) -> web.Response:
+    """Add an RFC 7234 Warning header (code 299) per warning, as apiserver's warning recorder."""
+    for text in warnings:
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        response.headers.add("Warning", f'299 - "{escaped}"')
+    return response
+
+
 def _success_status(code: int, details: JSON | None = None) -> JSON:
     body: JSON = {
         "kind": "Status",
@@ -409,9 +458,10 @@ class ApiServer:
             if not isinstance(body, dict):
                 raise bad_request("the request body must be a JSON object")
             _check_kind(rtype, body)
+            warnings = _check_fields(request, rtype, body, patch=False)
             body = _internal_body(request, body)
             entry = store.create_entry(rtype.plural, namespace, body, opts=wopts)
-            return _json_response(entry.raw, 201)
+            return _warn(_json_response(entry.raw, 201), warnings)
         if method == "DELETE":
             dry_run = self._write_options(request).dry_run
             opts = await self._delete_options(request)
@@ -485,11 +535,12 @@ class ApiServer:
             if not isinstance(body, dict):
                 raise bad_request("the request body must be a JSON object")
             _check_kind(rtype, body)
+            warnings = _check_fields(request, rtype, body, patch=False)
             body = _internal_body(request, body)
             if sub == "finalize":
                 return self._finalize_namespace(name, body)
             entry = store.update_entry(plural, namespace, name, body, subresource=sub, opts=wopts)
-            return _json_response(entry.raw)
+            return _warn(_json_response(entry.raw), warnings)
         if method == "PATCH":
             ctype = request.content_type
             if ctype not in (*PATCH_TYPES, APPLY_PATCH):
@@ -501,6 +552,9 @@ class ApiServer:
                 )
             wopts = self._write_options(request, apply=ctype == APPLY_PATCH)
             body = await self._body(request)
+            warnings = (
+                _check_fields(request, rtype, body, patch=True) if isinstance(body, dict) else []
+            )
             view = request[_VIEW]
             # An apply that creates the object answers 201 (handlers/patch.go).
             existed = store.storage.find(plural, namespace or "", name) is not None
@@ -514,7 +568,7 @@ class ApiServer:
                 convert=None if view is None else (view.to_external, view.to_internal),
                 opts=wopts,
             )
-            return _json_response(entry.raw, 200 if existed else 201)
+            return _warn(_json_response(entry.raw, 200 if existed else 201), warnings)
         if method == "DELETE" and sub is None:
             dry_run = self._write_options(request).dry_run
             opts = await self._delete_options(request)
@@ -549,11 +603,18 @@ class ApiServer:
     async def _post_subresource(
         self, request: web.Request, rtype: ResourceType, namespace: str | None, name: str, sub: str
     ) -> web.Response:
-        if self._write_options(request).dry_run:
+        dry_run = self._write_options(request).dry_run
+        if dry_run and sub != "eviction":
             raise bad_request(f"dryRun is not supported by the simulator for {sub}")
         body = await self._body(request)
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
+        if dry_run:
+            # The request's dryRun reaches the eviction's delete (eviction.go).
+            body = {
+                **body,
+                "deleteOptions": {**(body.get("deleteOptions") or {}), "dryRun": ["All"]},
+            }
         body_name = (body.get("metadata") or {}).get("name")
         if body_name and body_name != name:
             # pkg/registry/core/pod/storage/eviction.go: name mismatch is 400.

@@ -17,7 +17,7 @@ Storage as on kind: the DefaultStorageClass admission plugin, the PV controller'
 (`persistentvolume-binder`) and kind's volume provisioner (`local-path-provisioner`, which
 also installs the storage classes). Not modelled: attach/detach, ControllerRevision objects,
 orphan adoption by ReplicaSets, Deployment progress deadlines, DaemonSet surge,
-HPA, EndpointSlice mirroring, dryRun evictions.
+HPA, EndpointSlice mirroring.
 """
 
 from __future__ import annotations

@@ -112,6 +112,39 @@ def test_allowed_eviction_is_201_and_marks_the_pod() -> None:
     run(scenario)
 
 
+def test_dry_run_eviction_checks_the_budget_and_writes_nothing() -> None:
+    async def scenario(c: Cluster) -> None:
+        pods = await _web(c)
+        _pdb(c, "some", maxUnavailable=1)
+        await c.wait_for(
+            lambda: (
+                c.store.get("poddisruptionbudgets", "default", "some")
+                .get("status", {})
+                .get("disruptionsAllowed")
+                == 1
+            ),
+            2,
+            "pdb allows 1",
+        )
+        name = pods[0]["metadata"]["name"]
+        before = c.store.get("poddisruptionbudgets", "default", "some")
+        pod_before = c.store.get("pods", "default", name)
+        assert _evict(c, name, dryRun=["All"])["code"] == 201
+        assert c.store.get("pods", "default", name) == pod_before
+        after = c.store.get("poddisruptionbudgets", "default", "some")
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+        with pytest.raises(ApiError) as info:
+            _evict(c, name, dryRun=["Everything"])
+        assert info.value.code == 400
+        # A real eviction spends the budget; a dry run of the next one is refused as it would be.
+        assert _evict(c, name)["code"] == 201
+        with pytest.raises(ApiError) as info:
+            _evict(c, pods[1]["metadata"]["name"], dryRun=["All"])
+        assert info.value.code == 429
+
+    run(scenario)
+
+
 def test_two_pdbs_is_500_and_missing_pod_is_404() -> None:
     async def scenario(c: Cluster) -> None:
         pods = await _web(c)

@@ -6,7 +6,9 @@ deleted without PDB checks; otherwise the one matching PDB must allow a disrupti
 left is 429 TooManyRequests with no retryAfterSeconds (so no Retry-After header), a PDB
 whose status lags its generation is 429 with retryAfterSeconds 10, more than one PDB is 500.
 Success records the pod in disruptedPods, adds DisruptionTarget and deletes the pod with the
-request's deleteOptions; the answer is Status Success, code 201. dryRun is not supported.
+request's deleteOptions; the answer is Status Success, code 201. With `dryRun: [All]` (the
+deleteOptions' or the request's) every check runs and the same answer comes, but nothing is
+written: no PDB decrement, no condition, no delete (eviction.go passes DryRun through).
 """
 
 from __future__ import annotations
@@ -64,8 +66,9 @@ class EvictionHandler:
         if body_name and body_name != name:
             raise bad_request("name in URL does not match name in Eviction object")
         options: JSON = dict(body.get("deleteOptions") or {})
-        if options.get("dryRun"):
-            raise ApiError(400, "BadRequest", "dryRun evictions are not supported by the simulator")
+        dry_run = options.get("dryRun") or []
+        if dry_run not in ([], ["All"]):
+            raise bad_request(f'dryRun: Unsupported value: {dry_run!r}: supported values: "All"')
         pod = self.store.get("pods", ns, name)
         if _can_ignore_pdb(pod):
             self._condition_and_delete(ns, name, options)
@@ -108,11 +111,13 @@ class EvictionHandler:
                 options["preconditions"] = preconditions
                 self._condition_and_delete(ns, name, options)
                 return _success()
-        self._check_and_decrement(ns, name, pdb)
+        self._check_and_decrement(ns, name, pdb, dry_run=bool(dry_run))
         self._condition_and_delete(ns, name, options)
         return _success()
 
-    def _check_and_decrement(self, ns: str, pod_name: str, pdb: JSON) -> None:
+    def _check_and_decrement(
+        self, ns: str, pod_name: str, pdb: JSON, *, dry_run: bool = False
+    ) -> None:
         meta = pdb.get("metadata") or {}
         pdb_name = str(meta.get("name"))
         status = dict(pdb.get("status") or {})
@@ -151,6 +156,8 @@ class EvictionHandler:
                     }
                 ],
             )
+        if dry_run:
+            return
         status["disruptionsAllowed"] = allowed - 1
         if allowed - 1 == 0:
             conditions = [dict(c) for c in status.get("conditions") or []]
@@ -168,6 +175,12 @@ class EvictionHandler:
         self.store.update("poddisruptionbudgets", ns, pdb_name, pdb, subresource="status")
 
     def _condition_and_delete(self, ns: str, name: str, options: JSON) -> None:
+        if options.get("dryRun"):
+            # Only the delete's own checks (its preconditions) run.
+            self.store.delete_entry(
+                "pods", ns, name, preconditions=options.get("preconditions") or None, dry_run=True
+            )
+            return
         pod = self.store.get("pods", ns, name)
         status = pod.setdefault("status", {})
         conditions: list[JSON] = status.setdefault("conditions", [])
