@@ -129,11 +129,16 @@ def open_backend(
 
         stack = undo if undo is not None else UndoStack()
         state_dir = (workdir / "sim").absolute()
+        shape: dict[str, Any] = {"workers": sim_workers}
+        options = dict(sim_options or {})
+        if settings.sim_config is not None:
+            # The file is the shape: it replaces the one `k8sdr_sim_options` gives (zones, ...).
+            shape = _kind_shape(settings.sim_config)
+            for key in SHAPE_OPTIONS:
+                options.pop(key, None)
         entry = stack.push(SimClusterLaunched(str(state_dir)))
         try:
-            sim = SimCluster.start(
-                state_dir, workers=sim_workers, profile=settings.profile, **(sim_options or {})
-            )
+            sim = SimCluster.start(state_dir, profile=settings.profile, **shape, **options)
             cluster = Cluster.from_kubeconfig(sim.kubeconfig_path, read_only=read_only)
         except BaseException as exc:
             stack.run(entry)
@@ -149,6 +154,23 @@ def open_backend(
     path = settings.kubeconfig
     cluster = Cluster.from_kubeconfig(path, context, read_only=read_only)
     return Backend("kubeconfig", cluster, path or Path("~/.kube/config"), context=context)
+
+
+# `SimCluster.start`'s keywords that say which nodes there are: a kind config gives them all.
+SHAPE_OPTIONS = ("workers", "zones", "hollow_nodes", "nodes")
+
+
+def _kind_shape(path: Path) -> dict[str, Any]:
+    """`SimCluster.start`'s nodes from a kind config (setting `sim_config`), its notes logged."""
+    from pytest_k8sdr.sim.kindconfig import KindConfigError, load_kind_config
+
+    try:
+        kind = load_kind_config(path)
+    except KindConfigError as exc:  # validated at start; the file may have changed since
+        raise ConfigError(f"sim_config: {exc}") from exc
+    for note in kind.notes:
+        log.info("sim_config: %s", note)
+    return {"workers": 0, "nodes": kind.nodes}
 
 
 def require_kind() -> Any:

@@ -150,6 +150,14 @@ OPTIONS: tuple[Option, ...] = (
         session_wide=True,
     ),
     Option(
+        "sim_config",
+        "sim backend: a kind Cluster config (kind.x-k8s.io/v1alpha4) giving the nodes: roles, "
+        "labels, zones (topology.kubernetes.io/zone), capacity (sim.k8sdr.io/cpu, memory, "
+        "max-pods); replaces the nodes of k8sdr_sim_options",
+        kind="path",
+        session_wide=True,
+    ),
+    Option(
         "lb",
         "external load balancer: auto (a managed local nginx on sim, none elsewhere), "
         "managed, nginx, haproxy or none",
@@ -238,6 +246,7 @@ class Settings:
     #: (phase, seconds) pairs, parsed and checked when the settings are resolved.
     slos: tuple[tuple[str, float], ...] = ()
     machines: Path | None = None
+    sim_config: Path | None = None
     lb: str = "auto"
     lb_config: Path | None = None
     lb_upstream: str | None = None
@@ -443,6 +452,13 @@ def validate(settings: Settings) -> None:
             raise ConfigError(f"{_named(name)}: {existing} is not a directory")
     if settings.machines is not None and not settings.machines.is_file():
         raise ConfigError(f"{_named('machines')}: no such file {settings.machines}")
+    if settings.sim_config is not None:
+        from pytest_k8sdr.sim.kindconfig import KindConfigError, load_kind_config
+
+        try:
+            load_kind_config(settings.sim_config)
+        except KindConfigError as exc:
+            raise ConfigError(f"{_named('sim_config')}: {exc}") from exc
     if settings.lb_url is not None and not re.match(r"^https?://[^/\s]+", settings.lb_url):
         raise ConfigError(
             f"invalid value {settings.lb_url!r} for {_named('lb_url')}: expected an http:// "

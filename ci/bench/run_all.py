@@ -250,6 +250,13 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         headline=_line(r"pods on .* nodes: API server RSS"),
     ),
     Benchmark(
+        "scheduler",
+        "bench_scheduler.py",
+        "pods placed per second at 1,000 nodes: anti-affinity + zone spread beside plain",
+        quick=("--nodes", "100", "--pods", "200", "--group", "50"),
+        headline=_line(r"^ratio:"),
+    ),
+    Benchmark(
         "probe",
         "bench_probe.py",
         "the traffic probe's throughput through a real nginx",

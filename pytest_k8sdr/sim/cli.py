@@ -7,9 +7,11 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pytest_k8sdr.sim.errors import SimError, SimLaunchError
 from pytest_k8sdr.sim.faults import FaultConfig
+from pytest_k8sdr.sim.kindconfig import load_kind_config
 from pytest_k8sdr.sim.launcher import SimCluster
 from pytest_k8sdr.sim.profiles import PROFILES
 
@@ -51,7 +53,17 @@ def _parser() -> argparse.ArgumentParser:
 
     up = with_dir(sub.add_parser("up", help="start a simulated cluster in the background"))
     up.add_argument(
-        "--workers", type=int, default=3, help="worker nodes, one agent process each (default 3)"
+        "--workers",
+        type=int,
+        default=None,
+        help="worker nodes, one agent process each (default 3; not with --config)",
+    )
+    up.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the nodes of a kind Cluster config (kind.x-k8s.io/v1alpha4): roles, labels, zones",
     )
     up.add_argument(
         "--zones",
@@ -136,13 +148,12 @@ def main(argv: list[str] | None = None) -> int:
                 latency_ms=args.fault_latency_ms,
                 watch_cut_seconds=args.fault_watch_cut_seconds,
             )
+            shape = _shape(args.config, args.workers, args.hollow_nodes, args.zones)
             cluster = SimCluster.start(
                 state_dir,
-                workers=args.workers,
-                zones=args.zones.split(",") if args.zones else (),
                 profile=args.profile,
                 port=args.port,
-                hollow_nodes=args.hollow_nodes,
+                **shape,
                 disabled_controllers=args.disable_controller,
                 faults=faults if faults.enabled else None,
                 ready_timeout=args.ready_timeout,
@@ -185,6 +196,27 @@ def main(argv: list[str] | None = None) -> int:
     except (SimError, RuntimeError, OSError) as exc:
         print(f"k8sdr sim {args.command}: {exc}", file=sys.stderr)
         return 1
+
+
+def _shape(
+    config: Path | None, workers: int | None, hollow_nodes: int, zones: str
+) -> dict[str, Any]:
+    """`SimCluster.start`'s node keywords: a kind config's nodes, or workers and hollow nodes."""
+    if config is None:
+        return {
+            "workers": 3 if workers is None else workers,
+            "hollow_nodes": hollow_nodes,
+            "zones": zones.split(",") if zones else (),
+        }
+    if workers is not None or hollow_nodes or zones:
+        raise ValueError(
+            "--config gives the nodes: not with --workers, --hollow-nodes or --zones "
+            "(a node's zone is its topology.kubernetes.io/zone label in the file)"
+        )
+    kind = load_kind_config(config)
+    for note in kind.notes:
+        print(f"k8sdr sim up: note: {note}", file=sys.stderr)
+    return {"workers": 0, "nodes": kind.nodes}
 
 
 def _owner(cluster: SimCluster) -> str:

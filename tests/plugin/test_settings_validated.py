@@ -31,6 +31,12 @@ contexts: [{name: staging, context: {cluster: c, user: u}}]
 current-context: staging
 """
 
+BAD_KIND_CONFIG = """\
+kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes: [{role: control-plane}, {role: master}]
+"""
+
 # option -> (command-line arguments, what the single error must say). `{tmp}` is the test's
 # directory, which holds `file` (a regular file), `dir/` (a directory), `bad.yaml` (a malformed
 # kubeconfig), `good.yaml` (a kubeconfig) and `inventory.yaml` (a malformed inventory).
@@ -54,6 +60,11 @@ BAD: dict[str, tuple[list[str], str]] = {
     "report_dir": (["--k8sdr-report-dir={tmp}/file"], "exists and is not a directory"),
     "slos": (["--k8sdr-slos=fail=abc"], "invalid value 'fail=abc' for slos (--k8sdr-slos)"),
     "machines": (["--k8sdr-machines=/nope.yaml"], "machines (--k8sdr-machines"),
+    "sim_config": (
+        ["--k8sdr-sim-config={tmp}/kind.yaml"],
+        "sim_config (--k8sdr-sim-config / K8SDR_SIM_CONFIG / ini k8sdr_sim_config): kind config "
+        "{tmp}/kind.yaml: nodes[1].role: expected one of control-plane, worker, got 'master'",
+    ),
     "lb": (["--k8sdr-lb=f5"], "invalid value 'f5' for lb"),
     "lb_config": (
         [
@@ -110,6 +121,7 @@ def _files(tmp: Path) -> None:
     (tmp / "dir").mkdir()
     (tmp / "bad.yaml").write_text(MALFORMED_KUBECONFIG)
     (tmp / "good.yaml").write_text(GOOD_KUBECONFIG)
+    (tmp / "kind.yaml").write_text(BAD_KIND_CONFIG)
 
 
 @pytest.mark.parametrize("option", sorted(BAD))
@@ -124,7 +136,7 @@ def test_a_bad_value_is_one_usage_error_before_anything_is_launched(
     assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + result.stderr.str()
     errors = [line for line in result.errlines if line.startswith("ERROR:")]
     assert len(errors) == 1, result.errlines
-    assert message in errors[0]
+    assert message.replace("{tmp}", str(tmp)) in errors[0]
     # No test ran and no backend was started: its session fixture would have made this.
     assert not list((tmp / "basetemp").glob("k8sdr*"))
     assert "passed" not in result.stdout.str()
@@ -178,3 +190,32 @@ def test_a(cluster):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_a*invalid value 'self-heal=soon' for slos*"])
     assert not list((pytester.path / "basetemp").glob("k8sdr*"))
+
+
+def test_sim_config_gives_the_session_cluster_the_files_nodes(pytester: pytest.Pytester) -> None:
+    config = pytester.path / "kind.yaml"
+    config.write_text(
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: shaped\n"
+        "nodes:\n  - role: control-plane\n"
+        "  - {role: worker, labels: {topology.kubernetes.io/zone: a}}\n"
+        "  - {role: worker, labels: {topology.kubernetes.io/zone: b}}\n"
+    )
+    # The file replaces the shape a conftest gives (as experiments/conftest.py does).
+    pytester.makeconftest(
+        """
+import pytest
+
+@pytest.fixture(scope="session")
+def k8sdr_sim_options():
+    return {"workers": 2, "zones": ["x", "x", "y"]}
+"""
+    )
+    pytester.makepyfile(
+        test_inner="""
+def test_nodes(cluster):
+    zones = {n.name: n.labels.get("topology.kubernetes.io/zone") for n in cluster.nodes()}
+    assert zones == {"shaped-control-plane": None, "shaped-worker": "a", "shaped-worker2": "b"}
+"""
+    )
+    result = pytester.runpytest_subprocess(f"--k8sdr-sim-config={config}", timeout=120)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
