@@ -24,6 +24,7 @@ if _typing.TYPE_CHECKING:
         assert_node_rejoined,
         assert_node_unreachable,
         assert_pods_rescheduled,
+        assert_pods_unschedulable,
         assert_rebalanced,
         pod_history,
     )
@@ -148,6 +149,7 @@ __all__ = [
     "assert_node_rejoined",
     "assert_node_unreachable",
     "assert_pods_rescheduled",
+    "assert_pods_unschedulable",
     "assert_rebalanced",
     "pod_history",
     "rebalance",

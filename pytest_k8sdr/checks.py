@@ -111,6 +111,75 @@ def assert_pods_rescheduled(
     return report(result, "replicas Ready elsewhere")
 
 
+def _unschedulable(pod: JSON) -> str | None:
+    """The scheduler's message on a pod it could not place, or None."""
+    if (pod.get("spec") or {}).get("nodeName") or (pod.get("metadata") or {}).get(
+        "deletionTimestamp"
+    ):
+        return None
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if (cond.get("type"), cond.get("status"), cond.get("reason")) == (
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+        ):
+            return str(cond.get("message") or "")
+    return None
+
+
+def assert_pods_unschedulable(
+    workload: Workload,
+    *,
+    count: int = 1,
+    message: str = "",
+    timeout: float | None = None,
+) -> Result[list[PodView]]:
+    """`count` of the workload's pods are Pending, the scheduler saying why (`message` in it).
+
+    Such a pod has no node and its PodScheduled condition is False with reason Unschedulable
+    (the scheduler's "0/N nodes are available: ..."); `message` is a part of that text, e.g.
+    "node(s) had volume node affinity conflict".
+    """
+    __tracebackhide__ = True
+
+    def pending(s: Snapshot[JSON]) -> list[PodView]:
+        said = ((p, _unschedulable(p)) for p in s.values())
+        return [PodView.from_json(p) for p, why in said if why is not None and message in why]
+
+    def holds(s: Snapshot[JSON]) -> Satisfied[list[PodView]] | None:
+        found = pending(s)
+        if len(found) < count:
+            return None
+        said = _unschedulable(found[0].raw)
+        return Satisfied(found, f"{len(found)} pod(s) of {workload} unschedulable: {said}")
+
+    def explain(s: Snapshot[JSON]) -> str:
+        lines = [
+            f"  {PodView.from_json(p).describe()}: {_unschedulable(p) or 'not unschedulable'}"
+            for p in sorted(s.values(), key=_key_of)
+        ]
+        return (
+            f"want {count} pod(s) of {workload} unschedulable with {message!r} in the "
+            "scheduler's message; pods now:\n" + ("\n".join(lines) or "  (no pods)")
+        )
+
+    result = workload.cluster.wait(
+        "pods",
+        holds,
+        timeout=timeout,
+        description=f"{count} pod(s) of {workload} to be unschedulable",
+        namespace=workload.namespace,
+        label_selector=workload.selector,
+        explain=explain,
+        count=lambda s: (len(pending(s)), count),
+    )
+    return report(result, "pods unschedulable")
+
+
+def _key_of(pod: JSON) -> str:
+    return str((pod.get("metadata") or {}).get("name", ""))
+
+
 def assert_eviction_halted(
     workload: Workload, nodes: Iterable[str], *, hold: float, timeout: float | None = None
 ) -> Result[list[PodView]]:

@@ -18,6 +18,7 @@ from pytest_k8sdr.backends import Backend, open_backend, require_kind
 from pytest_k8sdr.cluster import Cluster
 from pytest_k8sdr.errors import ConfigError, ToolError
 from pytest_k8sdr.factories import MakeLB, MakePDB, MakeWorkload
+from pytest_k8sdr.faults.backup import Backups, BackupSpec
 from pytest_k8sdr.faults.controlplane import ControlPlane
 from pytest_k8sdr.faults.machines.factory import Machines
 from pytest_k8sdr.faults.machines.inventory import Inventory, load_inventory, parse_inventory
@@ -54,8 +55,8 @@ FACTS_KEY = pytest.StashKey[dict[str, str]]()
 PHASES_KEY = pytest.StashKey[list[dict[str, Any]]]()
 # Its recorder's events and traffic, the same way.
 RECORD_KEY = pytest.StashKey[dict[str, Any]]()
-# The test's runbook and its allure steps, and whether its attachments were made.
-ALLURE_KEY = pytest.StashKey[tuple[Runbook, AllureSteps]]()
+# The test's runbook, its allure steps and its recorder, and whether its attachments were made.
+ALLURE_KEY = pytest.StashKey[tuple[Runbook, AllureSteps, Recorder]]()
 ATTACHED_KEY = pytest.StashKey[bool]()
 
 
@@ -399,7 +400,7 @@ def runbook(
     steps = AllureSteps(allure_module()) if _allure_active(request.config) else None
     if steps is not None:
         book.listeners.append(steps)
-        request.node.stash[ALLURE_KEY] = (book, steps)
+        request.node.stash[ALLURE_KEY] = (book, steps, k8sdr_recorder)
     try:
         yield book
     finally:
@@ -436,7 +437,7 @@ def _record_junit(
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """After the test body, pass or fail: attach its timeline.
+    """After the test body, pass or fail: attach its timeline, events, traffic and chart.
 
     The runbook's timeline goes to the test's own allure body, not its fixture teardown (the
     runbook fixture attaches only what this missed).
@@ -444,9 +445,11 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     try:
         return (yield)
     finally:
-        pair = item.stash.get(ALLURE_KEY, None)
-        if pair is not None and pair[0].phases:
-            pair[1].attach(pair[0])
+        held = item.stash.get(ALLURE_KEY, None)
+        if held is not None and held[0].phases:
+            book, steps, recorder = held
+            # What the recorder has seen so far: the test's own doing, not its teardown's.
+            steps.attach(book, recorder.to_json())
             item.stash[ATTACHED_KEY] = True
 
 
@@ -541,6 +544,48 @@ def control_plane(
             sim=k8sdr_backend.sim,
             context=k8sdr_backend.context,
             commands=inventory.control_plane,
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+
+
+@pytest.fixture
+def backup(
+    k8sdr_backend: Backend, k8sdr_settings: cfg.Settings, undo: UndoStack, tmp_path: Any
+) -> Backups:
+    """`backup.save()` and `backup.restore(b)`: the simulator's snapshot of its store, or a CLI.
+
+    The machine inventory's `backup:` commands (velero, etcdctl, ...) on any cluster; on the
+    simulator its own snapshot and restore when none is given. Skips the test elsewhere.
+    """
+    try:
+        inventory = _inventory(k8sdr_settings, k8sdr_backend)
+        spec = inventory.backup
+        if spec is None:
+            if k8sdr_backend.name != "sim":
+                pytest.skip(
+                    f"no backup driver configured for the {k8sdr_backend.name} backend: add "
+                    "`backup: {driver: command, save: CMD, restore: CMD}` to the machine "
+                    "inventory (--k8sdr-machines)"
+                )
+            spec = BackupSpec("sim")
+        plane = None
+        if spec.driver == "sim" or spec.stop_control_plane:
+            plane = ControlPlane.for_backend(
+                k8sdr_backend.name,
+                undo,
+                sim=k8sdr_backend.sim,
+                context=k8sdr_backend.context,
+                commands=inventory.control_plane,
+            )
+        return Backups(
+            spec,
+            undo,
+            tmp_path / "backups",
+            sim=k8sdr_backend.sim,
+            control_plane=plane,
+            kubeconfig=str(k8sdr_backend.kubeconfig),
+            context=k8sdr_backend.context,
         )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc

@@ -36,6 +36,7 @@ from pytest_k8sdr import (
     assert_node_rejoined,
     assert_node_unreachable,
     assert_pods_rescheduled,
+    assert_pods_unschedulable,
     assert_rebalanced,
     pod_history,
 )
@@ -113,6 +114,47 @@ def test_pods_rescheduled_fails_listing_the_pods_still_there(web: Workload) -> N
     message = str(info.value)
     assert f"want 4 Ready replicas of {web}, none on {victim}" in message
     assert f"on {victim} (Running, Ready" in message
+
+
+def test_pods_unschedulable_fails_naming_each_pod_and_why_not(web: Workload) -> None:
+    with pytest.raises(WaitTimeout) as info:
+        assert_pods_unschedulable(web, message="volume node affinity conflict", timeout=1)
+    message = str(info.value)
+    assert f"want 1 pod(s) of {web} unschedulable with 'volume node affinity conflict'" in message
+    assert "(Running, Ready" in message
+    assert ": not unschedulable" in message
+
+
+def test_pods_unschedulable_holds_with_the_schedulers_message(
+    cluster: Cluster, make_workload: MakeWorkload
+) -> None:
+    # A class that does not exist cannot delay binding: the claims are unbound "immediate"
+    # ones (upstream volumebinding/binder.go, IsDelayBindingMode of a missing class is false).
+    db = make_workload(
+        "db", kind="StatefulSet", replicas=2, service=None, storage_class="nope", wait=False
+    )
+    got = assert_pods_unschedulable(
+        db, count=2, message="pod has unbound immediate PersistentVolumeClaims", timeout=30
+    )
+    assert sorted(p.name for p in got.value) == ["db-0", "db-1"]
+    assert all(p.node is None for p in got.value)
+    assert "0/" in got.observed
+    assert " nodes are available: " in got.observed
+
+
+def test_storage_class_gives_each_replica_a_bound_claim_and_needs_a_statefulset(
+    cluster: Cluster, make_workload: MakeWorkload
+) -> None:
+    with pytest.raises(ConfigError, match="storage_class='standard' needs kind='StatefulSet'"):
+        make_workload("web", storage_class="standard", wait=False)
+    db = make_workload("db", kind="StatefulSet", replicas=2, service=None, storage_class="standard")
+    claims = cluster.read_path(f"/api/v1/namespaces/{db.namespace}/persistentvolumeclaims")
+    assert claims is not None
+    bound = {
+        c["metadata"]["name"]: (c["status"]["phase"], c["spec"]["storageClassName"])
+        for c in claims["items"]
+    }
+    assert bound == {"data-db-0": ("Bound", "standard"), "data-db-1": ("Bound", "standard")}
 
 
 def test_pods_rescheduled_away_from_several_nodes_names_them_all(web: Workload) -> None:
