@@ -60,6 +60,7 @@ if _typing.TYPE_CHECKING:
         TrafficProbe,
         assert_lb_drained,
         assert_lb_restored,
+        assert_lb_serving,
     )
     from pytest_k8sdr.lb.frontend import Frontend
     from pytest_k8sdr.results import DEFAULT_TIMEOUT, Result, Satisfied
@@ -140,6 +141,7 @@ __all__ = [
     "assert_endpoints_exclude_node",
     "assert_lb_drained",
     "assert_lb_restored",
+    "assert_lb_serving",
     "assert_min_available",
     "assert_no_split_brain",
     "assert_node_isolated",

@@ -30,6 +30,9 @@ class MakeWorkload(Protocol):
         labels: Mapping[str, str] | None = None,
         termination_grace_period: int = 2,
         pod_management_policy: str = "Parallel",
+        max_surge: int | str | None = None,
+        max_unavailable: int | str | None = None,
+        progress_deadline: int | None = None,
         wait: bool = True,
         timeout: float | None = None,
     ) -> Workload:
