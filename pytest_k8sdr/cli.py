@@ -1,4 +1,8 @@
-"""The `k8sdr` command: `k8sdr sim ...` drives the simulated cluster, `k8sdr recover` cleans up."""
+"""The `k8sdr` command: `k8sdr sim`, `k8sdr recover` and `k8sdr report compare`.
+
+`k8sdr sim ...` drives the simulated cluster, `k8sdr recover` cleans up after a killed run,
+`k8sdr report compare` flags the phases a run was slower over than an earlier one.
+"""
 
 from __future__ import annotations
 
@@ -73,6 +77,35 @@ def _parser() -> argparse.ArgumentParser:
         default=120.0,
         help="seconds to wait for an isolated node to re-register (default: 120)",
     )
+    report = sub.add_parser("report", help="read run reports (k8sdr report compare --help)")
+    report_sub = report.add_subparsers(dest="report_command", metavar="REPORT_COMMAND")
+    cmp = report_sub.add_parser(
+        "compare",
+        help="flag the phases a later run was slower over than an earlier one",
+        description="Compare two runs' runbook phases, by test and phase name, and list each "
+        "phase NEW took longer over than OLD by more than the threshold, flagged SLOWER. "
+        "Exit status: 0 when no phase is slower, 1 when any is, 2 for bad input (a file that "
+        "is missing or not a k8sdr summary, a negative threshold).",
+    )
+    cmp.add_argument(
+        "old", type=Path, help="the earlier run: its report directory or its k8sdr-summary.json"
+    )
+    cmp.add_argument(
+        "new", type=Path, help="the later run: its report directory or its k8sdr-summary.json"
+    )
+    cmp.add_argument(
+        "--threshold",
+        type=float,
+        default=20.0,
+        help="percent longer a phase must take to be flagged (default: 20)",
+    )
+    cmp.add_argument(
+        "--min-seconds",
+        type=float,
+        default=0.5,
+        help="seconds longer a phase must also take to be flagged, so that a short phase's "
+        "noise is not (default: 0.5)",
+    )
     return parser
 
 
@@ -91,8 +124,43 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     if parsed.command == "recover":
         return _recover(parsed)
+    if parsed.command == "report" and parsed.report_command == "compare":
+        return _compare(parsed)
     parser.print_help()
     return 2
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pytest_k8sdr.report import SUMMARY_FILE
+    from pytest_k8sdr.report_html import compare, load_summary, phase_times
+
+    if args.threshold < 0 or args.min_seconds < 0:
+        print(
+            "k8sdr report compare: --threshold and --min-seconds cannot be negative",
+            file=sys.stderr,
+        )
+        return 2
+    summaries = []
+    for given in (args.old, args.new):
+        path = given / SUMMARY_FILE if given.is_dir() else given
+        try:
+            summaries.append(load_summary(path.read_text(), str(path)))
+        except OSError as exc:
+            print(f"k8sdr report compare: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            return 2
+        except ValueError as exc:
+            print(f"k8sdr report compare: {exc}", file=sys.stderr)
+            return 2
+    old, new = summaries
+    slower = compare(old, new, tolerance=args.threshold / 100, min_seconds=args.min_seconds)
+    for phase in slower:
+        print(f"SLOWER  {phase.describe()}")
+    common = phase_times(old).keys() & phase_times(new).keys()
+    print(
+        f"{len(slower)} of {len(common)} phases in both runs slower "
+        f"(by more than {args.threshold:g}% and {args.min_seconds:g}s)"
+    )
+    return 1 if slower else 0
 
 
 def _recover(args: argparse.Namespace) -> int:

@@ -33,10 +33,15 @@ class MakeWorkload(Protocol):
         max_surge: int | str | None = None,
         max_unavailable: int | str | None = None,
         progress_deadline: int | None = None,
+        storage_class: str | None = None,
+        storage_size: str = "1Gi",
         wait: bool = True,
         timeout: float | None = None,
     ) -> Workload:
-        """A Deployment, StatefulSet or DaemonSet, with a Service of type `service` (or none)."""
+        """A Deployment, StatefulSet or DaemonSet, with a Service of type `service` (or none).
+
+        `storage_class`: a StatefulSet's claim per replica (`data-<pod>`) of that class.
+        """
         ...
 
 

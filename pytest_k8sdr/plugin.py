@@ -55,8 +55,8 @@ FACTS_KEY = pytest.StashKey[dict[str, str]]()
 PHASES_KEY = pytest.StashKey[list[dict[str, Any]]]()
 # Its recorder's events and traffic, the same way.
 RECORD_KEY = pytest.StashKey[dict[str, Any]]()
-# The test's runbook and its allure steps, and whether its attachments were made.
-ALLURE_KEY = pytest.StashKey[tuple[Runbook, AllureSteps]]()
+# The test's runbook, its allure steps and its recorder, and whether its attachments were made.
+ALLURE_KEY = pytest.StashKey[tuple[Runbook, AllureSteps, Recorder]]()
 ATTACHED_KEY = pytest.StashKey[bool]()
 
 
@@ -400,7 +400,7 @@ def runbook(
     steps = AllureSteps(allure_module()) if _allure_active(request.config) else None
     if steps is not None:
         book.listeners.append(steps)
-        request.node.stash[ALLURE_KEY] = (book, steps)
+        request.node.stash[ALLURE_KEY] = (book, steps, k8sdr_recorder)
     try:
         yield book
     finally:
@@ -437,7 +437,7 @@ def _record_junit(
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """After the test body, pass or fail: attach its timeline.
+    """After the test body, pass or fail: attach its timeline, events, traffic and chart.
 
     The runbook's timeline goes to the test's own allure body, not its fixture teardown (the
     runbook fixture attaches only what this missed).
@@ -445,9 +445,11 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     try:
         return (yield)
     finally:
-        pair = item.stash.get(ALLURE_KEY, None)
-        if pair is not None and pair[0].phases:
-            pair[1].attach(pair[0])
+        held = item.stash.get(ALLURE_KEY, None)
+        if held is not None and held[0].phases:
+            book, steps, recorder = held
+            # What the recorder has seen so far: the test's own doing, not its teardown's.
+            steps.attach(book, recorder.to_json())
             item.stash[ATTACHED_KEY] = True
 
 

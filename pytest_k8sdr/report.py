@@ -15,6 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from pytest_k8sdr.report_html import experiment_svg, render_html
 from pytest_k8sdr.runbook import PhaseRecord, Runbook
 
 #: The file in the report directory holding every experiment's phases, whichever worker ran it.
@@ -261,15 +262,35 @@ class AllureSteps:
                 type(error) if error else None, error, error.__traceback__ if error else None
             )
 
-    def attach(self, runbook: Runbook, extra: Mapping[str, Any] | None = None) -> None:
-        """Attach the timeline (JSON and SVG) and any extra JSON documents."""
+    def attach(self, runbook: Runbook, record: Mapping[str, Any] | None = None) -> None:
+        """Attach the timeline, the recorder's events and traffic, and the run page's chart.
+
+        `record` is the recorder's (`Recorder.to_json`): its events and traffic figures go as
+        JSON, and the experiment's chart (phases, event lanes, traffic lanes) as SVG and as the
+        run page's HTML holding only this experiment (allure shows both inline).
+        """
         kind = self.allure.attachment_type
         self.allure.attach(runbook.to_json(), name="timeline.json", attachment_type=kind.JSON)
         self.allure.attach(timeline_svg(runbook), name="timeline.svg", attachment_type=kind.SVG)
-        for name, value in (extra or {}).items():
+        if record is None:
+            return
+        for name in ("events", "traffic"):
             self.allure.attach(
-                json.dumps(value, indent=2, default=str), name=name, attachment_type=kind.JSON
+                json.dumps(record.get(name) or [], indent=2, default=str),
+                name=f"{name}.json",
+                attachment_type=kind.JSON,
             )
+        experiment = {
+            "test": runbook.name,
+            "phases": runbook.summary(),
+            "marks": runbook.timeline(),
+            **record,
+        }
+        chart = experiment_svg(experiment)
+        if chart:
+            self.allure.attach(chart, name="chart.svg", attachment_type=kind.SVG)
+        page = render_html({"experiments": [experiment]}, title=runbook.name)
+        self.allure.attach(page, name="k8sdr-report.html", attachment_type=kind.HTML)
 
 
 def write_allure_environment(results_dir: Path, facts: Mapping[str, str]) -> None:

@@ -412,6 +412,16 @@ class Slower:
         return f"{self.test}: {self.phase} {self.old:.2f}s -> {self.new:.2f}s (+{more:.0%})"
 
 
+def phase_times(summary: Mapping[str, Any]) -> dict[tuple[str, str], float]:
+    """Each (test, phase) of a summary with the seconds it took (phases never timed left out)."""
+    out = {}
+    for e in summary.get("experiments") or []:
+        for p in e.get("phases") or []:
+            if isinstance(p.get("seconds"), int | float):
+                out[(str(e["test"]), str(p["phase"]))] = float(p["seconds"])
+    return out
+
+
 def compare(
     old: Mapping[str, Any],
     new: Mapping[str, Any],
@@ -424,16 +434,7 @@ def compare(
     Slower means more than `tolerance` (a fraction) and `min_seconds` longer: a phase of a
     tenth of a second that doubles is noise, not a regression.
     """
-
-    def times(summary: Mapping[str, Any]) -> dict[tuple[str, str], float]:
-        out = {}
-        for e in summary.get("experiments") or []:
-            for p in e.get("phases") or []:
-                if isinstance(p.get("seconds"), int | float):
-                    out[(str(e["test"]), str(p["phase"]))] = float(p["seconds"])
-        return out
-
-    before, after = times(old), times(new)
+    before, after = phase_times(old), phase_times(new)
     slower = []
     for key, seconds in after.items():
         was = before.get(key)

@@ -157,11 +157,16 @@ class SimCluster:
         server_args: Sequence[str] = (),
         owner_pid: int | Literal["caller"] | None = "caller",
         nodes: Sequence[NodeShape] = (),
+        zones: Sequence[str] = (),
     ) -> SimCluster:
         """Start the server and the node agents; returns once the workers are Ready.
 
         `nodes` replaces kind's naming (a control plane and `workers` workers) by these nodes,
         each with its own agent, shaped as it says (`NodeShape`).
+
+        `zones` gives each node of kind's naming its `topology.kubernetes.io/zone`, the control
+        plane first, then each worker: the kubelet registers with it, as with a cloud provider
+        (pkg/kubelet/kubelet_node_status.go initialNode), so it survives re-registration.
 
         The cluster ends when its owner ends: by default the calling process, or the process
         `owner_pid`; with None it is owned by nobody and runs until `stop` (`k8sdr sim up`).
@@ -178,6 +183,12 @@ class SimCluster:
         if workers < 0 or hollow_nodes < 0:
             raise ValueError(
                 f"workers and hollow_nodes must be >= 0 (got {workers}, {hollow_nodes})"
+            )
+        if zones and (nodes or len(zones) != workers + 1 or not all(zones)):
+            raise ValueError(
+                f"zones: one non-empty zone per node, the control plane first, then each of the "
+                f"{workers} workers ({workers + 1} in all); got {list(zones)!r}"
+                + (" (with nodes, give each NodeShape its zone)" if nodes else "")
             )
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be within 0-65535, got {port}")
@@ -234,12 +245,16 @@ class SimCluster:
                 cluster._start_shaped(nodes, deadline)
                 return cluster
             expected = [CONTROL_PLANE] if (workers or hollow_nodes) else []
+            zone_of = [["--zone", z] for z in zones] or [[] for _ in range(workers + 1)]
             if workers or hollow_nodes:
                 cluster._spawn_agent(
-                    CONTROL_PLANE, 0, taints="node-role.kubernetes.io/control-plane=:NoSchedule"
+                    CONTROL_PLANE,
+                    0,
+                    taints="node-role.kubernetes.io/control-plane=:NoSchedule",
+                    extra=zone_of[0],
                 )
             for n in range(1, workers + 1):
-                cluster._spawn_agent(worker_name(n), n)
+                cluster._spawn_agent(worker_name(n), n, extra=zone_of[n])
                 expected.append(worker_name(n))
             if hollow_nodes:
                 cluster._spawn_agent(f"{CLUSTER}-hollow", workers + 1, hollow=hollow_nodes)
@@ -620,6 +635,18 @@ class SimCluster:
             "PUT", f"/k8sdr/v1/controllers/{name}", {"enabled": enabled}
         )
         return bool(answer.get("changed"))
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the controller manager's clock forward; returns its total offset (seconds).
+
+        CronJob schedules are read in that clock, so `advance_clock(60)` runs a `* * * * *`
+        CronJob's next Job now instead of within a minute. Nothing else reads it: leases,
+        grace periods and timestamps keep the wall clock. A negative step is a ValueError.
+        """
+        if seconds < 0:
+            raise ValueError(f"the clock only moves forward; got {seconds}s")
+        answer = self._client().request("POST", "/k8sdr/v1/clock", {"advance": seconds})
+        return float(answer["offset"])
 
     # -- audit ----------------------------------------------------------------------
 

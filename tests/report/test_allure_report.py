@@ -1,11 +1,11 @@
 """The allure report end to end: raw results, the rendered HTML, and the page in Chromium.
 
-A child pytest runs experiments/test_node_failure.py on the embedded simulator with
-`--alluredir`, beside two tiny runbooks that fail (an SLO missed, the tool broken) so that the
-allure categories have something to sort; the allure command-line tool renders the results;
-headless Chromium opens the experiment's page served on 127.0.0.1. The tools come from
-`bash ci/setup` (allure into .node/, chromium from APT); a missing one fails the test, it never
-skips.
+A child pytest runs the load-balancer experiment under traffic
+(experiments/test_load_balancer.py) on the embedded simulator with `--alluredir`, beside two
+tiny runbooks that fail (an SLO missed, the tool broken) so that the allure categories have
+something to sort; the allure command-line tool renders the results; headless Chromium opens
+the experiment's page served on 127.0.0.1. The tools come from `bash ci/setup` (allure into
+.node/, chromium from APT); a missing one fails the test, it never skips.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPERIMENT = ROOT / "experiments" / "test_node_failure.py"
-TEST_NAME = "test_worker_loss_is_healed"
+TEST_NAME = "test_lb_drain_with_traffic_running"
+EXPERIMENT = ROOT / "experiments" / "test_load_balancer.py"
 # Explicit SLOs make the step titles exact whatever the profile's defaults become.
-SLOS = {"fail": 30, "self-heal": 90, "restore": 90}
+SLOS = {"fail": 30, "drain LB": 30}
 STEP_TITLES = [f"phase {phase} (SLO {slo}s)" for phase, slo in SLOS.items()]
 OK_GREEN = (0x4C, 0xAF, 0x50)  # report.timeline_svg's colour of a phase that met its SLO
 # Failures of both kinds, for the categories: cheap, they touch no cluster.
@@ -191,7 +191,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
             str(ROOT / "pyproject.toml"),
             "--rootdir",
             str(ROOT),
-            str(EXPERIMENT),
+            f"{EXPERIMENT}::{TEST_NAME}",
             str(failing),
             "--alluredir",
             str(results),
@@ -297,6 +297,42 @@ def test_raw_result_has_a_step_per_phase_and_the_timeline_attached(report: Repor
     assert svg.count('<rect class="phase"') == len(SLOS)
 
 
+def test_raw_result_carries_the_recorders_events_traffic_and_the_chart(report: Report) -> None:
+    by_name = {a["name"]: a for a in raw_result(report.results).get("attachments", [])}
+    types = {name: by_name[name]["type"] for name in by_name}
+    assert types == {
+        "timeline.json": "application/json",
+        "timeline.svg": "image/svg+xml",
+        "events.json": "application/json",
+        "traffic.json": "application/json",
+        "chart.svg": "image/svg+xml",
+        "k8sdr-report.html": "text/html",
+    }, types
+
+    events = load(report.results / by_name["events.json"]["source"])
+    (traffic,) = load(report.results / by_name["traffic.json"]["source"])
+    (drained,) = [o for o in traffic["outages"] if o["why"] == "drained"]
+    victim = drained["node"]
+    lanes = {e["lane"] for e in events}
+    assert {"faults", "lb", "nodes", "pods", "endpoints"} <= lanes, lanes
+    labels = [e["label"] for e in events]
+    assert any(victim in label for label in labels if label.startswith("LB reloaded: drain"))
+    assert f"{victim} Ready=Unknown" in labels, labels
+    assert traffic["requests"] > 0
+    assert traffic["per_second"]
+    assert victim in traffic["share_by_node"]
+
+    chart = (report.results / by_name["chart.svg"]["source"]).read_text()
+    assert chart.startswith("<svg")
+    for lane in ("faults", "lb", "nodes", f"requests-{victim}", "errors", "latency"):
+        assert f'data-lane="{lane}"' in chart, lane
+    assert chart.count('<rect class="phase"') == len(SLOS)
+    page = (report.results / by_name["k8sdr-report.html"]["source"]).read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count('<tr class="experiment">') == 1
+    assert f'data-lane="requests-{victim}"' in page
+
+
 def test_raw_results_of_failing_runbooks_name_the_phase(report: Report) -> None:
     slow = raw_result(report.results, "test_phase_misses_its_slo")
     assert slow["status"] == "failed"
@@ -368,7 +404,8 @@ def test_test_page_shows_the_phase_steps_and_the_timeline_attachment(report: Rep
     steps = re.findall(r'<div class="step__name">([^<]*)</div>', dom)
     assert [s for s in steps if s.startswith("phase ")] == STEP_TITLES, steps
     rows = re.findall(r'<div class="attachment-row__name[^"]*">([^<]*)</div>', dom)
-    assert {"timeline.svg", "timeline.json"} <= set(rows), rows
+    assert {"timeline.svg", "timeline.json", "events.json", "traffic.json"} <= set(rows), rows
+    assert {"chart.svg", "k8sdr-report.html"} <= set(rows), rows
 
 
 def test_timeline_chart_renders_in_the_browser(report: Report) -> None:
