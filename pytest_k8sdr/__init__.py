@@ -62,6 +62,7 @@ if _typing.TYPE_CHECKING:
         TrafficProbe,
         assert_lb_drained,
         assert_lb_restored,
+        assert_lb_serving,
     )
     from pytest_k8sdr.lb.frontend import Frontend
     from pytest_k8sdr.results import DEFAULT_TIMEOUT, Result, Satisfied
@@ -143,6 +144,7 @@ __all__ = [
     "assert_eviction_halted",
     "assert_lb_drained",
     "assert_lb_restored",
+    "assert_lb_serving",
     "assert_min_available",
     "assert_no_split_brain",
     "assert_node_isolated",

@@ -44,6 +44,11 @@ PHASES = (
     "relabel",
     "revert LB",
     "rebalance",
+    # The data-loss drill (a backup restored and verified) and a rollout during an outage.
+    "backup",
+    "destroy",
+    "verify",
+    "rollout",
 )
 
 # SLOs per timing profile. `fast` matches the simulator's and ci/kind-config.yaml's fast timings
@@ -59,6 +64,10 @@ DEFAULT_SLOS: dict[str, dict[str, float]] = {
         "relabel": 15.0,
         "revert LB": 15.0,
         "rebalance": 90.0,
+        "backup": 30.0,
+        "destroy": 60.0,
+        "verify": 60.0,
+        "rollout": 90.0,
     },
     "upstream": {
         "fail": 120.0,
@@ -69,6 +78,10 @@ DEFAULT_SLOS: dict[str, dict[str, float]] = {
         "relabel": 60.0,
         "revert LB": 60.0,
         "rebalance": 300.0,
+        "backup": 300.0,
+        "destroy": 300.0,
+        "verify": 300.0,
+        "rollout": 900.0,
     },
 }
 

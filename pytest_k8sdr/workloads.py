@@ -177,6 +177,85 @@ class Workload:
             count=lambda s: (sum(1 for o in s.values() if _ready(o)), self.replicas),
         )
 
+    def restart(self) -> None:
+        """Start a rollout, as `kubectl rollout restart` does: a changed pod-template annotation."""
+        if self.kind == "DaemonSet" or self.kind not in ("Deployment", "StatefulSet"):
+            raise ConfigError(f"{self}: only a Deployment or StatefulSet is restarted here")
+        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: _now()}}}}}
+        method = {
+            "Deployment": self.cluster.apps.patch_namespaced_deployment,
+            "StatefulSet": self.cluster.apps.patch_namespaced_stateful_set,
+        }[self.kind]
+        self.cluster.call(method, self.name, self.namespace, patch, _preload_content=False)
+
+    def wait_rolled_out(self, *, timeout: float | None = None) -> Result[JSON]:
+        """Wait until a Deployment's rollout is complete, as `kubectl rollout status` says it is.
+
+        Complete (deploymentutil.DeploymentComplete): the status is of the latest generation
+        and every replica is updated and available, with no old one left (terminating pods are
+        not counted: a dead node's old pods may still be there). Its Progressing condition
+        says NewReplicaSetAvailable then.
+        """
+        if self.kind != "Deployment":
+            raise ConfigError(f"{self}: rollout status is read here for Deployments only")
+
+        def done(s: Snapshot[JSON]) -> Satisfied[JSON] | None:
+            d = s.objects.get(f"{self.namespace}/{self.name}")
+            if d is None or not _rolled_out(d):
+                return None
+            return Satisfied(d, f"{self} rolled out: {_rollout_line(d)}")
+
+        def explain(s: Snapshot[JSON]) -> str:
+            d = s.objects.get(f"{self.namespace}/{self.name}")
+            return "it is gone" if d is None else f"its rollout now: {_rollout_line(d)}"
+
+        return self.cluster.wait(
+            "deployments",
+            done,
+            timeout=timeout,
+            description=f"the rollout of {self} to complete",
+            namespace=self.namespace,
+            field_selector=f"metadata.name={self.name}",
+            explain=explain,
+        )
+
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rolled_out(d: JSON) -> bool:
+    status = d.get("status") or {}
+    replicas = int((d.get("spec") or {}).get("replicas", 1))
+    return (
+        int(status.get("observedGeneration") or 0) >= int(d["metadata"].get("generation") or 0)
+        and int(status.get("updatedReplicas") or 0) == replicas
+        and int(status.get("replicas") or 0) == replicas
+        and int(status.get("availableReplicas") or 0) == replicas
+    )
+
+
+def _rollout_line(d: JSON) -> str:
+    status = d.get("status") or {}
+    counts = ", ".join(
+        f"{k} {int(status.get(k) or 0)}"
+        for k in ("replicas", "updatedReplicas", "availableReplicas", "unavailableReplicas")
+    )
+    progressing = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), None
+    )
+    why = (
+        f"; Progressing {progressing.get('status')} {progressing.get('reason')}"
+        if progressing
+        else ""
+    )
+    return f"{counts} of {(d.get('spec') or {}).get('replicas', 1)} wanted{why}"
+
 
 @dataclass(frozen=True)
 class DisruptionBudget:
@@ -247,12 +326,18 @@ def deploy(
     labels: Mapping[str, str] | None = None,
     termination_grace_period: int = 2,
     pod_management_policy: str = "Parallel",
+    max_surge: int | str | None = None,
+    max_unavailable: int | str | None = None,
+    progress_deadline: int | None = None,
     storage_class: str | None = None,
     storage_size: str = "1Gi",
     wait: bool = True,
     timeout: float | None = None,
 ) -> Workload:
     """Create a workload (and a Service of type `service`, or none) and wait until it is Ready.
+
+    `max_surge`, `max_unavailable` (a count or a percentage) and `progress_deadline` (seconds)
+    set a Deployment's rolling update and its progressDeadlineSeconds.
 
     `storage_class` gives a StatefulSet a claim per replica (`data-<pod>`, `storage_size`,
     ReadWriteOnce, mounted at /data) of that StorageClass, through `volumeClaimTemplates`.
@@ -264,6 +349,13 @@ def deploy(
             f"storage_class={storage_class!r} needs kind='StatefulSet' (a claim per replica "
             f"from volumeClaimTemplates), not {kind!r}"
         )
+    rolling = {
+        key: value
+        for key, value in (("maxSurge", max_surge), ("maxUnavailable", max_unavailable))
+        if value is not None
+    }
+    if (rolling or progress_deadline is not None) and kind != "Deployment":
+        raise ConfigError("max_surge, max_unavailable and progress_deadline are for Deployments")
     template = pod_template(
         name, image=image, labels=labels, termination_grace_period=termination_grace_period
     )
@@ -271,6 +363,10 @@ def deploy(
     spec: dict[str, Any] = {"selector": {"matchLabels": {"app": name}}, "template": template}
     if kind != "DaemonSet":
         spec["replicas"] = replicas
+    if rolling:
+        spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": rolling}
+    if progress_deadline is not None:
+        spec["progressDeadlineSeconds"] = progress_deadline
     if kind == "StatefulSet":
         spec["serviceName"] = name
         spec["podManagementPolicy"] = pod_management_policy

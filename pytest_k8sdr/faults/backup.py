@@ -23,9 +23,9 @@ Configured in the machine inventory (the simulator's driver is the default on th
       vars: {bucket: dr-drills}
 
 A stopped control plane is journaled (`control-plane`) and started again at teardown and by
-`k8sdr recover`; a backup the CLI keeps somewhere (`delete` configured) is journaled as
-`backup` and deleted at teardown. The `delete` command must be idempotent: it also runs as an
-undo of a save that may never have completed.
+`k8sdr recover`. Every command is journaled (`backup`) before it runs, so a dry run stops
+there; a backup the CLI keeps somewhere is deleted at teardown by the `delete` command, which
+must be idempotent: it also runs as an undo of a save that may never have completed.
 """
 
 from __future__ import annotations
@@ -162,25 +162,33 @@ class Backup:
 @disruption_kind
 @dataclass(frozen=True)
 class BackupTaken(Disruption):
-    """A backup kept by a CLI (a velero Backup); undone by its `delete` command (idempotent)."""
+    """A backup CLI's save or restore, journaled before it runs (a dry run stops there).
+
+    A save's undo runs the recorded `delete` command (idempotent), when one is configured; a
+    restore is kept: what it brought back belongs to the namespaces the test owns.
+    """
 
     kind = "backup"
-    disruptive = False
     name: str
-    delete: str | list[str]
-    variables: dict[str, str]
+    action: str = "save"
+    delete: str | list[str] | None = None
+    variables: dict[str, str] = field(default_factory=dict)
     timeout: float = _TIMEOUT
 
     def summary(self) -> str:
-        """``take backup NAME``."""
-        return f"take backup {self.name}"
+        """``take backup NAME`` or ``restore backup NAME``."""
+        return f"{'restore' if self.action == 'restore' else 'take'} backup {self.name}"
 
     def undoing(self) -> str:
-        """``delete backup NAME``."""
-        return f"delete backup {self.name}"
+        """``delete backup NAME``, or what is kept."""
+        if self.action == "save" and self.delete is not None:
+            return f"delete backup {self.name}"
+        return f"keep what backup {self.name} {'restored' if self.action == 'restore' else 'holds'}"
 
     def undo(self, env: UndoEnv) -> None:
-        """Run the recorded delete command."""
+        """Run the recorded delete command of a save (nothing else to undo)."""
+        if self.action != "save" or self.delete is None:
+            return
         template = self.delete if isinstance(self.delete, str) else tuple(self.delete)
         _run(Command(template), self.variables, self.timeout, f"delete backup {self.name}")
 
@@ -254,15 +262,19 @@ class Backups:
             return Backup(name, "sim", backup.namespaces, backup.file, backup.taken_at, rv, objects)
         variables = self._variables(backup)
         delete = self.spec.delete
-        if delete is not None:
-            self._undo.push(
-                BackupTaken(
-                    name,
-                    delete.template if isinstance(delete.template, str) else list(delete.template),
-                    dict(variables),
-                    self.spec.timeout,
-                )
+        self._undo.push(
+            BackupTaken(
+                name,
+                "save",
+                None
+                if delete is None
+                else delete.template
+                if isinstance(delete.template, str)
+                else list(delete.template),
+                dict(variables),
+                self.spec.timeout,
             )
+        )
         assert self.spec.save is not None
         _run(self.spec.save, variables, self.spec.timeout, f"save backup {name}")
         return backup
@@ -295,6 +307,8 @@ class Backups:
         assert self.spec.restore is not None
         variables = self._variables(backup)
         what = f"restore backup {backup.name}"
+        entry = self._undo.push(BackupTaken(backup.name, "restore", timeout=self.spec.timeout))
+        self._undo.discard(entry)  # journaled for the record (and the dry run): nothing to undo
         if not self.spec.stop_control_plane:
             _run(self.spec.restore, variables, self.spec.timeout, what)
             return

@@ -16,7 +16,7 @@ routes to and what a `TrafficProbe` saw going through it::
 from __future__ import annotations
 
 from pytest_k8sdr.lb.base import LoadBalancer, Member, NodeAddresses
-from pytest_k8sdr.lb.checks import assert_lb_drained, assert_lb_restored
+from pytest_k8sdr.lb.checks import assert_lb_drained, assert_lb_restored, assert_lb_serving
 from pytest_k8sdr.lb.errors import (
     LBCommandFailed,
     LBConfigError,
@@ -66,5 +66,6 @@ __all__ = [
     "UpstreamNotFound",
     "assert_lb_drained",
     "assert_lb_restored",
+    "assert_lb_serving",
     "summarize",
 ]

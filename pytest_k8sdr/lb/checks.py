@@ -101,6 +101,31 @@ def assert_lb_restored(
     )
 
 
+def assert_lb_serving(
+    lb: LoadBalancer,
+    *,
+    probe: TrafficProbe,
+    window: float = 1.0,
+    min_requests: int = 5,
+    timeout: float | None = None,
+) -> Result[ProbeSummary | None]:
+    """Assert traffic through `lb` is served again: a clean window, every request answered."""
+    __tracebackhide__ = True
+    return _clean_window(
+        probe,
+        label="LB serving",
+        what=f"traffic through {lb.name}",
+        bad=lambda r: not r.ok,
+        good=lambda r: r.ok,
+        min_answers=min_requests,
+        window=window,
+        timeout=timeout,
+        min_requests=min_requests,
+        node="",
+        address="",
+    )
+
+
 def _configured(lb: LoadBalancer, observed: str) -> Result[ProbeSummary | None]:
     """The result of a check of the configuration alone: decided by the LB's last change."""
     changed = lb.last_change
@@ -167,8 +192,8 @@ def _failure(
 ) -> str:
     total = summarize(records, start, records[-1].t + 1e-9 if records else start)
     lines = [f"{what}: no clean {window:.1f}s window of traffic within {timeout:.1f}s."]
-    mine = [r for r in records if r.ok and r.node == node]
-    if min_answers:
+    mine = [r for r in records if r.ok and r.node == node] if node else []
+    if min_answers and node:
         served = [r for r in records if r.ok and (r.node == node or _served_by(r, address))]
         lines.append(
             f"node {node} answered or served {len(served)} request(s) "
@@ -180,7 +205,7 @@ def _failure(
             f"{mine[-1].t - start:+.2f}s after the check began (pods: "
             f"{', '.join(sorted({r.pod or '?' for r in mine}))})"
         )
-    tried = [r for r in records if r.ok and r.node != node and _tried(r, address)]
+    tried = [r for r in records if r.ok and r.node != node and _tried(r, address)] if node else []
     if tried and not min_answers:
         lines.append(
             f"{len(tried)} request(s) were first sent to {address} and retried elsewhere, "

@@ -38,16 +38,19 @@ CASES = [
     ("test_node_failure.py", "taint-eviction-controller", "self-heal", "self-heal=15s"),
     ("test_node_failure.py", "endpointslice", "self-heal", "self-heal=15s"),
     (ISOLATION, "podgc", "isolate", "isolate=8s"),
+    # Deleting the namespace never finishes: the drill cannot destroy, so it cannot restore.
+    ("test_data_loss.py", "namespace", "destroy", "destroy=8s"),
     # Switched off once the workload is placed (RUNTIME below).
     ("test_node_failure.py", "scheduler", "self-heal", "self-heal=15s"),
     ("test_node_failure.py", "replicaset", "self-heal", "self-heal=15s"),
     (ISOLATION, "statefulset", "self-heal", "self-heal=8s"),
+    ("test_rollout_during_outage.py", "deployment", "rollout", "rollout=15s"),
     # No scheduler, no verdict: the recreated replica never gets its "volume node affinity".
     (LOCAL_STORAGE, "scheduler", "self-heal", "self-heal=8s"),
     ("test_zone_outage.py", "taint-eviction-controller", "self-heal", "self-heal=15s"),
     ("test_majority_loss.py", "podgc", "isolate", "isolate=8s"),
 ]
-RUNTIME = {"scheduler", "replicaset", "statefulset"}
+RUNTIME = {"scheduler", "replicaset", "statefulset", "deployment"}
 
 # The child's conftest: the plugin's make_workload, then the controller switched off.
 SWITCH_OFF_AFTER_PLACEMENT = """
@@ -136,6 +139,8 @@ def test_experiment_fails_when_its_slo_is_below_what_the_cluster_can_do(
 
 # Each experiment file and the phase it starts with.
 FIRST_PHASES = {
+    # The backup (one snapshot request) may beat 0.2 s; deleting a namespace cannot.
+    "test_data_loss.py": "backup|destroy",
     "test_control_plane_loss.py": "fail",
     "test_isolation.py": "fail",
     "test_load_balancer.py": "fail",
@@ -145,6 +150,7 @@ FIRST_PHASES = {
     "test_node_failure.py": "fail",
     "test_partition.py": "fail",
     "test_rebalance.py": "fail",
+    "test_rollout_during_outage.py": "fail",
     "test_runbook.py": "fail",
     "test_zone_outage.py": "fail",
 }
@@ -167,4 +173,5 @@ def test_every_experiment_fails_naming_its_phase_when_no_slo_can_be_met(
     assert result.ret == pytest.ExitCode.TESTS_FAILED, out
     assert outcomes.get("failed", 0) >= 1, outcomes
     assert not outcomes.get("passed"), outcomes
-    assert f"phase {FIRST_PHASES[experiment]!r} exceeded its SLO" in out, out
+    phases = FIRST_PHASES[experiment].split("|")
+    assert any(f"phase {phase!r} exceeded its SLO" in out for phase in phases), out

@@ -2,8 +2,9 @@
 
 One ReplicaSet per pod-template hash; a changed template (e.g. `kubectl rollout restart`'s
 restartedAt annotation) starts a rollout bounded by maxSurge/maxUnavailable, or Recreate.
-Revision history is kept to revisionHistoryLimit. Not modelled: paused rollouts'
-special cases beyond skipping the rollout, progressDeadlineSeconds timing out.
+Revision history is kept to revisionHistoryLimit; the Progressing condition times out
+after progressDeadlineSeconds without progress (progress.go). Not modelled: paused
+rollouts' special cases beyond skipping the rollout.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import asyncio
 import copy
 import hashlib
 import json
+import time
+from collections.abc import Callable
 
 from pytest_k8sdr.sim.apimachinery.clock import now_rfc3339, parse_rfc3339
 from pytest_k8sdr.sim.apimachinery.errors import ApiError
@@ -26,6 +29,9 @@ COMPONENT = "deployment-controller"
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery rand.SafeEncodeString alphabet
+_COMPLETE = "NewReplicaSetAvailable"
+_TIMED_OUT = "ProgressDeadlineExceeded"  # deploymentutil.TimedOutReason
+_NO_DEADLINE = 2**31 - 1  # math.MaxInt32: no deadline (deploymentutil.HasProgressDeadline)
 
 
 def template_hash(template: JSON) -> str:
@@ -107,6 +113,7 @@ class DeploymentController(Controller):
             self._sync_status(d, new_rs, old_sets)
             return
         strategy = spec.get("strategy") or {}
+        created = new_rs is None
         if strategy.get("type") == "Recreate":
             self._recreate(d, new_rs, old_sets, replicas, want_hash)
         else:
@@ -116,7 +123,7 @@ class DeploymentController(Controller):
         sets = self._owned(d)
         new_rs = next((rs for rs in sets if meta(rs)["name"] == f"{key[1]}-{want_hash}"), new_rs)
         old_sets = [rs for rs in sets if new_rs is None or meta(rs)["uid"] != meta(new_rs)["uid"]]
-        self._sync_status(d, new_rs, old_sets)
+        self._sync_status(d, new_rs, old_sets, created=created and new_rs is not None)
 
     def _create_new_rs(self, d: JSON, old_sets: list[JSON], want_hash: str, replicas: int) -> JSON:
         spec = d.get("spec") or {}
@@ -299,7 +306,9 @@ class DeploymentController(Controller):
                 if exc.code != 404:
                     raise
 
-    def _sync_status(self, d: JSON, new_rs: JSON | None, old_sets: list[JSON]) -> None:
+    def _sync_status(
+        self, d: JSON, new_rs: JSON | None, old_sets: list[JSON], *, created: bool = False
+    ) -> None:
         spec = d.get("spec") or {}
         all_sets = [*old_sets, *([new_rs] if new_rs is not None else [])]
         replicas = int(spec.get("replicas", 1))
@@ -362,22 +371,9 @@ class DeploymentController(Controller):
                 "Deployment does not have minimum availability.",
             )
         if new_rs is not None:
-            rs_name = meta(new_rs)["name"]
-            complete = updated == replicas and available >= replicas and total == replicas
-            if complete:
-                set_cond(
-                    "Progressing",
-                    "True",
-                    "NewReplicaSetAvailable",
-                    f'ReplicaSet "{rs_name}" has successfully progressed.',
-                )
-            else:
-                set_cond(
-                    "Progressing",
-                    "True",
-                    "ReplicaSetUpdated",
-                    f'ReplicaSet "{rs_name}" is progressing.',
-                )
+            self._progressing(
+                d, live_old, status, conditions, set_cond, meta(new_rs)["name"], created
+            )
         status["conditions"] = conditions
         if live_old == status:
             return
@@ -390,6 +386,82 @@ class DeploymentController(Controller):
             raise
         live["status"] = status
         self.store.update("deployments", ns, name, live, subresource="status")
+
+    def _progressing(
+        self,
+        d: JSON,
+        old: JSON,
+        new: JSON,
+        conditions: list[JSON],
+        set_cond: Callable[[str, str, str, str], None],
+        rs_name: str,
+        created: bool,
+    ) -> None:
+        """The Progressing condition, as progress.go's syncRolloutStatus keeps it.
+
+        Complete: True, NewReplicaSetAvailable (then left alone while nothing is rolled out).
+        Any progress (more updated, ready or available replicas, fewer old ones) moves its
+        lastUpdateTime on; none for progressDeadlineSeconds (default 600) since then: False,
+        ProgressDeadlineExceeded. The deployment is looked at again when the deadline falls.
+        A new ReplicaSet starts the clock: NewReplicaSetCreated (sync.go getNewReplicaSet).
+        """
+        spec = d.get("spec") or {}
+        deadline = spec.get("progressDeadlineSeconds", 600)
+        if deadline is None or deadline == _NO_DEADLINE:
+            conditions[:] = [c for c in conditions if c.get("type") != "Progressing"]
+            return
+        replicas = int(spec.get("replicas", 1))
+        current = next((c for c in conditions if c.get("type") == "Progressing"), None)
+
+        def count(status: JSON, name: str) -> int:
+            return int(status.get(name) or 0)
+
+        total, updated = count(new, "replicas"), count(new, "updatedReplicas")
+        if not created and total == updated and current and current.get("reason") == _COMPLETE:
+            return
+        if (
+            updated == replicas
+            and total == replicas
+            and count(new, "availableReplicas") == replicas
+        ):
+            set_cond(
+                "Progressing",
+                "True",
+                _COMPLETE,
+                f'ReplicaSet "{rs_name}" has successfully progressed.',
+            )
+            return
+        progressed = (
+            updated > count(old, "updatedReplicas")
+            or total - updated < count(old, "replicas") - count(old, "updatedReplicas")
+            or count(new, "readyReplicas") > count(old, "readyReplicas")
+            or count(new, "availableReplicas") > count(old, "availableReplicas")
+        )
+        if created or current is None or progressed:
+            reason, message = (
+                ("NewReplicaSetCreated", f'Created new replica set "{rs_name}"')
+                if created
+                else ("ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
+            )
+            set_cond("Progressing", "True", reason, message)
+            for c in conditions:
+                if c.get("type") == "Progressing":
+                    c["lastUpdateTime"] = now_rfc3339()  # every progress, same reason or not
+            self.queue.add_after(key_of(d), float(deadline) + 0.05)
+            return
+        if current.get("reason") == _TIMED_OUT:
+            return
+        since = parse_rfc3339(current.get("lastUpdateTime")) or time.time()
+        left = since + float(deadline) - time.time()
+        if left < 0:
+            set_cond(
+                "Progressing",
+                "False",
+                _TIMED_OUT,
+                f'ReplicaSet "{rs_name}" has timed out progressing.',
+            )
+        else:
+            self.queue.add_after(key_of(d), left + 0.05)
 
 
 def _created_at(obj: JSON) -> float:

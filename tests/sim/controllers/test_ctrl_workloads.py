@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ctrl_support import Cluster, condition, ready_pods, run, taints
 
+from pytest_k8sdr.sim.apimachinery.types import JSON
+
 UNREACHABLE_NE = ("node.kubernetes.io/unreachable", "NoExecute")
 
 
@@ -346,6 +348,41 @@ def test_namespace_with_pods_on_a_dead_node_stays_terminating() -> None:
         c.kubelets["w1"].start()
         await c.wait_for(
             lambda: c.get_if("namespaces", None, "app", lambda n: True) is None, 3, "gone"
+        )
+
+    run(scenario)
+
+
+def test_a_rollout_without_progress_exceeds_its_deadline_then_completes() -> None:
+    # progress.go: no new updated, ready or available replica for progressDeadlineSeconds
+    # turns Progressing False (ProgressDeadlineExceeded); progress turns it True again.
+    async def scenario(c: Cluster) -> None:
+        c.add_node("w1")
+        c.deployment(
+            "web",
+            2,
+            progressDeadlineSeconds=1,
+            strategy={"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        )
+        await c.wait_for(lambda: ready_pods(c, "app=web", 2), 5, "ready")
+
+        def progressing() -> JSON | None:
+            return condition(c.store.get("deployments", "default", "web"), "Progressing")
+
+        await c.wait_for(
+            lambda: (progressing() or {}).get("reason") == "NewReplicaSetAvailable", 3, "done"
+        )
+        dep = c.store.get("deployments", "default", "web")
+        dep["spec"]["template"]["spec"]["nodeSelector"] = {"disk": "ssd"}  # no such node yet
+        c.store.update("deployments", "default", "web", dep)
+        stalled = await c.wait_for(
+            lambda: (p := progressing()) and p.get("status") == "False" and p, 5, "deadline"
+        )
+        assert stalled["reason"] == "ProgressDeadlineExceeded"
+        assert stalled["message"].endswith("has timed out progressing.")
+        c.add_node("w2", labels={"disk": "ssd"})
+        await c.wait_for(
+            lambda: (progressing() or {}).get("reason") == "NewReplicaSetAvailable", 10, "rolled"
         )
 
     run(scenario)
