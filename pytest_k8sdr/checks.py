@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 
-from pytest_k8sdr.cluster import JSON, Cluster, NodeView, PodView, Snapshot
-from pytest_k8sdr.errors import ClusterCheckFailed, ConfigError, ToolError
+from pytest_k8sdr.cluster import JSON, Cluster, NodeView, PodView, Snapshot, Taint
+from pytest_k8sdr.errors import ClusterCheckFailed, ConfigError, ToolError, WaitTimeout
 from pytest_k8sdr.faults.node import NodeSnapshot
 from pytest_k8sdr.results import (
     PhaseSpan,
@@ -36,6 +36,9 @@ from pytest_k8sdr.results import (
     report,
 )
 from pytest_k8sdr.workloads import Workload
+
+TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
+TAINT_NOT_READY = "node.kubernetes.io/not-ready"
 
 # How long a pod's own address gets to answer the split-brain probe.
 POD_PROBE_TIMEOUT = 1.0
@@ -61,22 +64,25 @@ def _state(pod: PodView) -> str:
 def assert_pods_rescheduled(
     workload: Workload,
     *,
-    away_from: str,
+    away_from: str | Iterable[str],
     timeout: float | None = None,
     replaced_uids: Iterable[str] | None = None,
 ) -> Result[list[PodView]]:
     """All replicas Ready, none on `away_from`, the pods that were there replaced (new UIDs).
 
-    `replaced_uids` are the UIDs that must not be among the Ready replicas; by default, those
-    of the workload's pods on `away_from` when the check starts.
+    `away_from` is a node, or several (a zone, most of a cluster). `replaced_uids` are the UIDs
+    that must not be among the Ready replicas; by default, those of the workload's pods on
+    `away_from` when the check starts.
     """
     __tracebackhide__ = True
+    avoid = {away_from} if isinstance(away_from, str) else set(away_from)
+    where = ", ".join(sorted(avoid)) or "no node"
     if replaced_uids is None:
-        replaced_uids = [p.uid for p in workload.pods() if p.node == away_from]
+        replaced_uids = [p.uid for p in workload.pods() if p.node in avoid]
     old = set(replaced_uids)
 
     def fresh(p: PodView) -> bool:
-        return _live(p) and p.node != away_from and p.uid not in old
+        return _live(p) and p.node not in avoid and p.uid not in old
 
     def healed(s: Snapshot[PodView]) -> Satisfied[list[PodView]] | None:
         live = [p for p in s.values() if _live(p)]
@@ -87,7 +93,7 @@ def assert_pods_rescheduled(
 
     def explain(s: Snapshot[PodView]) -> str:
         return (
-            f"want {workload.replicas} Ready replicas of {workload}, none on {away_from} and "
+            f"want {workload.replicas} Ready replicas of {workload}, none on {where} and "
             f"none of the {len(old)} old pod(s); pods now:\n{_pod_lines(s.values())}"
         )
 
@@ -95,7 +101,7 @@ def assert_pods_rescheduled(
         "pods",
         healed,
         timeout=timeout,
-        description=f"{workload} to be rescheduled away from {away_from}",
+        description=f"{workload} to be rescheduled away from {where}",
         namespace=workload.namespace,
         label_selector=workload.selector,
         explain=explain,
@@ -103,6 +109,167 @@ def assert_pods_rescheduled(
         project=PodView.slim,
     )
     return report(result, "replicas Ready elsewhere")
+
+
+def _unschedulable(pod: JSON) -> str | None:
+    """The scheduler's message on a pod it could not place, or None."""
+    if (pod.get("spec") or {}).get("nodeName") or (pod.get("metadata") or {}).get(
+        "deletionTimestamp"
+    ):
+        return None
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if (cond.get("type"), cond.get("status"), cond.get("reason")) == (
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+        ):
+            return str(cond.get("message") or "")
+    return None
+
+
+def assert_pods_unschedulable(
+    workload: Workload,
+    *,
+    count: int = 1,
+    message: str = "",
+    timeout: float | None = None,
+) -> Result[list[PodView]]:
+    """`count` of the workload's pods are Pending, the scheduler saying why (`message` in it).
+
+    Such a pod has no node and its PodScheduled condition is False with reason Unschedulable
+    (the scheduler's "0/N nodes are available: ..."); `message` is a part of that text, e.g.
+    "node(s) had volume node affinity conflict".
+    """
+    __tracebackhide__ = True
+
+    def pending(s: Snapshot[JSON]) -> list[PodView]:
+        said = ((p, _unschedulable(p)) for p in s.values())
+        return [PodView.from_json(p) for p, why in said if why is not None and message in why]
+
+    def holds(s: Snapshot[JSON]) -> Satisfied[list[PodView]] | None:
+        found = pending(s)
+        if len(found) < count:
+            return None
+        said = _unschedulable(found[0].raw)
+        return Satisfied(found, f"{len(found)} pod(s) of {workload} unschedulable: {said}")
+
+    def explain(s: Snapshot[JSON]) -> str:
+        lines = [
+            f"  {PodView.from_json(p).describe()}: {_unschedulable(p) or 'not unschedulable'}"
+            for p in sorted(s.values(), key=_key_of)
+        ]
+        return (
+            f"want {count} pod(s) of {workload} unschedulable with {message!r} in the "
+            "scheduler's message; pods now:\n" + ("\n".join(lines) or "  (no pods)")
+        )
+
+    result = workload.cluster.wait(
+        "pods",
+        holds,
+        timeout=timeout,
+        description=f"{count} pod(s) of {workload} to be unschedulable",
+        namespace=workload.namespace,
+        label_selector=workload.selector,
+        explain=explain,
+        count=lambda s: (len(pending(s)), count),
+    )
+    return report(result, "pods unschedulable")
+
+
+def _key_of(pod: JSON) -> str:
+    return str((pod.get("metadata") or {}).get("name", ""))
+
+
+def assert_eviction_halted(
+    workload: Workload, nodes: Iterable[str], *, hold: float, timeout: float | None = None
+) -> Result[list[PodView]]:
+    """For `hold` seconds no NoExecute taint comes to `nodes`, and the pods there stay bound.
+
+    What upstream's node lifecycle controller does when it stops evicting: a small zone in
+    Partial Disruption (more than 2 and at least 55% of its nodes not Ready) gets an eviction
+    rate of 0, and with every zone down it assumes the control plane is cut off
+    (pkg/controller/nodelifecycle/node_lifecycle_controller.go, handleDisruption,
+    ReducedQPSFunc); a restarted controller gives every node a fresh grace period. The
+    unreachable NoSchedule taint still comes: it is not rate-limited.
+
+    A node tainted (unreachable or not-ready NoExecute) before the check starts was tainted
+    before the rate fell (upstream does not take such taints back), so it is left out; at least
+    one of `nodes` must be untainted. The workload's pods on the untainted nodes must still be
+    there, bound and not terminating, when the hold ends; returns them. Fails at the first
+    NoExecute taint, naming it. `timeout` (default: the phase's remaining SLO) must leave room
+    for `hold`.
+    """
+    __tracebackhide__ = True
+    asked = set(nodes)
+    if not asked:
+        raise ConfigError("assert_eviction_halted needs at least one node")
+    if hold <= 0:
+        raise ConfigError(f"hold must be > 0 seconds, got {hold}")
+    deadline, bounded = deadline_for(timeout)
+    left = _left(deadline)
+    if left < hold:
+        limit = "the runbook phase's SLO" if bounded else "the timeout"
+        raise WaitTimeout(
+            f"cannot watch {len(asked)} node(s) for {hold:.1f}s without a NoExecute taint: "
+            f"{limit} leaves {left:.1f}s"
+        )
+    cluster = workload.cluster
+
+    def no_execute(node: NodeView) -> list[Taint]:
+        return [
+            t
+            for t in node.taints
+            if t.effect == "NoExecute" and t.key in (TAINT_UNREACHABLE, TAINT_NOT_READY)
+        ]
+
+    views = {n.name: n for n in cluster.nodes() if n.name in asked}
+    tainted_before = {name for name, n in views.items() if no_execute(n)}
+    watched = set(views) - tainted_before
+    if not watched:
+        taints = "; ".join(
+            f"{name}: {', '.join(map(str, no_execute(views[name])))}" for name in sorted(views)
+        )
+        raise ClusterCheckFailed(
+            f"eviction was not halted: every node already carries a NoExecute taint ({taints})"
+        )
+    bound = {p.uid: p for p in workload.pods() if p.node in watched}
+
+    def tainted(s: Snapshot[JSON]) -> Satisfied[str] | None:
+        for raw in s.values():
+            node = NodeView.from_json(raw)
+            if node.name in watched and (found := no_execute(node)):
+                return Satisfied(f"node {node.name} got taint {found[0]}")
+        return None
+
+    try:
+        got = cluster.wait(
+            "nodes", tainted, timeout=hold, description="a NoExecute taint", show_progress=False
+        )
+    except WaitTimeout:
+        pass
+    else:
+        raise ClusterCheckFailed(
+            f"eviction was not halted: {got.value} within {hold:.1f}s of the check's start"
+        )
+    now = {p.uid: p for p in workload.pods()}
+    gone = [p for uid, p in bound.items() if uid not in now or now[uid].node not in watched]
+    leaving = [now[uid] for uid in bound if uid in now and now[uid].deleting]
+    if gone or leaving:
+        raise ClusterCheckFailed(
+            f"pods of {workload} left {', '.join(sorted(watched))} although no NoExecute taint "
+            f"came:\n{_pod_lines([*gone, *leaving])}"
+        )
+    stayed = [now[uid] for uid in bound]
+    earlier = f" ({len(tainted_before)} tainted before)" if tainted_before else ""
+    return report(
+        Result(
+            stayed,
+            datetime.now(UTC),
+            f"no NoExecute taint on {len(watched)} node(s){earlier} for {hold:.1f}s; "
+            f"{len(stayed)} pod(s) still bound",
+        ),
+        "eviction halted",
+    )
 
 
 def assert_endpoints_exclude_node(
@@ -211,19 +378,21 @@ def assert_rebalanced(
 
 
 def assert_node_unreachable(
-    cluster: Cluster, node: str, *, timeout: float | None = None
+    cluster: Cluster, node: str, *, no_execute: bool = True, timeout: float | None = None
 ) -> Result[NodeView | None]:
-    """The node turned Ready=Unknown and carries the unreachable NoExecute taint."""
+    """The node turned Ready=Unknown and carries the unreachable NoExecute taint.
+
+    With `no_execute=False`, the unreachable NoSchedule taint is enough: the one the controller
+    sets at once, while the NoExecute one waits for its zone's eviction rate (none in a small
+    zone in Partial Disruption; `assert_eviction_halted` checks that it does not come).
+    """
     __tracebackhide__ = True
+    effect = "NoExecute" if no_execute else "NoSchedule"
     result = cluster.wait_node(
         node,
-        lambda n: (
-            n is not None
-            and n.ready == "Unknown"
-            and n.has_taint("node.kubernetes.io/unreachable", "NoExecute")
-        ),
+        lambda n: n is not None and n.ready == "Unknown" and n.has_taint(TAINT_UNREACHABLE, effect),
         timeout=timeout,
-        description="to be Unknown with the unreachable:NoExecute taint",
+        description=f"to be Unknown with the unreachable:{effect} taint",
     )
     return report(result, "node unreachable")
 

@@ -65,6 +65,9 @@ _WRITES = ("create_", "patch_", "replace_", "delete_", "connect_")
 # --------------------------------------------------------------------------- views
 
 
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+
 @dataclass(frozen=True)
 class Taint:
     """A node taint."""
@@ -502,6 +505,19 @@ class Cluster:
         """All nodes, by name."""
         raw = self.list_raw("nodes", label_selector=label_selector)
         return sorted((NodeView.from_json(n) for n in raw["items"]), key=lambda n: n.name)
+
+    def zones(self) -> dict[str, list[str]]:
+        """Node names by zone (label `topology.kubernetes.io/zone`); unlabelled nodes are left out.
+
+        The node lifecycle controller groups nodes the same way (with the region) to decide
+        each zone's health (pkg/controller/nodelifecycle/node_lifecycle_controller.go).
+        """
+        zones: dict[str, list[str]] = {}
+        for node in self.nodes():
+            zone = node.labels.get(ZONE_LABEL)
+            if zone:
+                zones.setdefault(zone, []).append(node.name)
+        return dict(sorted(zones.items()))
 
     def node(self, name: str) -> NodeView:
         """One node; `NotFound` names the node and the nodes that exist."""

@@ -30,10 +30,15 @@ class MakeWorkload(Protocol):
         labels: Mapping[str, str] | None = None,
         termination_grace_period: int = 2,
         pod_management_policy: str = "Parallel",
+        storage_class: str | None = None,
+        storage_size: str = "1Gi",
         wait: bool = True,
         timeout: float | None = None,
     ) -> Workload:
-        """A Deployment, StatefulSet or DaemonSet, with a Service of type `service` (or none)."""
+        """A Deployment, StatefulSet or DaemonSet, with a Service of type `service` (or none).
+
+        `storage_class`: a StatefulSet's claim per replica (`data-<pod>`) of that class.
+        """
         ...
 
 

@@ -18,6 +18,7 @@ from pytest_k8sdr.backends import Backend, open_backend, require_kind
 from pytest_k8sdr.cluster import Cluster
 from pytest_k8sdr.errors import ConfigError, ToolError
 from pytest_k8sdr.factories import MakeLB, MakePDB, MakeWorkload
+from pytest_k8sdr.faults.backup import Backups, BackupSpec
 from pytest_k8sdr.faults.controlplane import ControlPlane
 from pytest_k8sdr.faults.machines.factory import Machines
 from pytest_k8sdr.faults.machines.inventory import Inventory, load_inventory, parse_inventory
@@ -543,6 +544,48 @@ def control_plane(
             sim=k8sdr_backend.sim,
             context=k8sdr_backend.context,
             commands=inventory.control_plane,
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+
+
+@pytest.fixture
+def backup(
+    k8sdr_backend: Backend, k8sdr_settings: cfg.Settings, undo: UndoStack, tmp_path: Any
+) -> Backups:
+    """`backup.save()` and `backup.restore(b)`: the simulator's snapshot of its store, or a CLI.
+
+    The machine inventory's `backup:` commands (velero, etcdctl, ...) on any cluster; on the
+    simulator its own snapshot and restore when none is given. Skips the test elsewhere.
+    """
+    try:
+        inventory = _inventory(k8sdr_settings, k8sdr_backend)
+        spec = inventory.backup
+        if spec is None:
+            if k8sdr_backend.name != "sim":
+                pytest.skip(
+                    f"no backup driver configured for the {k8sdr_backend.name} backend: add "
+                    "`backup: {driver: command, save: CMD, restore: CMD}` to the machine "
+                    "inventory (--k8sdr-machines)"
+                )
+            spec = BackupSpec("sim")
+        plane = None
+        if spec.driver == "sim" or spec.stop_control_plane:
+            plane = ControlPlane.for_backend(
+                k8sdr_backend.name,
+                undo,
+                sim=k8sdr_backend.sim,
+                context=k8sdr_backend.context,
+                commands=inventory.control_plane,
+            )
+        return Backups(
+            spec,
+            undo,
+            tmp_path / "backups",
+            sim=k8sdr_backend.sim,
+            control_plane=plane,
+            kubeconfig=str(k8sdr_backend.kubeconfig),
+            context=k8sdr_backend.context,
         )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc

@@ -39,6 +39,7 @@ def registry() -> Registry:
     """The registry, with every disruption kind of the plugin registered."""
     # Each module registers its kinds when imported; a fresh process imports them all here.
     import pytest_k8sdr.backends
+    import pytest_k8sdr.faults.backup
     import pytest_k8sdr.faults.controlplane
     import pytest_k8sdr.faults.machines
     import pytest_k8sdr.faults.node

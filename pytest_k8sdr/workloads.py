@@ -19,6 +19,8 @@ from pytest_k8sdr.results import Result, Satisfied
 
 DEFAULT_IMAGE = "python:3.12-alpine"
 CONTAINER_PORT = 8080
+# The volumeClaimTemplate of a StatefulSet made with `storage_class`: claims `data-<pod>`.
+CLAIM_TEMPLATE = "data"
 
 # Answers every GET with who served it: the pod HTTP contract shared with the simulator.
 SERVER_SCRIPT = """
@@ -245,12 +247,23 @@ def deploy(
     labels: Mapping[str, str] | None = None,
     termination_grace_period: int = 2,
     pod_management_policy: str = "Parallel",
+    storage_class: str | None = None,
+    storage_size: str = "1Gi",
     wait: bool = True,
     timeout: float | None = None,
 ) -> Workload:
-    """Create a workload (and a Service of type `service`, or none) and wait until it is Ready."""
+    """Create a workload (and a Service of type `service`, or none) and wait until it is Ready.
+
+    `storage_class` gives a StatefulSet a claim per replica (`data-<pod>`, `storage_size`,
+    ReadWriteOnce, mounted at /data) of that StorageClass, through `volumeClaimTemplates`.
+    """
     if kind not in ("Deployment", "StatefulSet", "DaemonSet"):
         raise ConfigError(f"unknown workload kind {kind!r}: Deployment, StatefulSet or DaemonSet")
+    if storage_class is not None and kind != "StatefulSet":
+        raise ConfigError(
+            f"storage_class={storage_class!r} needs kind='StatefulSet' (a claim per replica "
+            f"from volumeClaimTemplates), not {kind!r}"
+        )
     template = pod_template(
         name, image=image, labels=labels, termination_grace_period=termination_grace_period
     )
@@ -261,6 +274,20 @@ def deploy(
     if kind == "StatefulSet":
         spec["serviceName"] = name
         spec["podManagementPolicy"] = pod_management_policy
+    if storage_class is not None:
+        template["spec"]["containers"][0]["volumeMounts"] = [
+            {"name": CLAIM_TEMPLATE, "mountPath": "/data"}
+        ]
+        spec["volumeClaimTemplates"] = [
+            {
+                "metadata": {"name": CLAIM_TEMPLATE},
+                "spec": {
+                    "storageClassName": storage_class,
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": storage_size}},
+                },
+            }
+        ]
     body = {
         "apiVersion": "apps/v1",
         "kind": kind,

@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=3, help="worker nodes, one agent process each (default 3)"
     )
     up.add_argument(
+        "--zones",
+        default="",
+        metavar="Z,Z,...",
+        help="each node's topology.kubernetes.io/zone, the control plane first, then each worker",
+    )
+    up.add_argument(
         "--profile",
         choices=sorted(PROFILES),
         default="fast",
@@ -133,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             cluster = SimCluster.start(
                 state_dir,
                 workers=args.workers,
+                zones=args.zones.split(",") if args.zones else (),
                 profile=args.profile,
                 port=args.port,
                 hollow_nodes=args.hollow_nodes,

@@ -23,6 +23,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pytest_k8sdr.sim.addresses import node_address, node_pod_cidr
+from pytest_k8sdr.sim.apiserver.storage.durable import (
+    LOG,
+    SNAPSHOT,
+    Record,
+    read_snapshot,
+    read_store,
+    write_snapshot,
+)
 from pytest_k8sdr.sim.client.blocking import BlockingClient
 from pytest_k8sdr.sim.errors import SimLaunchError
 from pytest_k8sdr.sim.faults import FaultConfig
@@ -149,11 +157,16 @@ class SimCluster:
         server_args: Sequence[str] = (),
         owner_pid: int | Literal["caller"] | None = "caller",
         nodes: Sequence[NodeShape] = (),
+        zones: Sequence[str] = (),
     ) -> SimCluster:
         """Start the server and the node agents; returns once the workers are Ready.
 
         `nodes` replaces kind's naming (a control plane and `workers` workers) by these nodes,
         each with its own agent, shaped as it says (`NodeShape`).
+
+        `zones` gives each node of kind's naming its `topology.kubernetes.io/zone`, the control
+        plane first, then each worker: the kubelet registers with it, as with a cloud provider
+        (pkg/kubelet/kubelet_node_status.go initialNode), so it survives re-registration.
 
         The cluster ends when its owner ends: by default the calling process, or the process
         `owner_pid`; with None it is owned by nobody and runs until `stop` (`k8sdr sim up`).
@@ -170,6 +183,12 @@ class SimCluster:
         if workers < 0 or hollow_nodes < 0:
             raise ValueError(
                 f"workers and hollow_nodes must be >= 0 (got {workers}, {hollow_nodes})"
+            )
+        if zones and (nodes or len(zones) != workers + 1 or not all(zones)):
+            raise ValueError(
+                f"zones: one non-empty zone per node, the control plane first, then each of the "
+                f"{workers} workers ({workers + 1} in all); got {list(zones)!r}"
+                + (" (with nodes, give each NodeShape its zone)" if nodes else "")
             )
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be within 0-65535, got {port}")
@@ -226,12 +245,16 @@ class SimCluster:
                 cluster._start_shaped(nodes, deadline)
                 return cluster
             expected = [CONTROL_PLANE] if (workers or hollow_nodes) else []
+            zone_of = [["--zone", z] for z in zones] or [[] for _ in range(workers + 1)]
             if workers or hollow_nodes:
                 cluster._spawn_agent(
-                    CONTROL_PLANE, 0, taints="node-role.kubernetes.io/control-plane=:NoSchedule"
+                    CONTROL_PLANE,
+                    0,
+                    taints="node-role.kubernetes.io/control-plane=:NoSchedule",
+                    extra=zone_of[0],
                 )
             for n in range(1, workers + 1):
-                cluster._spawn_agent(worker_name(n), n)
+                cluster._spawn_agent(worker_name(n), n, extra=zone_of[n])
                 expected.append(worker_name(n))
             if hollow_nodes:
                 cluster._spawn_agent(f"{CLUSTER}-hollow", workers + 1, hollow=hollow_nodes)
@@ -525,6 +548,70 @@ class SimCluster:
         self._data["server"]["state"] = "running"
         self._save()
 
+    # -- snapshots (etcdctl snapshot save / restore) -----------------------------------
+
+    @property
+    def store_dir(self) -> Path:
+        """Where the control plane keeps its durable store."""
+        args = [str(a) for a in self._data["server"].get("args") or []]
+        if "--store-dir" in args[:-1]:
+            return Path(args[args.index("--store-dir") + 1])
+        return self.state_dir / "store"
+
+    def save_snapshot(self, path: Path) -> tuple[int, int]:
+        """Write the running store to `path`, as `etcdctl snapshot save` does; (rv, objects).
+
+        The API server answers one consistent revision; the file is written atomically.
+        """
+        raw = self._client().read_bytes("/k8sdr/v1/snapshot")
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(raw)
+        try:
+            rv, objects = read_snapshot(tmp)
+        except ValueError as exc:
+            tmp.unlink()
+            raise SimLaunchError(f"the API server sent a damaged snapshot: {exc}") from exc
+        tmp.replace(path)
+        return rv, len(objects)
+
+    @staticmethod
+    def check_snapshot(path: Path) -> tuple[int, int]:
+        """A snapshot file's (resourceVersion, objects); SimLaunchError when it is damaged."""
+        try:
+            rv, objects = read_snapshot(Path(path))
+        except (OSError, ValueError) as exc:
+            raise SimLaunchError(f"cannot restore {path}: {exc}") from exc
+        return rv, len(objects)
+
+    def restore_snapshot(self, path: Path) -> int:
+        """Replace the stopped control plane's store by a snapshot; the resourceVersion it gets.
+
+        As `etcdutl snapshot restore --bump-revision --mark-compacted` and the restart of
+        kube-apiserver on it (kubernetes/kubernetes#118501, etcd-io/etcd#16028): the objects
+        are the snapshot's, the revision continues above every one clients have seen, and
+        every older one is compacted, so each watch gets 410 Gone and its client lists
+        afresh. The store is replaced by one rename, so a crash leaves the old or the new.
+        A damaged snapshot, or a running control plane, is an error before anything changes.
+        """
+        try:
+            rv, objects = read_snapshot(Path(path))
+        except (OSError, ValueError) as exc:
+            raise SimLaunchError(f"cannot restore {path}: {exc}") from exc
+        self._reload()
+        if self.control_plane_state() != "stopped" or self.running():
+            raise SimLaunchError("stop the control plane before restoring its store")
+        store = self.store_dir
+        live_rv, _ = read_store(store)
+        restored = max(rv, live_rv) + 1
+        store.mkdir(parents=True, exist_ok=True)
+        records = (Record(p, ns, name, raw) for (p, ns, name), raw in sorted(objects.items()))
+        # Above the log's every record: replay skips them, so this rename is the restore.
+        write_snapshot(store / SNAPSHOT, restored, records)
+        with contextlib.suppress(FileNotFoundError):
+            (store / LOG).unlink()
+        return restored
+
     # -- controllers ----------------------------------------------------------------
 
     def controllers(self) -> dict[str, bool]:
@@ -548,6 +635,18 @@ class SimCluster:
             "PUT", f"/k8sdr/v1/controllers/{name}", {"enabled": enabled}
         )
         return bool(answer.get("changed"))
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the controller manager's clock forward; returns its total offset (seconds).
+
+        CronJob schedules are read in that clock, so `advance_clock(60)` runs a `* * * * *`
+        CronJob's next Job now instead of within a minute. Nothing else reads it: leases,
+        grace periods and timestamps keep the wall clock. A negative step is a ValueError.
+        """
+        if seconds < 0:
+            raise ValueError(f"the clock only moves forward; got {seconds}s")
+        answer = self._client().request("POST", "/k8sdr/v1/clock", {"advance": seconds})
+        return float(answer["offset"])
 
     # -- audit ----------------------------------------------------------------------
 

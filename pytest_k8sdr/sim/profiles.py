@@ -54,6 +54,10 @@ class Profile:
     pod_initial_backoff: float = 1.0
     pod_max_backoff: float = 10.0
     pod_max_in_unschedulable: float = 300.0
+    # The Job controller's pod-failure back-off: a failed pod's replacement waits this long,
+    # doubling per failure up to 60 times it (upstream 10s and 10 min, job_controller.go
+    # DefaultJobPodFailureBackOff and MaxJobPodFailureBackOff).
+    job_backoff: float = 10.0
 
     @property
     def lease_renew_interval(self) -> float:
@@ -100,6 +104,8 @@ _FAST_CONTROL_PLANE: dict[str, float | int | str] = {
     # Scaled: upstream hard-codes 20s and 40s.
     "podgc_period": 1.0,
     "podgc_quarantine": 2.0,
+    # Scaled as the kubelet's container back-off is (10s -> 1s).
+    "job_backoff": 1.0,
 }
 _FAST_NODE: dict[str, float | int | str] = {
     "node_lease_duration": 4.0,

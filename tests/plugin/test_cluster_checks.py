@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 import time
 from collections.abc import Iterator
 
@@ -24,15 +25,18 @@ from pytest_k8sdr import (
     NodeSnapshot,
     NotFound,
     PodHistory,
+    Taint,
     WaitTimeout,
     Workload,
     assert_endpoints_exclude_node,
+    assert_eviction_halted,
     assert_min_available,
     assert_no_split_brain,
     assert_node_isolated,
     assert_node_rejoined,
     assert_node_unreachable,
     assert_pods_rescheduled,
+    assert_pods_unschedulable,
     assert_rebalanced,
     pod_history,
 )
@@ -110,6 +114,87 @@ def test_pods_rescheduled_fails_listing_the_pods_still_there(web: Workload) -> N
     message = str(info.value)
     assert f"want 4 Ready replicas of {web}, none on {victim}" in message
     assert f"on {victim} (Running, Ready" in message
+
+
+def test_pods_unschedulable_fails_naming_each_pod_and_why_not(web: Workload) -> None:
+    with pytest.raises(WaitTimeout) as info:
+        assert_pods_unschedulable(web, message="volume node affinity conflict", timeout=1)
+    message = str(info.value)
+    assert f"want 1 pod(s) of {web} unschedulable with 'volume node affinity conflict'" in message
+    assert "(Running, Ready" in message
+    assert ": not unschedulable" in message
+
+
+def test_pods_unschedulable_holds_with_the_schedulers_message(
+    cluster: Cluster, make_workload: MakeWorkload
+) -> None:
+    # A class that does not exist cannot delay binding: the claims are unbound "immediate"
+    # ones (upstream volumebinding/binder.go, IsDelayBindingMode of a missing class is false).
+    db = make_workload(
+        "db", kind="StatefulSet", replicas=2, service=None, storage_class="nope", wait=False
+    )
+    got = assert_pods_unschedulable(
+        db, count=2, message="pod has unbound immediate PersistentVolumeClaims", timeout=30
+    )
+    assert sorted(p.name for p in got.value) == ["db-0", "db-1"]
+    assert all(p.node is None for p in got.value)
+    assert "0/" in got.observed
+    assert " nodes are available: " in got.observed
+
+
+def test_storage_class_gives_each_replica_a_bound_claim_and_needs_a_statefulset(
+    cluster: Cluster, make_workload: MakeWorkload
+) -> None:
+    with pytest.raises(ConfigError, match="storage_class='standard' needs kind='StatefulSet'"):
+        make_workload("web", storage_class="standard", wait=False)
+    db = make_workload("db", kind="StatefulSet", replicas=2, service=None, storage_class="standard")
+    claims = cluster.read_path(f"/api/v1/namespaces/{db.namespace}/persistentvolumeclaims")
+    assert claims is not None
+    bound = {
+        c["metadata"]["name"]: (c["status"]["phase"], c["spec"]["storageClassName"])
+        for c in claims["items"]
+    }
+    assert bound == {"data-db-0": ("Bound", "standard"), "data-db-1": ("Bound", "standard")}
+
+
+def test_pods_rescheduled_away_from_several_nodes_names_them_all(web: Workload) -> None:
+    nodes = sorted(web.nodes())
+    with pytest.raises(WaitTimeout) as info:
+        assert_pods_rescheduled(web, away_from=nodes, timeout=1)
+    assert f"want 4 Ready replicas of {web}, none on {', '.join(nodes)}" in str(info.value)
+
+
+def test_eviction_halted_holds_on_healthy_nodes_with_their_pods_still_bound(
+    web: Workload,
+) -> None:
+    nodes = sorted(web.nodes())
+    result = assert_eviction_halted(web, nodes, hold=1)
+    assert {p.uid for p in result.value} == {p.uid for p in web.pods()}
+    assert f"no NoExecute taint on {len(nodes)} node(s) for 1.0s" in result.observed
+
+
+def test_eviction_halted_fails_at_the_first_no_execute_taint(
+    web: Workload, node_faults: NodeFaults
+) -> None:
+    victim = web.busiest_node()
+    taint = Taint("node.kubernetes.io/not-ready", "NoExecute")
+    # Set after the check has started watching (the check leaves out nodes tainted before it).
+    timer = threading.Timer(2.0, node_faults.taint, (victim, taint))
+    timer.start()
+    try:
+        with pytest.raises(ClusterCheckFailed, match=f"node {victim} got taint"):
+            assert_eviction_halted(web, [victim], hold=60)
+    finally:
+        timer.join()
+
+
+def test_eviction_halted_refuses_what_it_cannot_check(web: Workload) -> None:
+    with pytest.raises(ConfigError, match="at least one node"):
+        assert_eviction_halted(web, [], hold=1)
+    with pytest.raises(ConfigError, match="hold must be > 0"):
+        assert_eviction_halted(web, [WORKER], hold=0)
+    with pytest.raises(WaitTimeout, match="the timeout leaves"):
+        assert_eviction_halted(web, [WORKER], hold=5, timeout=1)
 
 
 def test_endpoints_exclude_node_fails_listing_the_endpoints_left(web: Workload) -> None:

@@ -55,6 +55,7 @@ COVERED = {
     "sim-pod-fault": "test_sim_pod_fault",
     "zone": "test_zone",
     "control-plane": "test_control_plane",
+    "backup": "test_backup",
 }
 
 
@@ -333,6 +334,28 @@ def test_control_plane(tmp_path: Path) -> None:
         started.wait_nodes_ready(started.node_names(), timeout=30)
     finally:
         SimCluster.attach(started.state_dir).stop()
+
+
+def test_backup(tmp_path: Path) -> None:
+    from pytest_k8sdr.faults.backup import Backups, parse_backup
+
+    abandoned = Abandoned(tmp_path / "journal.jsonl", None, None)
+    store = tmp_path / "store"
+    store.mkdir()
+    spec = parse_backup(
+        {
+            "save": "touch {store}/{name}",
+            "restore": "true",
+            "delete": "rm -f {store}/{name}",
+            "vars": {"store": str(store)},
+        },
+        "inventory",
+    )
+    assert spec is not None
+    Backups(spec, abandoned.stack, tmp_path / "files").save(name="drill")
+    assert (store / "drill").exists()  # what a velero Backup would leave in its bucket
+    abandoned.recover()
+    assert not (store / "drill").exists()
 
 
 def test_every_registered_kind_is_recovered_by_a_test_here() -> None:

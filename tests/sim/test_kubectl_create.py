@@ -48,6 +48,18 @@ def _cases(certs: tls.ServingCerts) -> dict[str, tuple[list[str], str, bool]]:
             "clusterrolebinding",
             False,
         ),
+        "cronjob": (
+            [
+                "cronjob",
+                "tick",
+                "--image=busybox:1.36",
+                "--schedule=*/5 * * * *",
+                "--restart=OnFailure",
+            ],
+            "cronjob",
+            True,
+        ),
+        "job": (["job", "once", "--image=busybox:1.36"], "job", True),
         "configmap": (["configmap", "cm", "--from-literal=a=b", "--from-literal=c=d"], "cm", True),
         "deployment": (
             ["deployment", "web", "--image=nginx:1.25", "--replicas=2", "--port=80"],

@@ -94,10 +94,28 @@ def test_bad_input_is_refused_before_starting(
         SimCluster.start(tmp_path / "b", workers=0, profile="slow")
     with pytest.raises(ValueError, match="workers"):
         SimCluster.start(tmp_path / "c", workers=-1)
+    with pytest.raises(ValueError, match=r"zones: one non-empty zone per node.*\(3 in all\)"):
+        SimCluster.start(tmp_path / "z", workers=2, zones=["zone-a", "zone-b"])
+    assert cli.main(["up", "--workers", "1", "--zones", "a,", "--state-dir", str(tmp_path)]) == 2
+    assert "zones: one non-empty zone per node" in capsys.readouterr().err
     with pytest.raises(SimLaunchError, match="unknown controller"):
         SimCluster.start(tmp_path / "d", workers=0, disabled_controllers=["no-such-controller"])
     with pytest.raises(SimLaunchError, match="no simulated cluster"):
         SimCluster.attach(tmp_path / "e")
+
+
+def test_zones_label_each_node_from_its_kubelet(tmp_path: Path) -> None:
+    zones = ["zone-a", "zone-b"]
+    cluster = SimCluster.start(
+        tmp_path / "sim", workers=1, zones=zones, disabled_controllers=all_controllers()
+    )
+    try:
+        core = client.CoreV1Api(make_api_client(cluster))
+        labels = {n.metadata.name: n.metadata.labels for n in core.list_node().items}
+        assert labels[CONTROL_PLANE]["topology.kubernetes.io/zone"] == "zone-a"
+        assert labels["k8sdr-worker"]["topology.kubernetes.io/zone"] == "zone-b"
+    finally:
+        cluster.stop()
 
 
 def test_start_with_workers_and_node_operations(tmp_path: Path) -> None:

@@ -43,6 +43,11 @@ def test_every_served_kind_has_a_schema(kubectl: Kubectl) -> None:
         ("hpa.spec", ["VERSION:    v2", "metrics"]),
         ("priorityclasses.value", ["FIELD: value <integer>"]),
         ("pvc.spec.accessModes", ["FIELD: accessModes <[]string>"]),
+        ("jobs.spec.backoffLimit", ["GROUP:      batch", "FIELD: backoffLimit <integer>"]),
+        (
+            "cronjobs.spec.jobTemplate",
+            ["KIND:       CronJob", "FIELD: jobTemplate <JobTemplateSpec>"],
+        ),
     ],
 )
 def test_kubectl_explain(path: str, expected: list[str], kubectl: Kubectl) -> None:

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import yaml
 
@@ -39,6 +39,9 @@ from pytest_k8sdr.errors import ConfigError
 from pytest_k8sdr.faults.machines import presets
 from pytest_k8sdr.faults.machines._commands import Command, command_from
 from pytest_k8sdr.faults.machines.base import Action
+
+if TYPE_CHECKING:
+    from pytest_k8sdr.faults.backup import BackupSpec
 
 DRIVERS = ("sim", "docker", "ssh", "command")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -493,6 +496,9 @@ class Inventory:
     #: `control_plane: {stop: CMD, start: CMD, timeout: S}`: how the control plane is
     #: stopped and started (`pytest_k8sdr.faults.controlplane`, the command driver).
     control_plane: Mapping[str, Any] = field(default_factory=_empty)
+    #: `backup: {driver, save, restore, delete, ...}`: how backups are taken and restored
+    #: (`pytest_k8sdr.faults.backup`); None: the backend's default (sim on the simulator).
+    backup: BackupSpec | None = None
 
     def spec_for(self, node: str) -> MachineSpec:
         """The node's machine spec; ConfigError naming the node when there is none."""
@@ -530,7 +536,7 @@ def parse_inventory(data: object, *, source: str = "inventory") -> Inventory:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping with 'defaults' and 'nodes'")
-    unknown = sorted(set(data) - {"defaults", "nodes", "control_plane"})
+    unknown = sorted(set(data) - {"defaults", "nodes", "control_plane", "backup"})
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key(s) {', '.join(map(str, unknown))}")
     defaults = data.get("defaults") or {}
@@ -560,11 +566,15 @@ def parse_inventory(data: object, *, source: str = "inventory") -> Inventory:
         raise ConfigError(
             f"{source}: control_plane: expected a mapping with stop, start (and timeout)"
         )
+    # Imported here: the backup drivers use the control plane, which uses this package.
+    from pytest_k8sdr.faults.backup import parse_backup
+
     inventory = Inventory(
         MappingProxyType(machines),
         MappingProxyType(dict(defaults)),
         source,
         MappingProxyType(dict(plane)),
+        parse_backup(data.get("backup"), source),
     )
     if defaults.get("driver") in _NO_PER_NODE:
         # Check the defaults now, so that a bad default fails before any node is touched.

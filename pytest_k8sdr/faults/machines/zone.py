@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_k8sdr.cluster import ZONE_LABEL
 from pytest_k8sdr.errors import ConfigError
 from pytest_k8sdr.faults.machines.base import (
     UNDO_OF,
@@ -27,8 +28,6 @@ from pytest_k8sdr.undo import Disruption, UndoEntry, UndoEnv, UndoStack, disrupt
 __all__ = ["ZONE_LABEL", "Zone", "ZoneFault"]
 
 log = logging.getLogger(__name__)
-
-ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
 @disruption_kind

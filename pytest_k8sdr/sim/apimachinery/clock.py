@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 
-__all__ = ["microtime", "now_rfc3339", "parse_rfc3339", "rfc3339"]
+__all__ = ["Clock", "microtime", "now_rfc3339", "parse_rfc3339", "rfc3339"]
 
 
 def rfc3339(ts: float | None = None) -> str:
@@ -34,3 +35,33 @@ def parse_rfc3339(value: str | None) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+class Clock:
+    """The controller manager's clock: wall time plus an offset that only moves forward.
+
+    Time-driven controllers (CronJob schedules) read it, so a test can jump over a schedule
+    with `advance` instead of waiting; everything else keeps the wall clock.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self._listeners: list[Callable[[], None]] = []
+
+    def now(self) -> float:
+        """Seconds since the epoch on this clock."""
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock forward (ValueError for a negative step); returns the offset."""
+        if seconds < 0:
+            raise ValueError(f"the clock only moves forward; got {seconds}s")
+        self.offset += seconds
+        for listener in list(self._listeners):
+            listener()
+        return self.offset
+
+    def on_advance(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` after every advance; returns its removal."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable
 from importlib import resources
 
 from pytest_k8sdr.sim.apimachinery.errors import ApiError
-from pytest_k8sdr.sim.apimachinery.types import JSON
-from pytest_k8sdr.sim.apiserver.registry.resources import GROUP_VERSIONS, GROUPS
+from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
+from pytest_k8sdr.sim.apiserver.registry.apiextensions import CustomResource
+from pytest_k8sdr.sim.apiserver.registry.store import Store
+
+# group -> version -> the types served there (`Store.group_versions`).
+GroupVersions = dict[str, dict[str, list[ResourceType]]]
 
 __all__ = [
     "KUBE_VERSION",
@@ -64,33 +69,51 @@ def api_versions(host: str) -> JSON:
     }
 
 
-def _versions(group: str) -> list[str]:
+def _version_priority(version: str) -> tuple[int, int, int]:
+    """The sort key of Kubernetes version order: GA, beta, alpha, higher numbers first.
+
+    As apimachinery/pkg/version/helpers.go CompareKubeAwareVersionStrings; others last.
+    """
+    m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
+    if m is None:
+        return (0, 0, 0)
+    stage = {"alpha": 1, "beta": 2, None: 3}[m.group(2)]
+    return (stage, int(m.group(1)), int(m.group(3) or 0))
+
+
+def _versions(group: str, gvs: GroupVersions) -> list[str]:
     """The group's versions, preferred first (v2 before v1, as upstream orders GA versions)."""
-    return sorted(GROUP_VERSIONS[group], key=lambda v: int(v[1:].split("beta")[0]), reverse=True)
+    return sorted(gvs[group], key=_version_priority, reverse=True)
 
 
-def _group_doc(group: str) -> JSON:
-    gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in _versions(group)]
-    return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
+def _group_doc(group: str, gvs: GroupVersions) -> JSON:
+    docs = [{"groupVersion": f"{group}/{v}", "version": v} for v in _versions(group, gvs)]
+    return {"name": group, "versions": docs, "preferredVersion": docs[0]}
 
 
-def api_group_list() -> JSON:
+def api_group_list(gvs: GroupVersions) -> JSON:
     """The /apis document."""
-    groups = [_group_doc(g) for g in GROUPS if g]
+    groups = [_group_doc(g, gvs) for g in gvs if g]
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def api_group(group: str) -> JSON:
+def api_group(group: str, gvs: GroupVersions) -> JSON:
     """The /apis/GROUP document; 404 for a group not served."""
-    if group not in GROUPS or not group:
+    if group not in gvs or not group:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
-    return {"kind": "APIGroup", "apiVersion": "v1", **_group_doc(group)}
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group_doc(group, gvs)}
 
 
-def resource_list(group: str, version: str, has_subresource: Callable[[str, str], bool]) -> JSON:
+def resource_list(
+    group: str,
+    version: str,
+    has_subresource: Callable[[str, str], bool],
+    gvs: GroupVersions,
+    custom: dict[str, CustomResource],
+) -> JSON:
     """The APIResourceList of a group version; `has_subresource(plural, sub)`: is it served."""
     resources: list[JSON] = []
-    for r in GROUP_VERSIONS[group][version]:
+    for r in gvs[group][version]:
         entry: JSON = {
             "name": r.plural,
             "singularName": r.kind.lower(),
@@ -112,6 +135,9 @@ def resource_list(group: str, version: str, has_subresource: Callable[[str, str]
             entry["shortNames"] = list(r.short_names)
         if r.plural in _CATEGORIES_ALL:
             entry["categories"] = ["all"]
+        served = custom.get(r.plural)
+        if served is not None and served.type.group == group and served.categories:
+            entry["categories"] = list(served.categories)
         resources.append(entry)
         for sub in sorted(r.subresources):
             if sub in ("eviction", "token") and not has_subresource(r.plural, sub):
@@ -146,7 +172,7 @@ def resource_list(group: str, version: str, has_subresource: Callable[[str, str]
     }
 
 
-def openapi(parts: list[str]) -> JSON:
+def openapi(parts: list[str], store: Store) -> JSON:
     """A skeletal OpenAPI v3 document, only what kubectl reads.
 
     kubectl learns from it that the server validates fields itself, so it skips client-side
@@ -157,7 +183,7 @@ def openapi(parts: list[str]) -> JSON:
         raise ApiError(404, "NotFound", "OpenAPI v2 is not served by the simulator")
     if len(parts) == 1:
         paths = {}
-        for group, versions in GROUP_VERSIONS.items():
+        for group, versions in store.group_versions().items():
             for version in versions:
                 key = f"apis/{group}/{version}" if group else f"api/{version}"
                 paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash=K8SDRSIM"}
@@ -169,15 +195,16 @@ def openapi(parts: list[str]) -> JSON:
         group, version = "", parts[2]
     else:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
-    if version not in GROUP_VERSIONS.get(group, {}):
+    if not store.serves_group_version(group, version):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    types = store.group_versions()[group][version]
     doc_paths: JSON = {}
     params = [
         {"name": n, "in": "query", "schema": {"type": "string"}}
         for n in ("dryRun", "fieldManager", "fieldValidation", "force")
     ]
     prefix = f"/{key}"
-    for r in GROUP_VERSIONS[group][version]:
+    for r in types:
         ns = "/namespaces/{namespace}" if r.namespaced else ""
         gvk = {"group": group, "version": version, "kind": r.kind}
         doc_paths[f"{prefix}{ns}/{r.plural}/{{name}}"] = {
@@ -192,8 +219,74 @@ def openapi(parts: list[str]) -> JSON:
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.33.0"},
         "paths": doc_paths,
-        "components": {"schemas": _schemas(group, version)},
+        "components": {
+            "schemas": {**_schemas(group, version), **_custom_schemas(types, store.custom)}
+        },
     }
+
+
+def _custom_schemas(types: list[ResourceType], custom: dict[str, CustomResource]) -> JSON:
+    """The CRDs' schemas of a group/version, as apiextensions-apiserver publishes them.
+
+    pkg/controller/openapi/builder/builder.go: the schema with apiVersion, kind and
+    metadata, named by the reversed group, tagged with x-kubernetes-group-version-kind.
+    """
+    out: JSON = {}
+    for r in types:
+        served = custom.get(r.plural)
+        if served is None or served.type.group != r.group:
+            continue
+        schema = json.loads(json.dumps(served.schemas.get(r.version) or {"type": "object"}))
+        props = schema.setdefault("properties", {})
+        props.setdefault(
+            "apiVersion",
+            {
+                "type": "string",
+                "description": "APIVersion defines the versioned schema of this "
+                "representation of an object.",
+            },
+        )
+        props.setdefault(
+            "kind",
+            {
+                "type": "string",
+                "description": "Kind is a string value representing the "
+                "REST resource this object represents.",
+            },
+        )
+        props["metadata"] = {
+            "allOf": [{"$ref": f"#/components/schemas/{_OBJECT_META}"}],
+            "description": "Standard object's metadata.",
+        }
+        schema["x-kubernetes-group-version-kind"] = [
+            {"group": r.group, "version": r.version, "kind": r.kind}
+        ]
+        out[f"{_reversed(r.group)}.{r.version}.{r.kind}"] = schema
+        out.update(_meta_schemas())
+    return out
+
+
+def _reversed(group: str) -> str:
+    return ".".join(reversed(group.split(".")))
+
+
+_OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
+
+@functools.cache
+def _meta_schemas() -> JSON:
+    """ObjectMeta and what it refers to, under apimachinery's names, from the core schemas."""
+    core = _schemas("", "v1")
+    out: JSON = {}
+    for short in ("ObjectMeta", "ManagedFieldsEntry", "OwnerReference"):
+        schema = core.get(f"io.k8s.api.core.v1.{short}")
+        if schema is not None:
+            text = json.dumps(schema).replace(
+                "#/components/schemas/io.k8s.api.core.v1.",
+                "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.",
+            )
+            out[f"io.k8s.apimachinery.pkg.apis.meta.v1.{short}"] = json.loads(text)
+    return out
 
 
 @functools.cache

@@ -28,7 +28,6 @@ from pytest_k8sdr.sim.apimachinery.patch import APPLY_PATCH, PATCH_TYPES
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
 from pytest_k8sdr.sim.apiserver import discovery
 from pytest_k8sdr.sim.apiserver.protobuf import decode_protobuf_body
-from pytest_k8sdr.sim.apiserver.registry.resources import BY_GVR, GROUP_VERSIONS, VIEWS
 from pytest_k8sdr.sim.apiserver.registry.store import Store, WriteOptions
 from pytest_k8sdr.sim.apiserver.registry.strategy import Version
 from pytest_k8sdr.sim.apiserver.tables import table_for
@@ -55,6 +54,9 @@ class ControllerSwitch(Protocol):
 
     def set(self, name: str, *, enabled: bool) -> bool:
         """Switch `name` on or off; returns whether anything changed."""
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the controllers' clock forward; returns its total offset."""
 
 
 @dataclass
@@ -167,8 +169,26 @@ class ApiServer:
         GET /k8sdr/v1/controllers: {"controllers": {name: enabled}};
         PUT /k8sdr/v1/controllers/NAME with {"enabled": bool}: switch one, answers the states;
         GET /k8sdr/v1/requests: {"requests": [{"userAgent", "verb", "count"}]}, every API
-        request since the server started.
+        request since the server started;
+        POST /k8sdr/v1/clock with {"advance": seconds}: move the controllers' clock (CronJob
+        schedules) forward, answers {"offset": total seconds};
+        GET /k8sdr/v1/snapshot: the whole store at its current resourceVersion, in the durable
+        store's snapshot format (what `etcdctl snapshot save` receives from etcd).
         """
+        if parts == ["v1", "snapshot"] and request.method == "GET":
+            body = self.store.storage.snapshot_bytes()
+            return web.Response(body=body, content_type="application/octet-stream")
+        if parts == ["v1", "clock"] and self.controllers is not None:
+            if request.method != "POST":
+                raise method_not_allowed()
+            try:
+                body = json.loads(await request.read() or b"{}")
+            except ValueError as exc:
+                raise bad_request(f"body is not JSON: {exc}") from exc
+            step = body.get("advance") if isinstance(body, dict) else None
+            if isinstance(step, bool) or not isinstance(step, int | float) or step < 0:
+                raise bad_request('body must be {"advance": seconds >= 0}')
+            return _json_response({"offset": self.controllers.advance_clock(float(step))})
         if parts == ["v1", "requests"] and request.method == "GET":
             counted = [
                 {"userAgent": agent, "verb": verb, "count": count}
@@ -219,7 +239,7 @@ class ApiServer:
         if head == "version" and len(parts) == 1:
             return _json_response(discovery.KUBE_VERSION)
         if head == "openapi":
-            return _json_response(discovery.openapi(parts[1:]))
+            return _json_response(discovery.openapi(parts[1:], self.store))
         if head == "k8sdr":
             return await self._control(request, parts[1:])
         if head == "api":
@@ -228,28 +248,35 @@ class ApiServer:
             group, version, rest = "", parts[1], parts[2:]
         elif head == "apis":
             if len(parts) == 1:
-                return _json_response(discovery.api_group_list())
+                return _json_response(discovery.api_group_list(self.store.group_versions()))
             if len(parts) == 2:
-                return _json_response(discovery.api_group(parts[1]))
+                return _json_response(discovery.api_group(parts[1], self.store.group_versions()))
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if version not in GROUP_VERSIONS.get(group, {}):
+        store = self.store
+        if not store.serves_group_version(group, version):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if not rest:
             if request.method != "GET":
                 raise method_not_allowed()
-            return _json_response(discovery.resource_list(group, version, self._serves_subresource))
+            return _json_response(
+                discovery.resource_list(
+                    group, version, self._serves_subresource, store.group_versions(), store.custom
+                )
+            )
         namespace: str | None = None
-        if len(rest) >= 3 and rest[0] == "namespaces" and _served(group, version, rest[2]):
+        if (
+            len(rest) >= 3
+            and rest[0] == "namespaces"
+            and store.served(group, version, rest[2]) is not None
+        ):
             namespace = rest[1]
             rest = rest[2:]
-        rtype = BY_GVR.get((group, version, rest[0]))
-        view: Version | None = None
-        if rtype is None and (group, version, rest[0]) in VIEWS:
-            rtype, view = VIEWS[(group, version, rest[0])]
-        if rtype is None or len(rest) > 3:
+        found = store.served(group, version, rest[0])
+        if found is None or len(rest) > 3:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        rtype, view = found
         if namespace is not None and not rtype.namespaced:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
@@ -339,8 +366,13 @@ class ApiServer:
         accept = request.headers.get("Accept", "")
         if "as=Table" not in accept:
             return raw
+        custom = self.store.custom.get(rtype.plural)
+        view: Version | None = request[_VIEW]
+        columns = None
+        if custom is not None:
+            columns = custom.columns.get(rtype.version if view is None else view.type.version)
         return json.dumps(
-            table_for(rtype, json.loads(raw), request.query.get("includeObject"))
+            table_for(rtype, json.loads(raw), request.query.get("includeObject"), columns)
         ).encode()
 
     # -- collections ------------------------------------------------------------------
@@ -590,10 +622,6 @@ _RETURNS_DELETED_OBJECT = frozenset(
 
 
 _VIEW = "k8sdr.view"  # the request's other version of a stored kind (None: the stored one)
-
-
-def _served(group: str, version: str, plural: str) -> bool:
-    return (group, version, plural) in BY_GVR or (group, version, plural) in VIEWS
 
 
 def _internal_body(request: web.Request, body: JSON) -> JSON:

@@ -1,16 +1,19 @@
 """`meta.k8s.io/v1` Table renderings, which `kubectl get` asks the server for.
 
 Columns follow pkg/printers/internalversion/printers.go for the common types; other types
-get NAME and AGE.
+get NAME and AGE; custom resources their CRD's additionalPrinterColumns.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pytest_k8sdr.sim.apimachinery.clock import parse_rfc3339
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
+from pytest_k8sdr.sim.apiserver.registry.apiextensions import json_path
 
 
 def _age(ts: str | None) -> str:
@@ -506,6 +509,121 @@ def _endpoints_row(ep: JSON) -> list[Any]:
     return [meta["name"], shown or "<none>", _age(meta.get("creationTimestamp"))]
 
 
+def _human_duration(secs: float) -> str:
+    """k8s.io/apimachinery/pkg/util/duration HumanDuration."""
+    seconds = int(secs)
+    if seconds < -1:
+        return "<invalid>"
+    if seconds < 0:
+        return "0s"
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    days = hours // 24
+    if hours < 24 * 365 * 8:
+        return f"{days // 365}y{days % 365}d" if days % 365 else f"{days // 365}y"
+    return f"{days // 365}y"
+
+
+def _selector_text(selector: JSON | None) -> str:
+    """metav1.FormatLabelSelector (matchLabels, then matchExpressions)."""
+    if not selector:
+        return "<none>"
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        op, key, values = expr.get("operator"), expr.get("key"), expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts) or "<none>"
+
+
+def _has_condition(obj: JSON, ctype: str) -> bool:
+    return any(
+        c.get("type") == ctype and c.get("status") == "True"
+        for c in (obj.get("status") or {}).get("conditions") or []
+    )
+
+
+def _job_row(job: JSON) -> list[Any]:
+    """printers.go printJob."""
+    meta, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
+    succeeded = int(status.get("succeeded") or 0)
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif int(spec.get("parallelism") or 0) > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    start = parse_rfc3339(status.get("startTime"))
+    end = parse_rfc3339(status.get("completionTime"))
+    duration = ""
+    if start is not None:
+        duration = _human_duration((end if end is not None else time.time()) - start)
+    if _has_condition(job, "Complete"):
+        state = "Complete"
+    elif _has_condition(job, "Failed"):
+        state = "Failed"
+    elif meta.get("deletionTimestamp"):
+        state = "Terminating"
+    elif _has_condition(job, "Suspended"):
+        state = "Suspended"
+    elif _has_condition(job, "FailureTarget"):
+        state = "FailureTarget"
+    else:
+        state = "Running"
+    names, images = _template_parts(spec.get("template") or {})
+    return [
+        meta["name"],
+        state,
+        completions,
+        duration,
+        _age(meta.get("creationTimestamp")),
+        names,
+        images,
+        _selector_text(spec.get("selector")),
+    ]
+
+
+def _cronjob_row(cj: JSON) -> list[Any]:
+    """printers.go printCronJob."""
+    meta, spec, status = cj["metadata"], cj.get("spec") or {}, cj.get("status") or {}
+    last = status.get("lastScheduleTime")
+    job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    names, images = _template_parts(job_spec.get("template") or {})
+    suspend = spec.get("suspend")
+    return [
+        meta["name"],
+        spec.get("schedule", ""),
+        spec.get("timeZone") if spec.get("timeZone") is not None else "<none>",
+        "<unset>" if suspend is None else ("True" if suspend else "False"),
+        len(status.get("active") or []),
+        _age(last) if last else "<none>",
+        _age(meta.get("creationTimestamp")),
+        names,
+        images,
+        _selector_text(job_spec.get("selector")),
+    ]
+
+
 _BINDING_COLUMNS = [
     _col("Name", fmt="name"),
     _col("Role"),
@@ -517,6 +635,34 @@ _BINDING_COLUMNS = [
 _CREATED_COLUMNS = [_col("Name", fmt="name"), _col("Created At", fmt="date")]
 
 _LAYOUTS: dict[str, tuple[list[JSON], Any]] = {
+    "jobs": (
+        [
+            _col("Name", fmt="name"),
+            _col("Status"),
+            _col("Completions"),
+            _col("Duration"),
+            _col("Age"),
+            _col("Containers", priority=1),
+            _col("Images", priority=1),
+            _col("Selector", priority=1),
+        ],
+        _job_row,
+    ),
+    "cronjobs": (
+        [
+            _col("Name", fmt="name"),
+            _col("Schedule"),
+            _col("Timezone"),
+            _col("Suspend", "boolean"),
+            _col("Active", "integer"),
+            _col("Last Schedule"),
+            _col("Age"),
+            _col("Containers", priority=1),
+            _col("Images", priority=1),
+            _col("Selector", priority=1),
+        ],
+        _cronjob_row,
+    ),
     "replicationcontrollers": (
         [
             _col("Name", fmt="name"),
@@ -777,16 +923,82 @@ _LAYOUTS: dict[str, tuple[list[JSON], Any]] = {
 }
 
 
-def table_for(rtype: ResourceType, doc: JSON, include_object: str | None) -> JSON:
-    """A Table for a list or single object; rows carry PartialObjectMetadata by default."""
+_DEFAULT_CUSTOM_COLUMNS = [
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+]
+
+
+def _cell(kind: str, value: Any) -> Any:
+    """CellForJSONValue (apiextensions-apiserver tableconvertor.go): None when of another type."""
+    if value is None:
+        return None
+    if kind == "integer" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    if kind == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind == "boolean" and isinstance(value, bool):
+        return value
+    if kind == "string":
+        if isinstance(value, str):
+            return value
+        return (
+            json.dumps(value, separators=(",", ":"))
+            if isinstance(value, (dict, list))
+            else (str(value).lower() if isinstance(value, bool) else str(value))
+        )
+    if kind == "date" and isinstance(value, str):
+        return _age(value) if parse_rfc3339(value) is not None else "<invalid>"
+    return None
+
+
+def _custom_layout(printer_columns: list[JSON]) -> tuple[list[JSON], Callable[[JSON], list[Any]]]:
+    """A CRD's additionalPrinterColumns as tableconvertor.go renders them.
+
+    NAME first; AGE alone when the version declares none.
+    """
+    defs = printer_columns or _DEFAULT_CUSTOM_COLUMNS
+    columns = [_col("Name", fmt="name")] + [
+        {
+            "name": c.get("name", ""),
+            "type": c.get("type", "string"),
+            "format": c.get("format", ""),
+            "description": c.get("description")
+            or f"Custom resource definition column (in JSONPath format): {c.get('jsonPath')}",
+            "priority": int(c.get("priority", 0)),
+        }
+        for c in defs
+    ]
+
+    def row(obj: JSON) -> list[Any]:
+        return [obj["metadata"]["name"]] + [
+            _cell(str(c.get("type", "string")), json_path(obj, str(c.get("jsonPath", ""))))
+            for c in defs
+        ]
+
+    return columns, row
+
+
+def table_for(
+    rtype: ResourceType,
+    doc: JSON,
+    include_object: str | None,
+    printer_columns: list[JSON] | None = None,
+) -> JSON:
+    """A Table for a list or single object; rows carry PartialObjectMetadata by default.
+
+    `printer_columns`: a custom resource's additionalPrinterColumns (None: a built-in kind).
+    """
     items = doc.get("items") if doc.get("kind", "").endswith("List") else [doc]
-    columns, row_fn = _LAYOUTS.get(
-        rtype.plural,
-        (
-            [_col("Name", fmt="name"), _col("Age")],
-            lambda o: [o["metadata"]["name"], _age(o["metadata"].get("creationTimestamp"))],
-        ),
-    )
+    if printer_columns is not None:
+        columns, row_fn = _custom_layout(printer_columns)
+    else:
+        columns, row_fn = _LAYOUTS.get(
+            rtype.plural,
+            (
+                [_col("Name", fmt="name"), _col("Age")],
+                lambda o: [o["metadata"]["name"], _age(o["metadata"].get("creationTimestamp"))],
+            ),
+        )
     rows = []
     for item in items or []:
         if include_object == "Object":

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from pytest_k8sdr.sim.apimachinery.errors import ApiError, bad_request
-from pytest_k8sdr.sim.apimachinery.types import ResourceType
+from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
 from pytest_k8sdr.sim.apiserver.registry.store import Store
 from pytest_k8sdr.sim.apiserver.registry.strategy import Version
 from pytest_k8sdr.sim.apiserver.tables import table_for
@@ -118,12 +118,14 @@ async def serve_watch(
     queue = watch.queue
     as_table = "as=Table" in request.headers.get("Accept", "")
     include_object = q.get("includeObject")
+    custom = store.custom.get(rtype.plural)
+    columns = None if custom is None else custom.columns.get(shown.version)
 
     def encode(chunks: list[bytes | None]) -> bytes:
         data = [c for c in chunks if c is not None]
         if as_table:
             # Tables print the stored form, as upstream's printers print the internal one.
-            data = [_table_line(rtype, c, include_object) for c in data]
+            data = [_table_line(rtype, c, include_object, columns) for c in data]
         elif view is not None:
             data = [_converted_line(view, c) for c in data]
         return b"".join(data)
@@ -184,10 +186,12 @@ def _converted_line(view: Version, line: bytes) -> bytes:
     return json.dumps(event, separators=(",", ":")).encode() + b"\n"
 
 
-def _table_line(rtype: ResourceType, line: bytes, include_object: str | None) -> bytes:
+def _table_line(
+    rtype: ResourceType, line: bytes, include_object: str | None, columns: list[JSON] | None
+) -> bytes:
     event = json.loads(line)
     if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-        event["object"] = table_for(rtype, event["object"], include_object)
+        event["object"] = table_for(rtype, event["object"], include_object, columns)
     return json.dumps(event, separators=(",", ":")).encode() + b"\n"
 
 

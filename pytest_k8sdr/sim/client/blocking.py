@@ -75,6 +75,23 @@ class BlockingClient:
 
         return _run(call)
 
+    def read_bytes(self, path: str, *, timeout: float = 60.0) -> bytes:
+        """The raw body of a GET (SimLaunchError when it fails)."""
+
+        async def call() -> bytes:
+            api = self._client()
+            try:
+                return await api.read_bytes(path, timeout=timeout)
+            except ApiStatusError as exc:
+                message = exc.body.get("message", "")
+                raise SimLaunchError(f"GET {path}: HTTP {exc.code}: {message}") from exc
+            except ConnectionError as exc:
+                raise SimLaunchError(str(exc)) from exc
+            finally:
+                await api.close()
+
+        return _run(call)
+
     def wait_until(
         self, path: str, done: Callable[[Collection[JSON]], bool], timeout: float
     ) -> bool:

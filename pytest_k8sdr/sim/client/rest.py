@@ -183,6 +183,24 @@ class ApiClient:
             raise _Retry(f"{status} {decoded.get('reason', '')}", after)
         raise ApiStatusError(status, decoded)
 
+    async def read_bytes(self, path: str, *, timeout: float = 60.0) -> bytes:
+        """The raw body of a GET answered 200 (a snapshot); ApiStatusError or ConnectionError."""
+        try:
+            async with self._get_session().get(
+                self.config.server + path, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise ConnectionError(f"GET {path}: {type(exc).__name__}: {exc}") from exc
+        if status != 200:
+            try:
+                decoded = json.loads(raw)
+            except ValueError:
+                decoded = {"message": raw[:200].decode(errors="replace")}
+            raise ApiStatusError(status, decoded if isinstance(decoded, dict) else {})
+        return raw
+
     async def stream(self, path: str, params: Mapping[str, str]) -> aiohttp.ClientResponse:
         """Open a watch; the caller reads it and must release it. Errors as in `request`."""
         await self.gate.wait_open()

@@ -17,13 +17,14 @@ Storage as on kind: the DefaultStorageClass admission plugin, the PV controller'
 (`persistentvolume-binder`) and kind's volume provisioner (`local-path-provisioner`, which
 also installs the storage classes). Not modelled: attach/detach, ControllerRevision objects,
 orphan adoption by ReplicaSets, Deployment progress deadlines, DaemonSet surge,
-Jobs/CronJobs/HPA, EndpointSlice mirroring, dryRun evictions.
+HPA, EndpointSlice mirroring, dryRun evictions.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from pytest_k8sdr.sim.apimachinery.clock import Clock
 from pytest_k8sdr.sim.apiserver.registry import eviction, tokenrequest
 from pytest_k8sdr.sim.apiserver.registry.store import Store
 from pytest_k8sdr.sim.controllers import garbagecollector
@@ -34,11 +35,13 @@ from pytest_k8sdr.sim.controllers.admissionplugins import (
     ServiceAccountAdmission,
 )
 from pytest_k8sdr.sim.controllers.controller import Context, Controller
+from pytest_k8sdr.sim.controllers.cronjob import CronJobController
 from pytest_k8sdr.sim.controllers.daemonset import DaemonSetController
 from pytest_k8sdr.sim.controllers.deployment import DeploymentController
 from pytest_k8sdr.sim.controllers.disruption import DisruptionController
 from pytest_k8sdr.sim.controllers.endpointslice import EndpointsController, EndpointSliceController
 from pytest_k8sdr.sim.controllers.garbagecollector import GarbageCollector
+from pytest_k8sdr.sim.controllers.job import JobController
 from pytest_k8sdr.sim.controllers.localpath import LocalPathProvisioner
 from pytest_k8sdr.sim.controllers.namespace import NamespaceController
 from pytest_k8sdr.sim.controllers.nodelifecycle import NodeLifecycleController
@@ -52,6 +55,7 @@ from pytest_k8sdr.sim.controllers.serviceaccount import (
 )
 from pytest_k8sdr.sim.controllers.statefulset import StatefulSetController
 from pytest_k8sdr.sim.controllers.tainteviction import TaintEvictionController
+from pytest_k8sdr.sim.controllers.ttlafterfinished import TTLAfterFinishedController
 from pytest_k8sdr.sim.profiles import Profile
 
 __all__ = ["CONTROLLERS", "Controller", "ControllerManager", "start_controllers"]
@@ -72,6 +76,9 @@ CONTROLLERS: dict[str, type[Controller]] = {
         DeploymentController,
         StatefulSetController,
         DaemonSetController,
+        JobController,
+        CronJobController,
+        TTLAfterFinishedController,
         PodGCController,
         EndpointSliceController,
         EndpointsController,
@@ -114,6 +121,15 @@ class ControllerManager:
         for name in CONTROLLERS:
             if name not in disabled:
                 self.set(name, enabled=True)
+
+    @property
+    def clock(self) -> Clock:
+        """The clock CronJob schedules are read in (`Clock.advance` jumps forward)."""
+        return self._ctx.clock
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the controllers' clock forward (ValueError if negative); the total offset."""
+        return self._ctx.clock.advance(seconds)
 
     def states(self) -> dict[str, bool]:
         """Whether each switchable name runs, by name."""

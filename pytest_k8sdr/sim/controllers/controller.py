@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from pytest_k8sdr.sim.apimachinery.clock import Clock
 from pytest_k8sdr.sim.apimachinery.errors import ApiError
 from pytest_k8sdr.sim.apiserver.registry.store import Store
 from pytest_k8sdr.sim.client.cache import Cache, Handler
@@ -17,7 +18,7 @@ __all__ = ["Context", "Controller", "ignore_not_found"]
 
 
 class Context:
-    """What every controller gets: the store, the timings, caches, the recorder, the CA."""
+    """What every controller gets: store, timings, caches, recorder, CA and clock."""
 
     def __init__(self, store: Store, profile: Profile, root_ca: bytes = b"") -> None:
         self.store = store
@@ -26,6 +27,8 @@ class Context:
         self.root_ca = root_ca
         self.informers = Informers(store)
         self.recorder = EventRecorder(store)
+        # The clock of time-driven controllers (CronJob schedules), which tests may advance.
+        self.clock = Clock()
 
 
 class Controller:

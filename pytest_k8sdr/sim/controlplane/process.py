@@ -40,6 +40,14 @@ __all__ = ["main", "serve"]
 log = logging.getLogger("pytest_k8sdr.sim.controlplane")
 
 
+ZONE_FLAGS: dict[str, type[float] | type[int]] = {
+    "node-eviction-rate": float,
+    "secondary-node-eviction-rate": float,
+    "large-cluster-size-threshold": int,
+    "unhealthy-zone-threshold": float,
+}
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_k8sdr.sim.controlplane",
@@ -50,6 +58,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--profile", default="fast")
     parser.add_argument("--disable-controller", action="append", default=[])
+    # kube-controller-manager's node lifecycle flags
+    # (cmd/kube-controller-manager/app/options/nodelifecyclecontroller.go); default: the profile's.
+    for flag, kind in ZONE_FLAGS.items():
+        parser.add_argument(f"--{flag}", type=kind, default=None)
     parser.add_argument("--token", default=None, help="bearer token (default: random)")
     parser.add_argument(
         "--history-window",
@@ -180,6 +192,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         profile = get_profile(args.profile)
+        overrides: dict[str, float | int | str] = {}
+        for flag in ZONE_FLAGS:
+            value = getattr(args, flag.replace("-", "_"))
+            if value is not None:
+                if value < 0:
+                    raise ValueError(f"--{flag} must be >= 0, got {value}")
+                overrides[flag.replace("-", "_")] = value
+        profile = profile.replace(**overrides) if overrides else profile
         _check_host(args.host)
         faults = FaultConfig(
             error_rate=args.fault_error_rate,

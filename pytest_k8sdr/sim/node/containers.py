@@ -11,8 +11,13 @@ container shows `waiting: CrashLoopBackOff` "back-off 10s restarting failed cont
 pod=P_NS(UID)" and a Warning `BackOff` event. A killed container reports exit code 137,
 reason Error, as its lastState.
 
-Not modelled: restartPolicy (every container restarts, as Always), preStop hooks, a probe's
-terminationGracePeriodSeconds (a kill is immediate), the application exiting on its own.
+A container also exits on its own when its run time is over (`runtime.exit_plan`: reason
+Completed for code 0, else Error). What happens next is the pod's restartPolicy
+(kuberuntime_manager.go ShouldContainerBeRestarted): Always restarts it, OnFailure only after a
+non-zero code, Never leaves it terminated; once every container is terminated for good the
+pod's phase is Succeeded, or Failed if any exited non-zero (kubelet_pods.go getPhase).
+
+Not modelled: preStop hooks, a probe's terminationGracePeriodSeconds (a kill is immediate).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pytest_k8sdr.sim.node.prober import EventSink, ProbeManager
 from pytest_k8sdr.sim.node.runtime import PodContainers, Runtime
 from pytest_k8sdr.sim.profiles import Profile
 
-__all__ = ["ContainerSync", "go_duration"]
+__all__ = ["ContainerSync", "finished_phase", "go_duration"]
 
 
 @dataclass
@@ -84,8 +89,16 @@ class ContainerSync:
         wanted = self.prober.restarts_wanted(uid)
         reports: dict[str, ContainerReport] = {}
         again: float | None = None
+        policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
         for name, container in running.containers.items():
             spec = specs.get(name, {})
+            if container.running and container.exit_at is not None:
+                if container.exit_at <= time.time():
+                    self.prober.container_stopped(uid, name)
+                    await self.runtime.kill_container(uid, name, exit_code=container.exit_code)
+                else:
+                    at = time.monotonic() + container.exit_at - time.time()
+                    again = at if again is None else min(again, at)
             if container.running and self.runtime.serve and not self.prober.probing(uid, name):
                 # Adopted by a restarted kubelet: its probes start over, as upstream's do.
                 self.prober.container_started(pod, spec, ip)
@@ -94,6 +107,12 @@ class ContainerSync:
                 self.prober.container_stopped(uid, name)
                 await self.runtime.kill_container(uid, name)
             waiting = ("", "")
+            code = int((container.last_terminated or {}).get("exitCode") or 0)
+            if not container.running and (
+                policy == "Never" or (policy == "OnFailure" and not code)
+            ):
+                reports[name] = self._report(running, name, waiting, terminated=True)
+                continue
             if not container.running:
                 wait = self._wait(uid, name, container.finished_at or time.time())
                 if wait <= 0:
@@ -135,9 +154,23 @@ class ContainerSync:
         return 0.0
 
     def _report(
-        self, running: PodContainers, name: str, waiting: tuple[str, str]
+        self,
+        running: PodContainers,
+        name: str,
+        waiting: tuple[str, str],
+        *,
+        terminated: bool = False,
     ) -> ContainerReport:
         container = running.containers[name]
+        if terminated:
+            return ContainerReport(
+                running=False,
+                ready=False,
+                started=False,
+                started_at=rfc3339(container.started_at),
+                restart_count=container.restart_count,
+                terminated=container.last_terminated,
+            )
         return ContainerReport(
             running=container.running,
             ready=container.running and self.prober.ready(running.uid, name),
@@ -148,6 +181,14 @@ class ContainerSync:
             waiting_reason=waiting[0],
             waiting_message=waiting[1],
         )
+
+
+def finished_phase(reports: dict[str, ContainerReport]) -> str | None:
+    """Succeeded or Failed once every container is terminated for good, else None."""
+    if not reports or any(r.terminated is None for r in reports.values()):
+        return None
+    failed = any(int((r.terminated or {}).get("exitCode") or 0) for r in reports.values())
+    return "Failed" if failed else "Succeeded"
 
 
 def _container_specs(pod: JSON) -> list[JSON]:

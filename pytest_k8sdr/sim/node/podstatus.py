@@ -33,6 +33,8 @@ class ContainerReport:
     last_terminated: JSON | None = None
     waiting_reason: str = ""
     waiting_message: str = ""
+    # The terminated state of a container that exited for good (restartPolicy Never/OnFailure).
+    terminated: JSON | None = None
 
 
 def pod_status(
@@ -41,10 +43,12 @@ def pod_status(
     ip: str,
     state: str,
     reports: Mapping[str, ContainerReport] | None = None,
+    phase: str | None = None,
 ) -> JSON:
     """The status a kubelet reports for the pod in `state`: pending|running|down|terminated.
 
-    `reports` (state running) gives each container as given instead of ready.
+    `reports` (state running) gives each container as given instead of ready; `phase`
+    (Succeeded or Failed, with reports) says every container has exited for good.
     """
     status = pod.get("status") or {}
     now = rfc3339()
@@ -96,16 +100,18 @@ def pod_status(
                     },
                 )
         statuses.append(entry)
-    ready = state == "running" and all(s.get("ready") for s in statuses)
+    ready = state == "running" and not phase and all(s.get("ready") for s in statuses)
     unready = " ".join(s["name"] for s in statuses if not s.get("ready"))
-    not_ready_reason = "PodCompleted" if state == "terminated" else "ContainersNotReady"
+    completed = state == "terminated" or phase == "Succeeded"
+    not_ready_reason = "PodCompleted" if completed else "ContainersNotReady"
     not_ready_message = (
         ""
-        if state == "terminated"
+        if completed
         else f"containers with unready status: [{unready if state == 'running' else names}]"
     )
+    sandbox_gone = state == "terminated" or phase is not None
     conds: dict[str, tuple[str, str, str]] = {
-        "PodReadyToStartContainers": ("False" if state == "terminated" else "True", "", ""),
+        "PodReadyToStartContainers": ("False" if sandbox_gone else "True", "", ""),
         "Initialized": ("True", "", ""),
         "ContainersReady": ("True", "", "")
         if ready
@@ -129,7 +135,10 @@ def pod_status(
         cond["reason"] = reason or None
         cond["message"] = message or None
         conditions.append(cond)
-    phase = {"pending": "Pending", "running": "Running", "down": "Running"}.get(state, "Succeeded")
+    if phase is None:
+        phase = {"pending": "Pending", "running": "Running", "down": "Running"}.get(
+            state, "Succeeded"
+        )
     result: JSON = {
         "phase": phase,
         "conditions": conditions,
@@ -150,6 +159,11 @@ def _report(entry: JSON, pod: JSON, name: str, report: ContainerReport) -> None:
     entry["restartCount"] = report.restart_count
     restarted = f"-{report.restart_count}" if report.restart_count else ""
     entry["containerID"] = f"k8sdr-sim://{pod['metadata']['uid'][:13]}-{name}{restarted}"
+    if report.terminated is not None:
+        entry.update(ready=False, started=False, state={"terminated": dict(report.terminated)})
+        if report.restart_count and report.last_terminated is not None:
+            entry["lastState"] = {"terminated": dict(report.last_terminated)}
+        return
     if report.running:
         entry.update(
             ready=report.ready,

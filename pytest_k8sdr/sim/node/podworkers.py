@@ -4,7 +4,9 @@ Pods: Pending (podIP from the node's podCIDR) -> Running and Ready after the pro
 `pod_start_delay` (ready once its readiness probes pass, `prober`; a container failing its
 liveness probe is restarted, `containers`); on deletion the containers stop (at once, or after the
 `sim.k8sdr.io/shutdown-seconds` annotation capped by the grace period), the containers are
-reported terminated and the kubelet makes the final delete (grace 0, uid precondition).
+reported terminated and the kubelet makes the final delete (grace 0, uid precondition). A pod
+whose containers have all exited for good (`containers`, restartPolicy Never/OnFailure) is
+reported Succeeded or Failed, and its containers are stopped.
 Sync passes run at most `DEFAULT_PASS_LIMIT` at a time, so a burst of 30,000 pods does not
 starve the lease renewals.
 """
@@ -22,7 +24,7 @@ from typing import Any
 from pytest_k8sdr.sim.apimachinery.clock import parse_rfc3339
 from pytest_k8sdr.sim.apimachinery.types import JSON
 from pytest_k8sdr.sim.client.rest import ApiClient, ApiStatusError
-from pytest_k8sdr.sim.node.containers import ContainerSync
+from pytest_k8sdr.sim.node.containers import ContainerSync, finished_phase
 from pytest_k8sdr.sim.node.events import KubeletEvents
 from pytest_k8sdr.sim.node.ipam import Ipam
 from pytest_k8sdr.sim.node.nodespec import NodeSpec
@@ -302,8 +304,9 @@ class PodWorkers:
     ) -> float | None:
         """Restart what the probes ask for and report each container's readiness."""
         reports, again = await self.containers.sync(worker.pod, ip)
-        status = pod_status(self.spec, worker.pod, ip, "running", reports)
-        until = await self._report(worker, status, force=force)
+        phase = finished_phase(reports)
+        status = pod_status(self.spec, worker.pod, ip, "running", reports, phase)
+        until = await self._report(worker, status, force=force or phase is not None)
         if again is None or until is None:
             return again if until is None else until
         return min(again, until)

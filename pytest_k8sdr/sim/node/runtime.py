@@ -3,8 +3,12 @@
 One listener per TCP port of each container (its containerPorts and the ports its probes look
 at) on the pod's loopback address, answering the pod HTTP contract (who am I: pod, namespace,
 node, podIP). A container can be killed and started again (the kubelet restarts it after a
-liveness failure). It survives a kubelet stop/start, as containerd does. Not modelled:
-UDP/SCTP ports, exit codes of the application itself.
+liveness failure). It survives a kubelet stop/start, as containerd does.
+
+A container exits on its own after `sim.k8sdr.io/run-seconds` (a pod annotation, seconds;
+default 1 for pods with restartPolicy Never or OnFailure, never for Always: servers run until
+stopped) with the code `sim.k8sdr.io/exit-code` (default 0), so Jobs' pods run to
+completion (`exit_plan`). Not modelled: UDP/SCTP ports.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from aiohttp import web
 from pytest_k8sdr.sim.apimachinery.clock import rfc3339
 from pytest_k8sdr.sim.apimachinery.types import JSON
 from pytest_k8sdr.sim.node.control import POD_FAULTS
+from pytest_k8sdr.sim.node.slim import EXIT_CODE_ANNOTATION, RUN_SECONDS_ANNOTATION
 
 __all__ = [
     "Container",
@@ -31,6 +36,7 @@ __all__ = [
     "Runtime",
     "close_listener",
     "container_ports",
+    "exit_plan",
     "http_listener",
     "probe_port",
 ]
@@ -68,6 +74,10 @@ class Container:
     restart_count: int = 0
     finished_at: float | None = None
     last_terminated: JSON | None = None
+    # When the running container exits on its own (None: never) and with which code.
+    exit_at: float | None = None
+    run_seconds: float | None = None
+    exit_code: int = 0
     listeners: list[tuple[web.Server, asyncio.Server]] = field(default_factory=list)
 
 
@@ -87,6 +97,42 @@ class PodContainers:
     def listeners(self) -> list[tuple[web.Server, asyncio.Server]]:
         """Every open listener of the pod."""
         return [lst for c in self.containers.values() for lst in c.listeners]
+
+
+# A batch pod's containers run this long by default (seconds).
+DEFAULT_BATCH_RUN_SECONDS = 1.0
+
+
+def exit_plan(pod: JSON) -> tuple[float | None, int]:
+    """How long the pod's containers run before exiting (None: until stopped), and the code.
+
+    Unreadable annotation values fall back to the defaults (logged).
+    """
+    meta = pod.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
+    run: float | None = DEFAULT_BATCH_RUN_SECONDS if policy != "Always" else None
+    code = 0
+    text = annotations.get(RUN_SECONDS_ANNOTATION)
+    if text is not None:
+        try:
+            run = max(0.0, float(text))
+        except ValueError:
+            log.warning(
+                "pod %s: %s=%r is not a number of seconds",
+                meta.get("name"),
+                RUN_SECONDS_ANNOTATION,
+                text,
+            )
+    text = annotations.get(EXIT_CODE_ANNOTATION)
+    if text is not None:
+        try:
+            code = int(text)
+        except ValueError:
+            log.warning(
+                "pod %s: %s=%r is not an integer", meta.get("name"), EXIT_CODE_ANNOTATION, text
+            )
+    return run, code
 
 
 def container_ports(container: JSON) -> list[int]:
@@ -164,8 +210,11 @@ class Runtime:
             now,
         )
         self.pods[uid] = running
+        run, code = exit_plan(pod)
         for spec in specs:
             container = Container(spec["name"], container_ports(spec), now)
+            container.run_seconds, container.exit_code = run, code
+            container.exit_at = None if run is None else now + run
             running.containers[container.name] = container
             await self._listen(running, container)
         return running
@@ -177,6 +226,7 @@ class Runtime:
             return
         await self._close(container)
         container.running = False
+        container.exit_at = None
         container.finished_at = time.time()
         container.last_terminated = {
             "exitCode": exit_code,
@@ -194,6 +244,8 @@ class Runtime:
         container.running = True
         container.restart_count += 1
         container.started_at = time.time()
+        if container.run_seconds is not None:
+            container.exit_at = container.started_at + container.run_seconds
         await self._listen(running, container)
 
     def _container(self, uid: str, name: str) -> Container | None:

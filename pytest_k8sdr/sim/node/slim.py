@@ -13,6 +13,8 @@ from pytest_k8sdr.sim.apimachinery.types import JSON
 
 __all__ = [
     "EXEC_PROBE_ANNOTATION",
+    "EXIT_CODE_ANNOTATION",
+    "RUN_SECONDS_ANNOTATION",
     "SHUTDOWN_ANNOTATION",
     "resource_version",
     "slim_node",
@@ -22,7 +24,16 @@ __all__ = [
 SHUTDOWN_ANNOTATION = "sim.k8sdr.io/shutdown-seconds"
 # Read by the prober (pytest_k8sdr.sim.node.probe.EXEC_PROBE_ANNOTATION).
 EXEC_PROBE_ANNOTATION = "sim.k8sdr.io/exec-probe"
-_KEPT_ANNOTATIONS = (SHUTDOWN_ANNOTATION, EXEC_PROBE_ANNOTATION)
+# How long each container runs before it exits on its own, and with which code (read by
+# pytest_k8sdr.sim.node.runtime.exit_plan).
+RUN_SECONDS_ANNOTATION = "sim.k8sdr.io/run-seconds"
+EXIT_CODE_ANNOTATION = "sim.k8sdr.io/exit-code"
+_KEPT_ANNOTATIONS = (
+    SHUTDOWN_ANNOTATION,
+    EXEC_PROBE_ANNOTATION,
+    RUN_SECONDS_ANNOTATION,
+    EXIT_CODE_ANNOTATION,
+)
 _PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
 _intern = sys.intern
 
@@ -76,6 +87,8 @@ def slim_pod(pod: JSON) -> JSON:
                 slim_p["name"] = _str(p["name"])
     if spec.get("hostNetwork"):
         slim_spec["hostNetwork"] = True
+    if spec.get("restartPolicy") not in (None, "Always"):
+        slim_spec["restartPolicy"] = _str(spec["restartPolicy"])
     slim_status: JSON = {}
     for key in ("phase", "qosClass"):
         if status.get(key) is not None:

@@ -42,6 +42,14 @@ def _machines(sim: tuple[SimCluster, Cluster], stack: UndoStack) -> Machines:
     return Machines(parse_inventory({"nodes": nodes}), stack, cluster=cluster)
 
 
+def test_the_cluster_lists_its_zones(sim: tuple[SimCluster, Cluster]) -> None:
+    _, cluster = sim
+    assert cluster.zones() == {
+        "zone-a": ["k8sdr-worker", "k8sdr-worker2"],
+        "zone-b": ["k8sdr-worker3"],
+    }
+
+
 def test_an_unknown_zone_names_the_zones_there_are_and_touches_nothing(
     sim: tuple[SimCluster, Cluster], stack: UndoStack
 ) -> None:

@@ -283,6 +283,64 @@ async def network_claim_bound(c: Cluster) -> None:
     )
 
 
+_BATCH_TEMPLATE = {
+    "spec": {
+        "restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "busybox:1.36"}],
+    }
+}
+
+
+async def job_pod_created(c: Cluster) -> None:
+    """A Job gets its pod."""
+    c.store.create(
+        "jobs", "default", {"metadata": {"name": "j"}, "spec": {"template": _BATCH_TEMPLATE}}
+    )
+    await c.wait_for(
+        lambda: [
+            p
+            for p in c.store.list("pods", "default")["items"]
+            if (p["metadata"].get("labels") or {}).get("batch.kubernetes.io/job-name") == "j"
+        ],
+        2,
+        "job pod",
+    )
+
+
+async def cronjob_schedules(c: Cluster) -> None:
+    """A CronJob makes its Job once its clock passes the schedule."""
+    c.store.create(
+        "cronjobs",
+        "default",
+        {
+            "metadata": {"name": "cj"},
+            "spec": {
+                "schedule": "* * * * *",
+                "jobTemplate": {"spec": {"template": _BATCH_TEMPLATE}},
+            },
+        },
+    )
+    c.controllers.clock.advance(60)
+    await c.wait_for(lambda: c.store.list("jobs", "default")["items"], 2, "scheduled job")
+
+
+async def finished_job_expires(c: Cluster) -> None:
+    """A finished Job with ttlSecondsAfterFinished 0 is deleted."""
+    job = c.store.create(
+        "jobs",
+        "default",
+        {
+            "metadata": {"name": "ttl"},
+            "spec": {"ttlSecondsAfterFinished": 0, "suspend": True, "template": _BATCH_TEMPLATE},
+        },
+    )
+    job["status"] = {
+        "conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]
+    }
+    c.store.update("jobs", "default", "ttl", job, subresource="status")
+    await c.wait_for(lambda: not c.store.list("jobs", "default")["items"], 2, "job expired")
+
+
 SCENARIOS: dict[str, Callable[[Cluster], Awaitable[None]]] = {
     "nodelifecycle": node_goes_unknown,
     "taint-eviction-controller": node_death_heals,
@@ -291,6 +349,9 @@ SCENARIOS: dict[str, Callable[[Cluster], Awaitable[None]]] = {
     "deployment": rollout_restart,
     "statefulset": node_deletion_releases_statefulset,
     "daemonset": daemonset_runs_everywhere,
+    "job": job_pod_created,
+    "cronjob": cronjob_schedules,
+    "ttl-after-finished": finished_job_expires,
     "podgc": node_deletion_releases_statefulset,
     "endpointslice": endpoints_follow_pods,
     "endpoint": legacy_endpoints,
@@ -325,6 +386,9 @@ FAILING_STEP = {
     "deployment": "ready",
     "statefulset": "db ready",
     "daemonset": "two agent pods",
+    "job": "job pod",
+    "cronjob": "scheduled job",
+    "ttl-after-finished": "job expired",
     "podgc": "db-0 back elsewhere",
     "endpointslice": "ready endpoint in a slice",
     "endpoint": "address in Endpoints",

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pytest_k8sdr.sim.apimachinery.types import ResourceType
 from pytest_k8sdr.sim.apiserver.registry import (
+    apiextensions,
     apps,
     autoscaling,
+    batch,
     coordination,
     core,
     discovery,
@@ -34,6 +36,7 @@ __all__ = [
 RESOURCES: tuple[Resource, ...] = (
     *core.RESOURCES,
     *apps.RESOURCES,
+    *batch.RESOURCES,
     *discovery.RESOURCES,
     *coordination.RESOURCES,
     *policy.RESOURCES,
@@ -42,6 +45,7 @@ RESOURCES: tuple[Resource, ...] = (
     *networking.RESOURCES,
     *rbac.RESOURCES,
     *autoscaling.RESOURCES,
+    *apiextensions.RESOURCES,
 )
 TYPES: tuple[ResourceType, ...] = tuple(r.type for r in RESOURCES)
 BY_PLURAL: dict[str, ResourceType] = {t.plural: t for t in TYPES}

@@ -39,12 +39,22 @@ from pytest_k8sdr.sim.apimachinery.patch import APPLY_PATCH, apply_patch
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType, WatchEvent
 from pytest_k8sdr.sim.apiserver.admission import AdmissionChain, MutatingPlugin
 from pytest_k8sdr.sim.apiserver.registry import deletion
+from pytest_k8sdr.sim.apiserver.registry.apiextensions import (
+    CRD_PLURAL,
+    CustomResource,
+    crd_status,
+)
 from pytest_k8sdr.sim.apiserver.registry.deletion import OwnerGraph
 from pytest_k8sdr.sim.apiserver.registry.pods import bind_pod
-from pytest_k8sdr.sim.apiserver.registry.resources import RESOURCES
+from pytest_k8sdr.sim.apiserver.registry.resources import (
+    BY_GVR,
+    GROUP_VERSIONS,
+    RESOURCES,
+    VIEWS,
+)
 from pytest_k8sdr.sim.apiserver.registry.scale import scale_of, scale_replicas
 from pytest_k8sdr.sim.apiserver.registry.scheduling import SYSTEM_PRIORITY_CLASSES
-from pytest_k8sdr.sim.apiserver.registry.strategy import Strategy, validate_metadata
+from pytest_k8sdr.sim.apiserver.registry.strategy import Strategy, Version, validate_metadata
 from pytest_k8sdr.sim.apiserver.storage import Entry, Storage, Watch, dumps
 
 __all__ = ["Store", "SubresourceHandler", "WriteOptions"]
@@ -123,6 +133,10 @@ class Store:
             watch_queue_max=watch_queue_max,
         )
         self._strategies: dict[str, Strategy] = {r.type.plural: r.strategy() for r in RESOURCES}
+        # The established CustomResourceDefinitions' resources, by plural, and the group
+        # versions they serve (`served`, `custom_group_versions`).
+        self.custom: dict[str, CustomResource] = {}
+        self._custom_gvs: dict[str, dict[str, list[ResourceType]]] = {}
         self.admission = AdmissionChain()
         self._subresources: dict[tuple[str, str], SubresourceHandler] = {}
         # The ownership garbage collector, once one is attached.
@@ -157,11 +171,112 @@ class Store:
 
     def _restore(self, store_dir: Path, fsync_interval: float) -> int:
         """Read the durable store back (see `Storage.open_durable`); how many objects."""
-        restored = self.storage.open_durable(store_dir, fsync_interval=fsync_interval)
+        restored = self.storage.open_durable(
+            store_dir, fsync_interval=fsync_interval, defined_by=(CRD_PLURAL, self._crd_types)
+        )
         for plural, strategy in self._strategies.items():
             for obj in self.storage.iter_objects(plural):
                 strategy.restore(obj)
         return restored
+
+    def _crd_types(self, crds: list[JSON]) -> list[ResourceType]:
+        types = []
+        for crd in crds:
+            served = CustomResource.of(crd)
+            if served is not None:
+                self._serve(served)
+                types.append(served.type)
+        return types
+
+    # -- custom resources ------------------------------------------------------------
+
+    def served(
+        self, group: str, version: str, plural: str
+    ) -> tuple[ResourceType, Version | None] | None:
+        """The stored type serving group/version/plural, and the view when another version."""
+        key = (group, version, plural)
+        rtype = BY_GVR.get(key)
+        if rtype is not None:
+            return rtype, None
+        if key in VIEWS:
+            return VIEWS[key]
+        custom = self.custom.get(plural)
+        if custom is None or custom.type.group != group:
+            return None
+        if version in custom.views:
+            return custom.type, custom.views[version]
+        if version == custom.type.version and version in custom.schemas:
+            return custom.type, None
+        return None
+
+    def group_versions(self) -> dict[str, dict[str, list[ResourceType]]]:
+        """Every served group -> version -> types (the built-in kinds' and the CRDs')."""
+        if not self._custom_gvs:
+            return GROUP_VERSIONS
+        merged = {g: dict(vs) for g, vs in GROUP_VERSIONS.items()}
+        for group, versions in self._custom_gvs.items():
+            for version, types in versions.items():
+                merged.setdefault(group, {})[version] = [
+                    *merged.get(group, {}).get(version, []),
+                    *types,
+                ]
+        return merged
+
+    def serves_group_version(self, group: str, version: str) -> bool:
+        """Whether group/version is served (without building `group_versions`)."""
+        return version in GROUP_VERSIONS.get(group, {}) or version in self._custom_gvs.get(
+            group, {}
+        )
+
+    def _serve(self, custom: CustomResource) -> None:
+        plural = custom.type.plural
+        self.custom[plural] = custom
+        self._strategies[plural] = custom.strategy()
+        self.storage.add_type(custom.type)
+        self._index_custom()
+
+    def _unserve(self, plural: str) -> None:
+        if self.custom.pop(plural, None) is None:
+            return
+        # Deleting a CRD deletes its custom resources (upstream's finalizer controller,
+        # pkg/controller/finalizer/crd_finalizer.go, here at once and past their finalizers).
+        for ns in self.storage.namespaces_of(plural):
+            for name, entry in list(self.storage.names(plural, ns).items()):
+                self._remove(plural, ns, name, json.loads(entry.raw), entry)
+        self.storage.remove_type(plural)
+        self._strategies.pop(plural, None)
+        self._index_custom()
+
+    def _index_custom(self) -> None:
+        gvs: dict[str, dict[str, list[ResourceType]]] = {}
+        for custom in self.custom.values():
+            for version in custom.served_versions:
+                view = custom.views.get(version)
+                rtype = custom.type if view is None else view.type
+                gvs.setdefault(rtype.group, {}).setdefault(version, []).append(rtype)
+        self._custom_gvs = gvs
+
+    def _name_crd(self, crd: JSON) -> None:
+        """What the naming and establishing controllers write (apiextensions.crd_status)."""
+        name = crd["metadata"].get("name")
+        others = [o for o in self.storage.iter_objects(CRD_PLURAL) if o["metadata"]["name"] != name]
+        taken = [
+            p
+            for p in self.storage.types
+            if not (p in self.custom and self.custom[p].crd_name == name)
+        ]
+        crd_status(crd, others, taken)
+
+    def _crd_committed(self, entry: Entry) -> None:
+        """Serve (or stop serving, or re-serve) a CRD's resources after its commit."""
+        crd = entry.obj
+        name = crd["metadata"]["name"]
+        served = CustomResource.of(crd)
+        for plural, custom in list(self.custom.items()):
+            if custom.crd_name == name and (served is None or served.type.plural != plural):
+                self._unserve(plural)
+        if served is not None:
+            self._serve(served)
 
     # -- reads ---------------------------------------------------------------------
 
@@ -367,11 +482,15 @@ class Store:
         self._validate(rtype, strategy, obj, None)
         if name in self.storage.names(plural, ns):
             raise already_exists(plural, name, rtype.group)
+        if plural == CRD_PLURAL:
+            self._name_crd(obj)
         self._manage(rtype, None, obj, opts, None, managed)
         if opts.dry_run:
             return Entry(obj, dumps(obj), self.storage.resource_version)
         strategy.allocate(obj, None)
         entry = self.storage.commit(plural, "ADDED", ns, name, obj, None)
+        if plural == CRD_PLURAL:
+            self._crd_committed(entry)
         if self.owners is not None:
             self.owners.created(plural, ns, name, entry.obj)
         return entry
@@ -521,6 +640,8 @@ class Store:
             if "generation" in old_meta and _spec_of(new) != _spec_of(old_obj):
                 meta["generation"] = int(old_meta["generation"]) + 1
         meta["resourceVersion"] = old_meta["resourceVersion"]
+        if plural == CRD_PLURAL:
+            self._name_crd(new)
         self._manage(rtype, old_obj, new, opts, subresource, managed)
         if new == old_obj:
             return old  # a no-op write commits nothing, as upstream
@@ -536,7 +657,10 @@ class Store:
             and meta.get("deletionGracePeriodSeconds", 0) == 0
         ):
             return self._remove(plural, ns, name, new, old)
-        return self.storage.commit(plural, "MODIFIED", ns, name, new, old)
+        entry = self.storage.commit(plural, "MODIFIED", ns, name, new, old)
+        if plural == CRD_PLURAL:
+            self._crd_committed(entry)
+        return entry
 
     def patch(
         self,
@@ -645,8 +769,10 @@ class Store:
         return json.loads(bind_pod(self.storage, namespace, name, binding).raw)  # type: ignore[no-any-return]
 
     def get_scale(self, plural: str, namespace: str | None, name: str) -> JSON:
-        """The autoscaling/v1 Scale of a deployment, replicaset or statefulset."""
-        return scale_of(self.storage.entry(plural, namespace, name).obj)
+        """The autoscaling/v1 Scale of a workload or a custom resource with a scale subresource."""
+        obj = self.storage.entry(plural, namespace, name).obj
+        custom = self.custom.get(plural)
+        return scale_of(obj) if custom is None else custom.scale_of(obj)
 
     def update_scale(
         self,
@@ -667,13 +793,17 @@ class Store:
                 f"the server could not find the requested resource ({plural}/scale)",
             )
         old = self.storage.entry(plural, namespace, name)
+        custom = self.custom.get(plural)
         if patch_type is not None:
-            scale = apply_patch(scale_of(old.obj), scale, patch_type)
+            scale = apply_patch(self.get_scale(plural, namespace, name), scale, patch_type)
         self._check_fresh(rtype, name, old, (scale.get("metadata") or {}).get("resourceVersion"))
         replicas = scale_replicas(name, scale)
         new = json.loads(old.raw)
-        new["spec"]["replicas"] = replicas
-        return scale_of(self._write(rtype, old, new, None, opts).obj)
+        if custom is None:
+            new["spec"]["replicas"] = replicas
+            return scale_of(self._write(rtype, old, new, None, opts).obj)
+        custom.set_replicas(new, replicas)
+        return custom.scale_of(self._write(rtype, old, new, None, opts).obj)
 
     # -- delete ----------------------------------------------------------------------
 
@@ -770,6 +900,10 @@ class Store:
     def _remove(self, plural: str, ns: str, name: str, last: JSON, old: Entry) -> Entry:
         entry = self.storage.commit(plural, "DELETED", ns, name, last, old)
         self._strategies[plural].release(last)
+        if plural == CRD_PLURAL:
+            for custom_plural, custom in list(self.custom.items()):
+                if custom.crd_name == name:
+                    self._unserve(custom_plural)
         if self.owners is not None:
             self.owners.removed(entry.obj)
         return entry

@@ -28,11 +28,18 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DurableLog", "Record", "read_store", "write_snapshot"]
+__all__ = [
+    "DurableLog",
+    "Record",
+    "read_snapshot",
+    "read_store",
+    "snapshot_lines",
+    "write_snapshot",
+]
 
 FORMAT = 1
 SNAPSHOT = "snapshot"
@@ -59,14 +66,15 @@ def read_store(directory: Path) -> tuple[int, dict[tuple[str, str, str], bytes]]
     objects: dict[tuple[str, str, str], bytes] = {}
     snap = directory / SNAPSHOT
     if snap.exists():
-        rv, objects = _read_snapshot(snap)
+        rv, objects = read_snapshot(snap)
     log = directory / LOG
     if log.exists():
         rv = _replay(log, rv, objects)
     return rv, objects
 
 
-def _read_snapshot(path: Path) -> tuple[int, dict[tuple[str, str, str], bytes]]:
+def read_snapshot(path: Path) -> tuple[int, dict[tuple[str, str, str], bytes]]:
+    """The resourceVersion and objects of one snapshot file; ValueError naming a damaged line."""
     objects: dict[tuple[str, str, str], bytes] = {}
     with path.open("rb") as fh:
         head = fh.readline()
@@ -105,18 +113,21 @@ def _replay(path: Path, rv: int, objects: dict[tuple[str, str, str], bytes]) -> 
     return rv
 
 
-def write_snapshot(path: Path, rv: int, records: Iterator[Record]) -> int:
+def snapshot_lines(rv: int, records: Iterable[Record]) -> Iterator[bytes]:
+    """A snapshot at `rv`, line by line: the header, then one line per record."""
+    yield json.dumps({"format": FORMAT, "rv": rv}).encode() + b"\n"
+    for r in records:
+        yield b"\t".join((r.plural.encode(), r.namespace.encode(), r.name.encode(), r.raw)) + b"\n"
+
+
+def write_snapshot(path: Path, rv: int, records: Iterable[Record]) -> int:
     """Write a snapshot atomically (temporary file, fsync, rename); its size in bytes."""
     tmp = path.with_name(path.name + ".tmp")
     size = 0
     with tmp.open("wb") as fh:
-        head = json.dumps({"format": FORMAT, "rv": rv}).encode() + b"\n"
-        fh.write(head)
-        size += len(head)
-        for r in records:
-            line = b"\t".join((r.plural.encode(), r.namespace.encode(), r.name.encode(), r.raw))
-            fh.write(line + b"\n")
-            size += len(line) + 1
+        for line in snapshot_lines(rv, records):
+            fh.write(line)
+            size += len(line)
         fh.flush()
         os.fsync(fh.fileno())
     tmp.replace(path)

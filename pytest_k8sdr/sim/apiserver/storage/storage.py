@@ -27,6 +27,7 @@ from pytest_k8sdr.sim.apiserver.storage.durable import (
     DurableLog,
     Record,
     read_store,
+    snapshot_lines,
     write_snapshot,
 )
 from pytest_k8sdr.sim.apiserver.storage.pagination import Snapshots
@@ -83,10 +84,32 @@ class Storage:
 
     # -- durability ------------------------------------------------------------------
 
-    def open_durable(self, directory: Path, *, fsync_interval: float = 1.0) -> int:
+    def add_type(self, rtype: ResourceType) -> None:
+        """Serve a new type (a custom resource), or replace the type of a served plural."""
+        self.types[rtype.plural] = rtype
+        self._data.setdefault(rtype.plural, {})
+
+    def remove_type(self, plural: str) -> None:
+        """Stop serving a type whose objects are all gone; its open watches end."""
+        self.types.pop(plural, None)
+        self._data.pop(plural, None)
+        self._history.pop(plural, None)
+        self._subs.pop(plural, None)
+        for w in list(self._watchers.pop(plural, ())):
+            w.close()
+            w.queue.put_nowait(None)
+
+    def open_durable(
+        self,
+        directory: Path,
+        *,
+        fsync_interval: float = 1.0,
+        defined_by: tuple[str, Callable[[list[JSON]], Iterable[ResourceType]]] | None = None,
+    ) -> int:
         """Restore the objects kept in `directory` and log every commit there from now on.
 
-        Returns how many objects were restored (0 for a new directory). The resourceVersion
+        Returns how many objects were restored (0 for a new directory); see `defined_by`
+        below for types that stored objects define. The resourceVersion
         counter continues from the last stored commit, and the watch history starts there:
         a watch from an older resourceVersion is 410 Gone, as upstream's watch cache is
         after a kube-apiserver restart (it is filled from a list at etcd's current revision).
@@ -96,6 +119,13 @@ class Storage:
         if self._rv > 1 or any(self._data.values()):
             raise RuntimeError("open_durable needs an empty storage")
         rv, objects = read_store(directory)
+        if defined_by is not None:
+            # The types that objects of one kind define (CustomResourceDefinitions) are
+            # served before the objects are read: defined_by = (that kind's plural, types_of).
+            definer, types_of = defined_by
+            definers = [json.loads(raw) for (p, _, _), raw in objects.items() if p == definer]
+            for rtype in types_of(definers):
+                self.add_type(rtype)
         for (plural, ns, name), raw in objects.items():
             if plural not in self.types:
                 continue  # a type this server no longer serves
@@ -128,8 +158,16 @@ class Storage:
         `snapshot` restores them.
         """
         records = list(self._records())
-        write_snapshot(path, self._rv, iter(records))
+        write_snapshot(path, self._rv, records)
         return len(records)
+
+    def snapshot_bytes(self) -> bytes:
+        """Every object at the current resourceVersion, in the snapshot file's format.
+
+        What etcd's Maintenance/Snapshot streams to `etcdctl snapshot save`: taken in one
+        go on the event loop, so it is one consistent revision.
+        """
+        return b"".join(snapshot_lines(self._rv, self._records()))
 
     def close_durable(self) -> None:
         """Flush the log to disk and close it (at shutdown)."""
@@ -178,6 +216,10 @@ class Storage:
     def names(self, plural: str, namespace: str) -> dict[str, Entry]:
         """The entries of one namespace ("" for cluster scope) by name; do not mutate."""
         return self._data[plural].get(namespace, {})
+
+    def namespaces_of(self, plural: str) -> list[str]:
+        """The namespaces holding objects of `plural` ("" for cluster scope)."""
+        return list(self._data.get(plural, {}))
 
     def where_uid(self, uid: str) -> tuple[str, str, str] | None:
         """(plural, namespace, name) of the object with that uid, if it exists."""
