@@ -257,6 +257,13 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         headline=_line(r"^ratio:"),
     ),
     Benchmark(
+        "recorder",
+        "bench_recorder.py",
+        "an experiment's wall time with the recorder on and off (`--k8sdr-recorder`)",
+        quick=("--rounds", "1"),
+        headline=_line(r"^ratio:"),
+    ),
+    Benchmark(
         "probe",
         "bench_probe.py",
         "the traffic probe's throughput through a real nginx",

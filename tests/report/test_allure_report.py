@@ -15,18 +15,17 @@ import http.server
 import json
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import threading
 import urllib.request
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from report_browser import decode_png, find_chromium, run_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_NAME = "test_lb_drain_with_traffic_running"
@@ -52,21 +51,16 @@ def test_tool_breaks(runbook):
         raise ToolError("the fault driver broke")
 """
 SETUP_HINT = "run `bash ci/setup` (it installs allure-commandline into .node/ and chromium)"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--virtual-time-budget=15000",
-]
 
 # ---------------------------------------------------------------------------------------------
 # tools
+
+
+def chromium_command() -> str:
+    found = find_chromium()
+    if found is None:
+        pytest.fail(f"headless Chromium is missing: {SETUP_HINT}")
+    return found
 
 
 def allure_command() -> str:
@@ -77,86 +71,6 @@ def allure_command() -> str:
     if shutil.which("java") is None:
         pytest.fail("allure needs Java 17 on PATH (`bash ci/setup` warns when it is missing)")
     return found
-
-
-def chromium_command() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found is not None:
-            return found
-    pytest.fail(f"headless Chromium is missing: {SETUP_HINT}")
-
-
-def run_chromium(profile_dir: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    """Run headless Chromium once on `url` with a fresh profile."""
-    assert url.startswith("http://127.0.0.1:"), url  # loopback only
-    profile_dir.mkdir(parents=True)
-    return subprocess.run(
-        [chromium_command(), *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", *extra, url],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# a tiny PNG decoder (8-bit RGB/RGBA, non-interlaced: what Chromium writes)
-
-
-def decode_png(data: bytes) -> tuple[int, int, list[tuple[int, ...]]]:
-    """Width, height and the pixels of an 8-bit RGB or RGBA PNG."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat, header = 8, bytearray(), b""
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
-        if kind == b"IHDR":
-            header = body
-        elif kind == b"IDAT":
-            idat += body
-        elif kind == b"IEND":
-            break
-    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
-    assert (depth, interlace) == (8, 0), (depth, interlace)
-    assert colour in (2, 6), colour
-    bpp = 3 if colour == 2 else 4
-    raw = zlib.decompress(bytes(idat))
-    stride = width * bpp
-    prev = bytearray(stride)
-    pixels: list[tuple[int, ...]] = []
-    for row in range(height):
-        start = row * (stride + 1)
-        kind_byte, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
-        unfilter(kind_byte, line, prev, bpp)
-        pixels += [tuple(line[i : i + 3]) for i in range(0, stride, bpp)]
-        prev = line
-    return width, height, pixels
-
-
-def unfilter(kind: int, line: bytearray, prev: bytearray, bpp: int) -> None:
-    """Undo one scanline's PNG filter in place (RFC 2083, section 6)."""
-    if kind == 0:
-        return
-    if kind == 2:
-        line[:] = bytes((a + b) & 0xFF for a, b in zip(line, prev, strict=True))
-        return
-    for i in range(len(line)):
-        left = line[i - bpp] if i >= bpp else 0
-        up = prev[i]
-        if kind == 1:
-            line[i] = (line[i] + left) & 0xFF
-        elif kind == 3:
-            line[i] = (line[i] + (left + up) // 2) & 0xFF
-        elif kind == 4:
-            up_left = prev[i - bpp] if i >= bpp else 0
-            p = left + up - up_left
-            pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
-            pred = left if pa <= pb and pa <= pc else up if pb <= pc else up_left
-            line[i] = (line[i] + pred) & 0xFF
-        else:
-            raise AssertionError(f"unknown PNG filter {kind}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,7 +310,10 @@ def test_served_svg_attachment_draws_every_phase(report: Report) -> None:
 def test_test_page_shows_the_phase_steps_and_the_timeline_attachment(report: Report) -> None:
     uid = rendered_case(report.html)["uid"]
     run = run_chromium(
-        report.scratch / "chromium-dom", f"{report.base_url}/#testresult/{uid}", "--dump-dom"
+        chromium_command(),
+        report.scratch / "chromium-dom",
+        f"{report.base_url}/#testresult/{uid}",
+        "--dump-dom",
     )
     assert run.returncode == 0, run.stderr[-3000:]
     dom = run.stdout
@@ -415,7 +332,11 @@ def test_timeline_chart_renders_in_the_browser(report: Report) -> None:
     url = f"{report.base_url}/#testresult/{case['uid']}?attachment={svg['uid']}"
     png = report.scratch / "timeline.png"
     run = run_chromium(
-        report.scratch / "chromium-shot", url, "--window-size=1280,800", f"--screenshot={png}"
+        chromium_command(),
+        report.scratch / "chromium-shot",
+        url,
+        "--window-size=1280,800",
+        f"--screenshot={png}",
     )
     assert run.returncode == 0, run.stderr[-3000:]
     width, height, pixels = decode_png(png.read_bytes())
