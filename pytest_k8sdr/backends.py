@@ -51,6 +51,8 @@ class Backend:
     kubeconfig: Path
     context: str | None = None
     sim: Any = None  # pytest_k8sdr.sim.SimCluster when name == "sim"
+    #: On a dry run's twin (`pytest_k8sdr.plan`): the target it stands for, opened read-only.
+    target: Backend | None = None
     _owned: list[Any] = field(default_factory=list)
     _launched: tuple[UndoStack, UndoEntry] | None = None
 

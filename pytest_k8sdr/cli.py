@@ -22,6 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("sim", help="start, stop and disrupt the simulated cluster (k8sdr sim --help)")
+    sub.add_parser(
+        "plan",
+        help="dry run: k8sdr plan [pytest args] is pytest --k8sdr-plan [pytest args]",
+        description="Rehearse the selected experiments on a simulated twin of the target "
+        "cluster and print what they would do to it; the target is only read.",
+    )
     rec = sub.add_parser(
         "recover",
         help="undo every disruption a killed run left open",
@@ -117,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         from pytest_k8sdr.sim.cli import main as sim_main
 
         return sim_main(args[1:])
+    if args and args[0] == "plan" and args[1:2] not in (["-h"], ["--help"]):
+        return _plan(args[1:])
     parser = _parser()
     try:
         parsed = parser.parse_args(args)
@@ -161,6 +169,13 @@ def _compare(args: argparse.Namespace) -> int:
         f"(by more than {args.threshold:g}% and {args.min_seconds:g}s)"
     )
     return 1 if slower else 0
+
+
+def _plan(pytest_args: list[str]) -> int:
+    """`pytest --k8sdr-plan [pytest args]`, in this process: the plugin does the dry run."""
+    import pytest
+
+    return int(pytest.main(["--k8sdr-plan", *pytest_args]))
 
 
 def _recover(args: argparse.Namespace) -> int:

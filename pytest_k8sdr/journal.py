@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_k8sdr.errors import ConfigError, Conflict, K8sdrError, NotFound
+from pytest_k8sdr.errors import ConfigError, Conflict, NotFound
 
 if TYPE_CHECKING:  # the kubernetes client is slow to import; `import pytest_k8sdr` stays light
     from pytest_k8sdr.cluster import Cluster
@@ -41,15 +41,6 @@ ANNOTATION = "k8sdr.io/journal"
 
 class JournalError(ConfigError):
     """A journal file cannot be read or written; names the file (and the line)."""
-
-
-class DisruptionPlanned(K8sdrError):
-    """Raised instead of making a disruption in a dry run (`--k8sdr-plan`); nothing was touched."""
-
-    def __init__(self, description: str, record: JournalRecord) -> None:
-        super().__init__(f"planned, not made: {description}")
-        self.description = description
-        self.record = record
 
 
 @dataclass(frozen=True)
@@ -200,9 +191,8 @@ class Journal:
     """The durable record of a session's disruptions: a JSON-lines file and Node annotations.
 
     `path` None keeps the journal in memory (annotations only). `guard(record, open_records)`
-    runs before anything is written and refuses a disruption by raising. With `plan=True`
-    nothing is written or touched: each disruptive record is collected in `planned` and its
-    `open` raises `DisruptionPlanned`. `annotator` and `guard` may be set after construction
+    runs before anything is written and refuses a disruption by raising. `annotator` and
+    `guard` may be set after construction
     (a session journals the simulator it launches before it can reach a cluster). `run` names
     the run (a fresh id by default; a pytest-xdist worker's names its session and itself).
 
@@ -216,21 +206,18 @@ class Journal:
         *,
         annotator: NodeAnnotator | None = None,
         guard: Guard | None = None,
-        plan: bool = False,
         session: Mapping[str, Any] | None = None,
         run: str | None = None,
     ) -> None:
         self.path = path
         self.annotator = annotator
         self.guard = guard
-        self.plan = plan
         self.run = run or uuid.uuid4().hex[:12]
-        self.planned: list[tuple[str, JournalRecord]] = []
         self._open: dict[str, JournalRecord] = {}
         self._count = 0
         self._lock = threading.RLock()
         self._fd: int | None = None
-        if path is not None and not plan:
+        if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -253,24 +240,16 @@ class Journal:
         with self._lock:
             return list(self._open.items())
 
-    def open(
-        self, description: str, record: JournalRecord, *, disruptive: bool = True
-    ) -> str | None:
+    def open(self, description: str, record: JournalRecord) -> str | None:
         """Journal a disruption about to be made; returns its id.
 
         The guard runs first (and may refuse); then the file line is fsync'ed, then the node
         annotation is written. If the annotation cannot be written, the entry is closed again
-        and the error raised: the disruption must not be made. In a dry run a disruptive record
-        raises `DisruptionPlanned` and any other is let through unwritten (None is returned).
+        and the error raised: the disruption must not be made.
         """
         with self._lock:
-            if self.plan and not disruptive:
-                return None
             if self.guard is not None:
                 self.guard(record, list(self._open.values()))
-            if self.plan:
-                self.planned.append((description, record))
-                raise DisruptionPlanned(description, record)
             self._count += 1
             entry_id = f"{self.run}-{self._count}"
             self._write(

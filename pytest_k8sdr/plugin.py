@@ -25,6 +25,7 @@ from pytest_k8sdr.faults.machines.inventory import Inventory, load_inventory, pa
 from pytest_k8sdr.faults.node import NodeFaults
 from pytest_k8sdr.lb.frontend import Frontend, open_frontend
 from pytest_k8sdr.namespaces import create_test_namespace, namespace_name
+from pytest_k8sdr.plan import Rehearsal, twin_lb_settings
 from pytest_k8sdr.recorder import Recorder
 from pytest_k8sdr.report import (
     SUMMARY_FILE,
@@ -58,6 +59,8 @@ RECORD_KEY = pytest.StashKey[dict[str, Any]]()
 # The test's runbook, its allure steps and its recorder, and whether its attachments were made.
 ALLURE_KEY = pytest.StashKey[tuple[Runbook, AllureSteps, Recorder]]()
 ATTACHED_KEY = pytest.StashKey[bool]()
+# A dry run's rehearsal: the target (read-only) and its twin, where the session's tests run.
+REHEARSAL_KEY = pytest.StashKey[Rehearsal]()
 
 
 class Terminated(KeyboardInterrupt):
@@ -241,25 +244,32 @@ def k8sdr_backend(
 ) -> Iterator[Backend]:
     """The session's cluster: started once (sim, kind) or connected to (kubeconfig).
 
-    A simulator it launches is journaled first, so `k8sdr recover` stops it after a crash.
+    A simulator it launches is journaled first, so `k8sdr recover` stops it after a crash. In
+    a dry run (--k8sdr-plan) it is the target's simulated twin (`pytest_k8sdr.plan`): the
+    target itself is only read.
     """
     settings = request.config.stash[SETTINGS_KEY]
     options = dict(k8sdr_sim_options)
     workers = int(options.pop("workers", 3))
+    workdir = tmp_path_factory.mktemp("k8sdr")
+    rehearsal: Rehearsal | None = None
     try:
-        backend = open_backend(
-            settings,
-            tmp_path_factory.mktemp("k8sdr"),
-            sim_workers=workers,
-            sim_options=options,
-            undo=k8sdr_session_undo,
-            # A dry run (--k8sdr-plan, plugin_safety) gets a facade that refuses every write.
-            read_only=bool(request.config.getoption("k8sdr_plan", False)),
-        )
-    except ToolError as exc:  # the backend did not come up: end the session once, with its reason
+        if request.config.getoption("k8sdr_plan", False):
+            rehearsal = Rehearsal.start(settings, workdir, functools.partial(_inventory, settings))
+            request.config.stash[REHEARSAL_KEY] = rehearsal
+            backend = rehearsal.backend()
+        else:
+            backend = open_backend(
+                settings,
+                workdir,
+                sim_workers=workers,
+                sim_options=options,
+                undo=k8sdr_session_undo,
+            )
+    except (ToolError, ConfigError) as exc:  # no cluster: end the session once, with its reason
         pytest.exit(f"k8sdr: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     facts = request.config.stash[FACTS_KEY]
-    facts["backend"] = backend.name
+    facts["backend"] = backend.name if backend.target is None else f"twin of {backend.target.name}"
     try:
         version = backend.cluster.call(k8s_client.VersionApi(backend.cluster.api_client).get_code)
         facts["cluster.version"] = str(version.git_version)
@@ -270,7 +280,10 @@ def k8sdr_backend(
     try:
         yield backend
     finally:
-        backend.close()
+        if rehearsal is not None:
+            rehearsal.stop()
+        else:
+            backend.close()
 
 
 @pytest.fixture(scope="session")
@@ -499,7 +512,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _inventory(settings: cfg.Settings, backend: Backend) -> Inventory:
-    if settings.machines is not None:
+    # A dry run's twin has sim machines; the target's inventory is for the plan to describe.
+    if settings.machines is not None and backend.target is None:
         return load_inventory(settings.machines)
     if backend.name == "sim":
         return parse_inventory({"defaults": {"driver": "sim"}}, source="the simulated cluster")
@@ -605,13 +619,16 @@ def make_lb(
     `lb*` settings name an existing nginx or HAProxy. Skips the test when none is configured.
     """
     opened: list[Frontend] = []
+    settings = k8sdr_settings
+    if k8sdr_backend.target is not None:  # a dry run's twin: never the target's own LB
+        settings = twin_lb_settings(settings, k8sdr_backend.target.name)
 
     def make(workload: Workload) -> Frontend:
         from pytest_k8sdr.lb.errors import LBConfigError
 
         try:
             frontend = open_frontend(
-                k8sdr_settings,
+                settings,
                 k8sdr_backend.cluster,
                 workload,
                 tmp_path / f"lb-{len(opened)}",
@@ -619,7 +636,7 @@ def make_lb(
                 backend=k8sdr_backend.name,
             )
         except LBConfigError as exc:
-            if k8sdr_settings.lb in ("auto", "none"):
+            if settings.lb in ("auto", "none"):
                 pytest.skip(str(exc))
             raise
         opened.append(frontend)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import getpass
+import json
 import logging
 import os
 import signal
@@ -25,17 +26,27 @@ import pytest
 
 from pytest_k8sdr.backends import Backend
 from pytest_k8sdr.cluster import Cluster
-from pytest_k8sdr.errors import ConfigError, LockHeld, LockLost, ReadOnlyCluster
-from pytest_k8sdr.guards import Guards, health_problems, refuse_unless_healthy
-from pytest_k8sdr.journal import ClusterAnnotator, DisruptionPlanned, Journal, JournalRecord
+from pytest_k8sdr.errors import ConfigError, LockHeld, LockLost
+from pytest_k8sdr.guards import Guards, refuse_unless_healthy
+from pytest_k8sdr.journal import ClusterAnnotator, Journal, JournalRecord
 from pytest_k8sdr.lock import GameDayLock, GameDayLockHeld, StopCondition
 from pytest_k8sdr.parallel import Turns, WorkerSession
-from pytest_k8sdr.plugin import SETTINGS_KEY
+from pytest_k8sdr.plan import HEALTH, plan_lines, write_plan
+from pytest_k8sdr.plugin import (
+    PHASES_KEY,
+    RECORD_KEY,
+    REHEARSAL_KEY,
+    SETTINGS_KEY,
+)
+from pytest_k8sdr.report import allure_module
 from pytest_k8sdr.undo import REGISTRY, UndoEntry, UndoEnv, UndoStack, unwinding
 
 log = logging.getLogger("pytest_k8sdr")
 
-PLAN_KEY = pytest.StashKey[dict[str, list[str]]]()
+# The dry run's plan: each test's (its JSON, by node id) and the health check's findings.
+PLAN_KEY = pytest.StashKey[dict[str, Any]]()
+# A test's outcome on the twin so far: "passed", "failed" or "skipped", and why.
+OUTCOME_KEY = pytest.StashKey[tuple[str, str | None]]()
 JOURNAL_KEY = pytest.StashKey[Journal]()
 STOP_KEY = pytest.StashKey[StopCondition]()
 DISRUPTIVE_KEY = pytest.StashKey[bool]()
@@ -45,15 +56,17 @@ TURNS_KEY = pytest.StashKey[Turns | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """`--k8sdr-plan`: print the disruptions the selected tests would make, touching nothing."""
+    """`--k8sdr-plan`: rehearse the selected tests on a twin of the target, touching nothing."""
     group = parser.getgroup("k8sdr")
     group.addoption(
         "--k8sdr-plan",
         dest="k8sdr_plan",
         action="store_true",
         default=os.environ.get("K8SDR_PLAN", "").lower() in ("1", "true", "yes", "on"),
-        help="dry run: print the disruptions each selected test would make (nodes, machines, "
-        "LB entries) and touch nothing [env K8SDR_PLAN]",
+        help="dry run: rehearse the selected tests on a simulated twin of the target and print "
+        "what each would do to it (nodes, machines and their commands, LB entries), the "
+        "predicted phase durations and what would block; the target is only read "
+        "[env K8SDR_PLAN]",
     )
 
 
@@ -69,7 +82,7 @@ def _planning(config: pytest.Config) -> bool:
 @pytest.hookimpl(trylast=True)  # after the plugin's own, which resolves the settings
 def pytest_configure(config: pytest.Config) -> None:
     """Prepare the dry run's report, the stop condition and, in an xdist worker, its turns."""
-    plan: dict[str, list[str]] = {}
+    plan: dict[str, Any] = {}
     config.stash[PLAN_KEY] = plan
     config.pluginmanager.register(_PlanReports(plan), "k8sdr-plan-reports")
     config.stash[STOP_KEY] = stop = StopCondition()
@@ -139,9 +152,9 @@ def k8sdr_session_undo(request: pytest.FixtureRequest) -> Iterator[UndoStack]:
     settings = config.stash[SETTINGS_KEY]
     worker = config.stash[WORKER_KEY]
     try:
+        # A dry run's disruptions are made on its twin only: nothing to journal to a file.
         journal = Journal(
-            settings.journal.absolute() if settings.journal else None,
-            plan=_planning(config),
+            settings.journal.absolute() if settings.journal and not _planning(config) else None,
             run=worker.run if worker is not None else None,
             session=worker.journal_facts() if worker is not None else None,
         )
@@ -182,12 +195,14 @@ def k8sdr_journal(
             protected_selector=settings.protected_nodes,
             max_disrupted=settings.max_disrupted,
         )
-        if plan:
-            # The backend opened the facade read-only (`k8sdr_backend` reads --k8sdr-plan): it
-            # refuses every write itself, with `ReadOnlyCluster`.
-            problems = health_problems(cluster)
-            if problems:
-                config.stash[PLAN_KEY]["(cluster health)"] = problems
+        rehearsal = config.stash.get(REHEARSAL_KEY, None)
+        if plan and rehearsal is not None:
+            # The session runs on the target's twin; the target was read for its health.
+            if rehearsal.health and settings.require_healthy == "on":
+                problems = ["the health check would refuse the run:", *rehearsal.health]
+                config.stash[PLAN_KEY][HEALTH] = problems
+            elif rehearsal.health:
+                config.stash[PLAN_KEY][HEALTH] = rehearsal.health
         elif settings.require_healthy == "on" and k8sdr_backend.sim is None:
             # A simulated cluster was started by this session: it cannot predate the run.
             # On a cluster shared with fellow workers, judged in a turn: never mid-disruption.
@@ -203,6 +218,9 @@ def k8sdr_journal(
         if REGISTRY.kind_of(record).disruptive:
             stop.check()
             lock.take()  # at once when the session has disruptive tests: see below
+        if rehearsal is not None:
+            # Before it is made on the twin: what it would be on the target (or why not).
+            rehearsal.planned(record)
 
     journal.annotator = ClusterAnnotator(cluster)
     journal.guard = guard
@@ -360,10 +378,13 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 def _k8sdr_journal_undo(request: pytest.FixtureRequest) -> None:
     """Journal the test's undo stack: every disruption is written down before it is made.
 
-    In a dry run, every test that reaches the cluster gets it read-only before anything else.
+    In a dry run, every test that reaches the cluster starts its plan before anything else.
     """
-    if _planning(request.config) and "cluster" in request.fixturenames:
+    if _planning(request.config) and "k8sdr_backend" in request.fixturenames:
         request.getfixturevalue("k8sdr_journal")
+        rehearsal = request.config.stash.get(REHEARSAL_KEY, None)
+        if rehearsal is not None:
+            rehearsal.begin(request.node.nodeid)
     # Only a test that reaches the session's cluster is journaled: a conftest may give its
     # own `undo` to tests that never touch a cluster (and must not start one).
     if "undo" not in request.fixturenames or "k8sdr_backend" not in request.fixturenames:
@@ -377,55 +398,118 @@ def _k8sdr_journal_undo(request: pytest.FixtureRequest) -> None:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """In a dry run, a test stopped by its first disruption is reported as planned (skipped)."""
+    """In a dry run, the teardown report carries the test's plan (to an xdist controller too)."""
     report = yield
-    if not _planning(item.config) or call.excinfo is None:
+    rehearsal = item.config.stash.get(REHEARSAL_KEY, None)
+    if rehearsal is None or rehearsal.current is None or rehearsal.current.nodeid != item.nodeid:
         return report
-    exc = call.excinfo.value
-    if not isinstance(exc, DisruptionPlanned | ReadOnlyCluster):
+    if report.failed or (report.skipped and call.when != "teardown"):
+        if OUTCOME_KEY not in item.stash or item.stash[OUTCOME_KEY][0] == "passed":
+            item.stash[OUTCOME_KEY] = (report.outcome, _reason(report))
+    elif call.when == "call":
+        item.stash[OUTCOME_KEY] = ("passed", None)
+    if call.when != "teardown":
         return report
-    lines: list[str] = []
-    if isinstance(exc, DisruptionPlanned):
-        lines.append(f"would {exc.description}")
-        lines.append("then stops: what follows depends on that disruption")
-    else:
-        lines.append(f"stops: {exc}; a dry run stops here")
-    report.outcome = "skipped"
-    report.longrepr = (str(item.path), item.location[1] or 0, f"k8sdr plan: {lines[0]}")
-    # Carried by the report, so an xdist controller gets it as this process does.
-    report.k8sdr_plan = lines  # type: ignore[attr-defined]
+    outcome, failure = item.stash.get(OUTCOME_KEY, ("passed", None))
+    record = item.stash.get(RECORD_KEY, {})
+    phases: list[dict[str, Any]] = item.stash.get(PHASES_KEY, [])
+    said = {"passed": "would pass", "failed": "would fail", "skipped": "would be skipped"}
+    plan = rehearsal.end(
+        said.get(outcome, outcome) + (f": {failure}" if failure and outcome == "skipped" else ""),
+        failure if outcome == "failed" else None,
+        phases,
+        record.get("events") or [],
+    )
+    if plan is not None:
+        planned = plan.to_json()
+        report.k8sdr_plan = planned  # type: ignore[attr-defined]
+        _attach_plan(item, planned)
     return report
+
+
+def _reason(report: pytest.TestReport) -> str:
+    """A failed or skipped report's one-line reason."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # a skip: (path, line, reason)
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message).splitlines()[0] if crash.message else "failed"
+    text = str(longrepr or "").strip().splitlines()
+    return text[-1] if text else report.outcome
+
+
+def _attach_plan(item: pytest.Item, plan: dict[str, Any]) -> None:
+    """With allure, the test's plan is an attachment of the test."""
+    allure = allure_module() if getattr(item.config.option, "allure_report_dir", None) else None
+    if allure is not None:
+        allure.attach(
+            json.dumps(plan, indent=2),
+            name="k8sdr-plan.json",
+            attachment_type=allure.attachment_type.JSON,
+        )
 
 
 class _PlanReports:
     """Gathers each test's plan from its report: an xdist controller gets every worker's."""
 
-    def __init__(self, plan: dict[str, list[str]]) -> None:
+    def __init__(self, plan: dict[str, Any]) -> None:
         self.plan = plan
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Keep the plan a report carries."""
-        lines = getattr(report, "k8sdr_plan", None)
-        if lines:
-            self.plan[report.nodeid] = list(lines)
+        plan = getattr(report, "k8sdr_plan", None)
+        if plan:
+            self.plan[report.nodeid] = plan
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In a dry run, write the plan (`k8sdr-plan.json`) to the report directory, once."""
+    config = session.config
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if not _planning(config) or hasattr(config, "workerinput") or settings is None:
+        return
+    if settings.report_dir is None:
+        return
+    header, tests = _plan_parts(config)
+    write_plan(settings.report_dir, header, tests)
+
+
+def _plan_parts(config: pytest.Config) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    plan = config.stash.get(PLAN_KEY, {})
+    rehearsal = config.stash.get(REHEARSAL_KEY, None)
+    header = rehearsal.header() if rehearsal is not None else {}
+    header["health"] = list(plan.get(HEALTH, []))
+    return header, [v for k, v in plan.items() if k != HEALTH]
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """Print the dry run's plan, and any disruption the session could not undo."""
     if _planning(config):
-        plan = config.stash.get(PLAN_KEY, {})
+        header, tests = _plan_parts(config)
         terminalreporter.write_sep("=", "k8sdr plan (dry run: nothing was touched)")
-        if not plan:
-            terminalreporter.write_line("no disruption planned by the selected tests")
-        for nodeid, lines in plan.items():
-            terminalreporter.write_line(nodeid)
-            for line in lines:
+        target = header.get("target")
+        if target:
+            twin = header["twin"]
+            copied = ", ".join(f"{k} {n}" for k, n in twin["objects"]["copied"].items())
+            terminalreporter.write_line(
+                f"rehearsed on a simulated twin of the {target['backend']} target "
+                f"{target['context'] or ''} ({len(target['nodes'])} nodes, profile "
+                f"{twin['profile']}; copied: {copied or 'nothing'})".replace("  ", " ")
+            )
+        for line in header.get("health") or []:
+            terminalreporter.write_line(f"{HEALTH} {line}")
+        if not tests:
+            terminalreporter.write_line("no test of the selection reached the cluster")
+        for test in tests:
+            terminalreporter.write_line(test["test"])
+            for line in plan_lines(test):
                 terminalreporter.write_line(f"    {line}")
     stopped = config.stash[STOP_KEY].reason if STOP_KEY in config.stash else None
     if stopped is not None:
         write_stopped(terminalreporter, [stopped])
     journal = config.stash.get(JOURNAL_KEY, None)
-    if journal is not None and journal.open_records and not journal.plan:
+    if journal is not None and journal.open_records and not _planning(config):
         write_open(terminalreporter, journal.open_records, journal.path)
 
 

@@ -16,12 +16,12 @@ import pytest
 from pytest_k8sdr.errors import ConfigError
 from pytest_k8sdr.journal import read_journal, run_of
 from pytest_k8sdr.parallel import WORKERINPUT_KEY, Controller
+from pytest_k8sdr.plan import HEALTH
 from pytest_k8sdr.plugin import FACTS_KEY, SETTINGS_KEY
 from pytest_k8sdr.plugin_safety import PLAN_KEY, STOP_KEY, write_open, write_stopped
 
 CONTROLLER_KEY = pytest.StashKey[Controller]()
 STOPPED_KEY = pytest.StashKey[list[str]]()
-HEALTH = "(cluster health)"
 
 
 def _is_controller(config: pytest.Config) -> bool:

@@ -362,9 +362,7 @@ class UndoStack:
         entry = UndoEntry(disruption.undoing(), record, env if env is not None else UndoEnv())
         journal = self.journal
         if journal is not None:
-            entry.journal_id = journal.open(
-                disruption.summary(), record, disruptive=disruption.disruptive
-            )
+            entry.journal_id = journal.open(disruption.summary(), record)
         with self._lock:
             self._entries.append(entry)
         log.debug("undo registered: %s", entry.description)

@@ -281,7 +281,10 @@ def test_namespace_first(namespace, node_faults):
     assert (
         "test_taint\n    would taint node k8sdr-worker2 with example.com/chaos=x:NoSchedule" in plan
     )
-    assert "create_namespace" in plan
+    # Rehearsed on the twin: a test goes on past its namespace, which the plan names.
+    first = plan.split("test_namespace_first\n", 1)[1]
+    assert first.startswith("    would create the test namespace k8sdr-test-namespace-first")
+    assert "    would cordon node k8sdr-worker\n" in first
     assert counter.writes == []
     assert not (tmp_path / "journal.jsonl").exists()
 

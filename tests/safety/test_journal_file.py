@@ -13,7 +13,6 @@ import pytest
 
 from pytest_k8sdr import UndoError, UndoStack
 from pytest_k8sdr.journal import (
-    DisruptionPlanned,
     Journal,
     JournalError,
     JournalRecord,
@@ -46,13 +45,6 @@ class Flag(Disruption):
         if self.stuck:
             raise RuntimeError("kubelet would not start")
         Path(self.path).unlink(missing_ok=True)
-
-
-@KINDS.register
-@dataclass(frozen=True)
-class Setup(Flag):
-    kind = "setup"
-    disruptive = False
 
 
 def lines(path: Path) -> list[dict[str, object]]:
@@ -143,16 +135,3 @@ def test_a_guard_refuses_before_anything_is_written(tmp_path: Path) -> None:
             stack.push(Flag(str(tmp_path / "b"), node="w2"))
     assert len(stack) == 1
     assert len(read_journal(path)) == 1
-
-
-def test_a_dry_run_writes_nothing_and_stops_at_the_disruption(tmp_path: Path) -> None:
-    path = tmp_path / "j.jsonl"
-    journal = Journal(path, plan=True)
-    stack = UndoStack(journal, registry=KINDS)
-    flag = str(tmp_path / "flag")
-    stack.push(Setup(flag))  # what a run sets up (its namespace, its simulator) goes through
-    with pytest.raises(DisruptionPlanned, match=f"raise the flag {flag}"):
-        stack.push(Flag(flag))
-    assert not path.exists()
-    assert [d for d, _ in journal.planned] == [f"raise the flag {flag}"]
-    assert len(stack) == 1
