@@ -475,7 +475,11 @@ def test_node_status_subresource_and_node_field_selector(core: client.CoreV1Api)
         {"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "X"}]}},
     )
     assert [c.status for c in node.status.conditions if c.type == "Ready"] == ["False"]
-    core.delete_node("sel-node")
+    uid = node.metadata.uid
+    # A deleted Node is answered with a Status (its registry does not return deleted objects).
+    gone = json.loads(core.delete_node("sel-node", _preload_content=False).data)
+    assert (gone["kind"], gone["status"]) == ("Status", "Success")
+    assert (gone["details"]["name"], gone["details"]["uid"]) == ("sel-node", uid)
 
 
 def test_unsupported_media_type_and_method(sim_api: SimCluster, sim_ns: str) -> None:

@@ -662,13 +662,13 @@ class ApiServer:
 
 
 # The registries with ReturnDeletedObject (pkg/registry/*/storage/storage.go; the generated
-# clients' delete methods return the kind for these, a Status for the others). Nodes too, as
-# the simulator always answered (kubectl and the clients accept either).
+# clients' delete methods return the kind for these, a Status for the others). Not nodes:
+# pkg/registry/core/node/storage/storage.go leaves it unset, so a deleted Node is answered
+# with a Status {status: Success, details: {name, kind, uid}}.
 _RETURNS_DELETED_OBJECT = frozenset(
     {
         "pods",
         "services",
-        "nodes",
         "serviceaccounts",
         "podtemplates",
         "resourcequotas",
