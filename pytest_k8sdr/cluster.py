@@ -363,7 +363,12 @@ class Cluster:
             for attempt in retrying:
                 with attempt:
                     self.requests += 1
-                    return fn(*args, **kwargs)
+                    result = fn(*args, **kwargs)
+                    if kwargs.get("_preload_content") is False and not kwargs.get("watch"):
+                        # Read the body now (urllib3 keeps it for `.data`): an unread response
+                        # holds its connection, whose socket is then dropped unclosed.
+                        getattr(result, "data", None)
+                    return result
         except ApiException as exc:
             raise _translate(exc, name, self.api_deadline) from exc
         except (urllib3.exceptions.HTTPError, ConnectionError) as exc:

@@ -199,6 +199,20 @@ def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 # -- the drill ---------------------------------------------------------------------------------
 
 
+def _wait_for_open(
+    proc: subprocess.Popen[str], journal: Path, kind: str, timeout: float | None
+) -> int:
+    """The run's exit code; TimeoutExpired once `journal` holds an open `kind` (or at timeout)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        code = proc.poll()
+        if code is not None:
+            return code
+        if kind in _open_entries(journal) or (deadline and time.monotonic() >= deadline):
+            raise subprocess.TimeoutExpired(proc.args, timeout or 0.0)
+        time.sleep(0.02)
+
+
 def _open_entries(journal: Path) -> list[str]:
     try:
         return [e.record.kind for e in read_journal(journal)]
@@ -312,8 +326,13 @@ class _Stage:
     options: list[str]
     before: dict[str, Any]
 
-    def run(self, index: int, kill_at: float | None) -> Run:
-        """One run of the runbook, SIGKILLed after `kill_at` s (None: let it end), recovered."""
+    def run(self, index: int, kill_at: float | None, *, kill_on: str | None = None) -> Run:
+        """One run of the runbook, SIGKILLed after `kill_at` s (None: let it end), recovered.
+
+        With `kill_on` (a disruption kind), it is SIGKILLed the moment its journal holds an
+        open disruption of that kind instead (at `kill_at` at the latest): a kill with work
+        open, whatever the machine's speed.
+        """
         run = Run(index, kill_at or 0.0, killed=False)
         runs_dir = self.base / f"run-{index}"
         journal = runs_dir / "journal.jsonl"
@@ -338,11 +357,16 @@ class _Stage:
         )
         started = time.monotonic()
         try:
-            run.exit_code = proc.wait(timeout=kill_at)
+            if kill_on is None:
+                run.exit_code = proc.wait(timeout=kill_at)
+            else:
+                run.exit_code = _wait_for_open(proc, journal, kill_on, kill_at)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             run.killed = True
         run.seconds = time.monotonic() - started
+        if run.killed and kill_on is not None:
+            run.kill_at = run.seconds
         out, _ = proc.communicate(timeout=60)
         run.open_at_kill = _open_entries(journal)
         if not run.killed and run.exit_code != 0:
@@ -409,11 +433,15 @@ def drill(
     window: float | None = None,
     workdir: Path | None = None,
     echo: Callable[[str], None] = print,
+    kill_on_first: str | None = None,
 ) -> Drill:
     """Run the drill; every run's outcome is in the result (nothing raised for a failed run).
 
     Without a `window`, a first run that is not killed measures how long a whole run takes
     here, and kill points are drawn up to that; it must leave the cluster as it found it too.
+    With `kill_on_first` (a disruption kind), the first run is killed the moment that kind of
+    disruption is open, not at a drawn time (kill points drawn from the wall time of a run on
+    a loaded machine may all miss the disruptions).
     """
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="k8sdr-drill-", dir=workdir) as tmp:
@@ -430,7 +458,11 @@ def drill(
                 result.baseline = baseline
                 result.window = max(1.0, baseline.seconds)
             for index in range(runs):
-                run = stage.run(index, rng.uniform(0.5, result.window))
+                kill_at = rng.uniform(0.5, result.window)
+                if index == 0 and kill_on_first is not None:
+                    run = stage.run(index, 300.0, kill_on=kill_on_first)
+                else:
+                    run = stage.run(index, kill_at)
                 result.runs.append(run)
                 echo(run.line())
         finally:

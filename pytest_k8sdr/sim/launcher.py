@@ -233,7 +233,7 @@ class SimCluster:
                 "pid": server_pid,
                 "state": "running",
                 # What a restart passes: the same port and token, so clients keep working.
-                "args": [*_with_port(args, int(info["port"])), "--token", info["token"]],
+                "args": _restart_args(args, int(info["port"]), str(info["token"])),
             },
             "agents": {},
         }
@@ -804,10 +804,15 @@ class SimCluster:
         )
 
 
-def _with_port(args: Sequence[str], port: int) -> list[str]:
+def _restart_args(args: Sequence[str], port: int, token: str) -> list[str]:
+    """The control plane's arguments for a restart: the same port and token.
+
+    `--token=VALUE` in one word: a random token may begin with '-', which argparse would take
+    for an option.
+    """
     out = list(args)
     out[out.index("--port") + 1] = str(port)
-    return out
+    return [*out, f"--token={token}"]
 
 
 def _owner_args(owner: int | None) -> list[str]:

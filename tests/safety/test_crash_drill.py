@@ -1,7 +1,8 @@
-"""The crash drill, small: 3 runs of the whole runbook SIGKILLed at seeded points, all recovered.
+"""The crash drill, small: 3 runs of the whole runbook SIGKILLed, all recovered.
 
 The drill itself is the benchmark `ci/bench/bench_crash_drill.py` (20 runs); this runs its code
-with a fixed seed, so the kill points are the same on every run of the suite.
+with a fixed seed, so the kill points are the same on every run of the suite, and kills its
+first run the moment a machine is down, so one kill always finds a disruption open.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ def _load() -> ModuleType:
 
 
 def test_three_sigkilled_runbooks_are_all_recovered(tmp_path: Path) -> None:
-    drill = _load().drill(3, SEED, workdir=tmp_path)
+    # The first run is killed while a machine is down (journaled, not yet started again):
+    # a drawn kill point alone may land after a fast run has ended.
+    drill = _load().drill(3, SEED, workdir=tmp_path, kill_on_first="machine")
     print(drill.summary())
     assert drill.baseline is not None
     assert drill.baseline.recovered, drill.baseline.line()
