@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from pytest_k8sdr.sim.launcher import SimCluster
 
 Kubectl = Callable[..., Any]
 
@@ -79,3 +82,58 @@ def test_logs_exec_port_forward_answer_a_clear_bad_request(
         done = kubectl("-n", sim_ns, *verb, check=False, timeout=15)
         assert done.returncode != 0, verb
         assert 'the simulated kubelet of node "n1" runs no containers' in done.stderr, verb
+
+
+STATEFULSET = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 1
+  serviceName: db
+  podManagementPolicy: Parallel
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: postgres:16}]}
+"""
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
+    """A cluster with a worker and its controllers."""
+    sim = SimCluster.start(tmp_path_factory.mktemp("sim-game-day"), workers=1)
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def test_statefulset_rollout_history_and_undo(live: SimCluster) -> None:
+    def run(*args: str, stdin: str | None = None) -> str:
+        return subprocess.run(
+            ["/usr/bin/kubectl", "--kubeconfig", str(live.kubeconfig_path), "-n", "default", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=90,
+        ).stdout
+
+    def revisions() -> list[str]:
+        lines = run("rollout", "history", "sts/db").splitlines()
+        return [line.split()[0] for line in lines[2:] if line.strip()]
+
+    run("apply", "-f", "-", stdin=STATEFULSET)
+    run("rollout", "status", "sts/db", "--timeout=60s")
+    run("set", "image", "sts/db", "db=postgres:17")
+    run("rollout", "status", "sts/db", "--timeout=60s")
+    assert revisions() == ["1", "2"]
+    assert "rolled back" in run("rollout", "undo", "sts/db")
+    run("rollout", "status", "sts/db", "--timeout=60s")
+    image = "{.spec.template.spec.containers[0].image}"
+    assert run("get", "sts", "db", "-o", f"jsonpath={image}") == "postgres:16"
+    # The first template is the newest revision again, as upstream renumbers it.
+    assert revisions() == ["2", "3"]
+    owned = json.loads(run("get", "controllerrevisions", "-o", "json"))["items"]
+    assert {r["metadata"]["ownerReferences"][0]["name"] for r in owned} == {"db"}
