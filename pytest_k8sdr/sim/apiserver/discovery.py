@@ -23,6 +23,7 @@ from importlib import resources
 from pytest_k8sdr.sim.apimachinery.errors import ApiError
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
 from pytest_k8sdr.sim.apiserver.registry.apiextensions import CustomResource
+from pytest_k8sdr.sim.apiserver.registry.reviews import REVIEWS
 from pytest_k8sdr.sim.apiserver.registry.store import Store
 
 # group -> version -> the types served there (`Store.group_versions`).
@@ -124,7 +125,9 @@ def resource_list(
             "singularName": r.kind.lower(),
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": [
+            "verbs": ["create"]
+            if (group, version, r.plural) in REVIEWS
+            else [
                 "create",
                 "delete",
                 "deletecollection",

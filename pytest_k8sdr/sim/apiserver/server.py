@@ -28,6 +28,8 @@ from pytest_k8sdr.sim.apimachinery.patch import APPLY_PATCH, PATCH_TYPES
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
 from pytest_k8sdr.sim.apiserver import discovery
 from pytest_k8sdr.sim.apiserver.protobuf import decode_protobuf_body
+from pytest_k8sdr.sim.apiserver.registry.kubeletproxy import KUBELET_SUBRESOURCES, kubelet_refusal
+from pytest_k8sdr.sim.apiserver.registry.reviews import REVIEW_TYPES, REVIEWS
 from pytest_k8sdr.sim.apiserver.registry.store import Store, WriteOptions
 from pytest_k8sdr.sim.apiserver.registry.strategy import Version
 from pytest_k8sdr.sim.apiserver.tables import table_for
@@ -297,12 +299,14 @@ class ApiServer:
             group, version, rest = "", parts[1], parts[2:]
         elif head == "apis":
             if len(parts) == 1:
-                return _json_response(discovery.api_group_list(self.store.group_versions()))
+                return _json_response(discovery.api_group_list(self._group_versions()))
             if len(parts) == 2:
-                return _json_response(discovery.api_group(parts[1], self.store.group_versions()))
+                return _json_response(discovery.api_group(parts[1], self._group_versions()))
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if version in REVIEW_TYPES.get(group, {}):
+            return await self._review(request, group, version, rest)
         store = self.store
         if not store.serves_group_version(group, version):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -340,6 +344,43 @@ class ApiServer:
             assert isinstance(raw, bytes)
             response.body = _external_body(rtype, view, raw)
         return response
+
+    def _group_versions(self) -> dict[str, dict[str, list[ResourceType]]]:
+        """The store's group/versions and the self reviews' (discovery only: no OpenAPI)."""
+        merged = {g: dict(vs) for g, vs in self.store.group_versions().items()}
+        for group, versions in REVIEW_TYPES.items():
+            for version, types in versions.items():
+                merged.setdefault(group, {})[version] = [
+                    *merged.get(group, {}).get(version, []),
+                    *types,
+                ]
+        return merged
+
+    async def _review(
+        self, request: web.Request, group: str, version: str, rest: list[str]
+    ) -> web.Response:
+        """The review groups: their APIResourceList, and POST of a self review."""
+        if not rest:
+            if request.method != "GET":
+                raise method_not_allowed()
+            return _json_response(
+                discovery.resource_list(
+                    group, version, self._serves_subresource, self._group_versions(), {}
+                )
+            )
+        served = REVIEWS.get((group, version, rest[0]))
+        if served is None or len(rest) > 1:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if request.method != "POST":
+            raise method_not_allowed()
+        kind, handler = served
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be a JSON object")
+        sent = body.get("kind")
+        if sent and sent != kind:
+            raise bad_request(f"the body of the request is a {sent}, not a {kind}")
+        return _json_response(handler(body), 201)
 
     # -- bodies ----------------------------------------------------------------------
 
@@ -514,6 +555,8 @@ class ApiServer:
         store = self.store
         method = request.method
         plural = rtype.plural
+        if plural == "pods" and sub in KUBELET_SUBRESOURCES:
+            raise kubelet_refusal(store.get("pods", namespace, name), sub, request.query)
         if (
             sub is not None
             and sub not in rtype.subresources

@@ -6,7 +6,11 @@ node holds its identity. OrderedReady creates one pod at a time, in order, each 
 its predecessors to be Running and Ready; Parallel does not wait. Rolling updates replace pods
 with an outdated controller-revision-hash from the highest ordinal down, one at a time.
 A pod's claims from `volumeClaimTemplates` are created before it (`statefulsetclaims`).
-ControllerRevision objects are not modelled.
+Each template gets a ControllerRevision `<set>-<hash>` (its data the template patch, numbered
+after the newest; a template seen before has its revision renumbered as the newest), as
+stateful_set_control.go's getStatefulSetRevisions and history/controller_history.go make
+them, so `kubectl rollout history` and `rollout undo` work. Not modelled: pruning revisions
+past revisionHistoryLimit.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pytest_k8sdr.sim.apimachinery.meta import (
     meta,
     owner_reference,
 )
+from pytest_k8sdr.sim.apimachinery.patch import MERGE_PATCH
 from pytest_k8sdr.sim.apimachinery.types import JSON
 from pytest_k8sdr.sim.controllers.controller import Controller
 from pytest_k8sdr.sim.controllers.deployment import template_hash
@@ -120,6 +125,7 @@ class StatefulSetController(Controller):
         replicas = int(spec.get("replicas", 1))
         parallel = spec.get("podManagementPolicy") == "Parallel"
         revision = template_hash(spec.get("template") or {})
+        self._record_revision(sts, revision)
         pods = self._pods_of(sts)
         ns, name = key
         halted = False
@@ -217,6 +223,43 @@ class StatefulSetController(Controller):
             "SuccessfulDelete",
             f"delete Pod {meta(pod)['name']} in StatefulSet {meta(sts)['name']} successful",
         )
+
+    def _record_revision(self, sts: JSON, revision: str) -> None:
+        """The ControllerRevision of the set's current template, the newest of its revisions."""
+        m = meta(sts)
+        ns, name = m["namespace"], f"{m['name']}-{revision}"
+        owned = [
+            r
+            for r in self.store.iter_objects("controllerrevisions", ns)
+            if (controller_ref(r) or {}).get("uid") == m["uid"]
+        ]
+        newest = max((int(r.get("revision") or 0) for r in owned), default=0)
+        same = next((r for r in owned if meta(r)["name"] == name), None)
+        if same is not None:
+            if int(same.get("revision") or 0) < newest:
+                self.store.patch(
+                    "controllerrevisions", ns, name, {"revision": newest + 1}, MERGE_PATCH
+                )
+            return
+        template = copy.deepcopy((sts.get("spec") or {}).get("template") or {})
+        template["$patch"] = "replace"  # getPatch: the template is replaced whole on rollback
+        labels = dict((template.get("metadata") or {}).get("labels") or {})
+        labels["controller.kubernetes.io/hash"] = revision
+        history = {
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "labels": labels,
+                "ownerReferences": [owner_reference(sts, "apps/v1", "StatefulSet")],
+            },
+            "data": {"spec": {"template": template}},
+            "revision": newest + 1,
+        }
+        try:
+            self.store.create("controllerrevisions", ns, history)
+        except ApiError as err:
+            if err.code != 409:
+                raise
 
     def _update_status(self, sts: JSON, revision: str) -> None:
         pods = self._pods_of(sts)

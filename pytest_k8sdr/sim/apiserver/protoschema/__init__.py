@@ -20,6 +20,7 @@ from __future__ import annotations
 from pytest_k8sdr.sim.apiserver.protoschema import (
     apps,
     authentication,
+    authorization,
     autoscaling,
     batch,
     core,
@@ -44,6 +45,7 @@ GROUPS = (
     networking,
     scheduling,
     authentication,
+    authorization,
     autoscaling,
     storage,
 )

@@ -1,4 +1,4 @@
-"""k8s.io/api authentication/v1: TokenRequest (serviceaccounts/token)."""
+"""k8s.io/api authentication/v1: TokenRequest (serviceaccounts/token), SelfSubjectReview."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ MESSAGES: Messages = {
         3: ("name", "string"),
         4: ("uid", "string"),
     },
+    "authentication.SelfSubjectReview": {1: ("metadata", "meta.ObjectMeta")},
 }
 
-KINDS: Kinds = {("authentication.k8s.io/v1", "TokenRequest"): "authentication.TokenRequest"}
+KINDS: Kinds = {
+    ("authentication.k8s.io/v1", "TokenRequest"): "authentication.TokenRequest",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "authentication.SelfSubjectReview",
+}
