@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from safety_helpers import REPO, processes_mentioning, recover
 
 from pytest_k8sdr.journal import read_journal
@@ -89,11 +90,13 @@ def test_it(node_faults):
 """
 
 
-def test_sigkill_of_a_plan_then_recover_stops_its_twin(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_a_killed_plan_leaves_no_twin_running(tmp_path: Path, sig: signal.Signals) -> None:
     """A dry run launches two simulators (the simulated target and its twin), both journaled.
 
-    SIGKILLed mid-rehearsal it undoes nothing; `k8sdr recover` then finds both in the journal
-    and stops them (whether or not they already ended with their owner, the killed run).
+    SIGTERMed mid-rehearsal it stops both itself. SIGKILLed it undoes nothing; `k8sdr recover`
+    then finds both in the journal and stops them (whether or not they already ended with
+    their owner, the killed run).
     """
     base = tmp_path / "run"
     journal = tmp_path / "journal.jsonl"
@@ -127,10 +130,15 @@ def test_sigkill_of_a_plan_then_recover_stops_its_twin(tmp_path: Path) -> None:
             if "REHEARSING" in line:
                 break
     finally:
-        proc.send_signal(signal.SIGKILL)
-        out, _ = proc.communicate(timeout=30)
+        proc.send_signal(sig if "REHEARSING" in head else signal.SIGKILL)
+        out, _ = proc.communicate(timeout=60)
     out = head + out
     assert "REHEARSING" in out, out
+    if sig == signal.SIGTERM:  # torn down as after Ctrl-C: every entry closed, nothing left
+        assert "sim-cluster" in journal.read_text(), out
+        assert read_journal(journal) == [], out
+        assert processes_mentioning(str(base)) == [], out
+        return
     launched = [
         e.record.data["state_dir"] for e in read_journal(journal) if e.record.kind == "sim-cluster"
     ]
