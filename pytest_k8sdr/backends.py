@@ -127,10 +127,6 @@ def open_backend(
     `read_only` opens the cluster facade read-only (the dry run): it refuses every write.
     """
     if settings.backend == "sim":
-        from pytest_k8sdr.sim import SimCluster, SimError
-
-        stack = undo if undo is not None else UndoStack()
-        state_dir = (workdir / "sim").absolute()
         shape: dict[str, Any] = {"workers": sim_workers}
         options = dict(sim_options or {})
         if settings.sim_config is not None:
@@ -138,24 +134,52 @@ def open_backend(
             shape = _kind_shape(settings.sim_config)
             for key in SHAPE_OPTIONS:
                 options.pop(key, None)
-        entry = stack.push(SimClusterLaunched(str(state_dir)))
-        try:
-            sim = SimCluster.start(state_dir, profile=settings.profile, **shape, **options)
-            cluster = Cluster.from_kubeconfig(sim.kubeconfig_path, read_only=read_only)
-        except BaseException as exc:
-            stack.run(entry)
-            if isinstance(exc, ValueError):  # bad sim options, refused before anything started
-                raise ConfigError(f"sim backend: {exc}") from exc
-            if isinstance(exc, SimError):  # the simulator's one root, translated here once
-                raise ToolError(f"the simulated cluster did not start: {exc}") from exc
-            raise
-        return Backend("sim", cluster, sim.kubeconfig_path, sim=sim, _launched=(stack, entry))
+        return launch_sim(
+            (workdir / "sim").absolute(),
+            undo if undo is not None else UndoStack(),
+            read_only=read_only,
+            profile=settings.profile,
+            **shape,
+            **options,
+        )
     if settings.backend == "kind":
         return _open_kind(settings, workdir, read_only=read_only)
     context = target_context(settings, os.environ)
     path = settings.kubeconfig
     cluster = Cluster.from_kubeconfig(path, context, read_only=read_only)
     return Backend("kubeconfig", cluster, path or Path("~/.kube/config"), context=context)
+
+
+def launch_sim(
+    state_dir: Path,
+    undo: UndoStack,
+    *,
+    read_only: bool = False,
+    name: str = "the simulated cluster",
+    **start: Any,
+) -> Backend:
+    """Start a simulated cluster in `state_dir`, journaled on `undo` (`SimClusterLaunched`) first.
+
+    Every simulator the plugin launches comes through here: the session's and a dry run's twin
+    (`pytest_k8sdr.twin`). The backend's `close` stops it and closes its entry; a killed run
+    leaves the entry open for `k8sdr recover`. `start` is `SimCluster.start`'s keywords; bad
+    ones (ValueError, refused before anything started) are a ConfigError, a simulator that
+    did not come up a ToolError, each naming `name`.
+    """
+    from pytest_k8sdr.sim import SimCluster, SimError
+
+    entry = undo.push(SimClusterLaunched(str(state_dir)))
+    try:
+        sim = SimCluster.start(state_dir, **start)
+        cluster = Cluster.from_kubeconfig(sim.kubeconfig_path, read_only=read_only)
+    except BaseException as exc:
+        undo.run(entry)
+        if isinstance(exc, ValueError):
+            raise ConfigError(f"{name}: {exc}") from exc
+        if isinstance(exc, SimError):  # the simulator's one root, translated here once
+            raise ToolError(f"{name} did not start: {exc}") from exc
+        raise
+    return Backend("sim", cluster, sim.kubeconfig_path, sim=sim, _launched=(undo, entry))
 
 
 # `SimCluster.start`'s keywords that say which nodes there are: a kind config gives them all.

@@ -12,6 +12,7 @@ call on the target's Node, the target load balancer's entry. What the twin's run
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_k8sdr.backends import Backend, open_backend
+from pytest_k8sdr.backends import Backend, launch_sim, open_backend
 from pytest_k8sdr.config import Settings
 from pytest_k8sdr.errors import ConfigError
 from pytest_k8sdr.faults.machines.base import Action
@@ -203,17 +204,23 @@ class Rehearsal:
         settings: Settings,
         workdir: Path,
         inventory_of: Any,  # Callable[[Backend], Inventory]: the target's machines
+        undo: UndoStack,
         *,
         ready_timeout: float = 60.0,
     ) -> Rehearsal:
-        """Open the target read-only, read its health, start its twin; the target is only read."""
-        target = open_backend(settings, workdir / "target", read_only=True)
+        """Open the target read-only, read its health, start its twin; the target is only read.
+
+        A simulator launched here (the twin, and a simulated target) is journaled on `undo`
+        (the session's) before it starts, as the session's own simulator is.
+        """
+        target = open_backend(settings, workdir / "target", read_only=True, undo=undo)
         try:
             inventory = inventory_of(target)
             health = health_problems(target.cluster)
             twin = Twin.start(
                 target.cluster,
                 (workdir / "twin").absolute(),
+                launch=functools.partial(launch_sim, undo=undo, name="the dry run's twin"),
                 profile=settings.profile,
                 ready_timeout=ready_timeout,
             )

@@ -255,7 +255,9 @@ def k8sdr_backend(
     rehearsal: Rehearsal | None = None
     try:
         if request.config.getoption("k8sdr_plan", False):
-            rehearsal = Rehearsal.start(settings, workdir, functools.partial(_inventory, settings))
+            rehearsal = Rehearsal.start(
+                settings, workdir, functools.partial(_inventory, settings), k8sdr_session_undo
+            )
             request.config.stash[REHEARSAL_KEY] = rehearsal
             backend = rehearsal.backend()
         else:

@@ -152,9 +152,10 @@ def k8sdr_session_undo(request: pytest.FixtureRequest) -> Iterator[UndoStack]:
     settings = config.stash[SETTINGS_KEY]
     worker = config.stash[WORKER_KEY]
     try:
-        # A dry run's disruptions are made on its twin only: nothing to journal to a file.
+        # A dry run journals too: its twin (and a simulated target) are simulators it launches,
+        # which `k8sdr recover` stops after a crash; what it did on the twin ends with the twin.
         journal = Journal(
-            settings.journal.absolute() if settings.journal and not _planning(config) else None,
+            settings.journal.absolute() if settings.journal else None,
             run=worker.run if worker is not None else None,
             session=worker.journal_facts() if worker is not None else None,
         )
@@ -228,7 +229,8 @@ def k8sdr_journal(
         backend=k8sdr_backend.name,
         kubeconfig=str(Path(k8sdr_backend.kubeconfig).expanduser().absolute()),
         context=k8sdr_backend.context,
-        machines=str(settings.machines.absolute()) if settings.machines else None,
+        # A dry run's twin has sim machines: the target's inventory is for the plan only.
+        machines=str(settings.machines.absolute()) if settings.machines and not plan else None,
     )
     if config.stash[DISRUPTIVE_KEY]:
         # A session with disruptive tests takes the lock before anything is touched; one that

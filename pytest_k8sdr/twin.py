@@ -17,10 +17,10 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pytest_k8sdr.cluster import JSON, Cluster
 from pytest_k8sdr.errors import ApiError, ToolError
@@ -353,22 +353,55 @@ def _not_ready(twin: Cluster) -> Iterator[str]:
                 yield f"{kind} {meta['namespace']}/{meta['name']}: {ready or 0}/{wanted} Ready"
 
 
+class Launched(Protocol):
+    """A simulated cluster the plugin launched (`pytest_k8sdr.backends.launch_sim`)."""
+
+    sim: Any  # pytest_k8sdr.sim.SimCluster
+    cluster: Cluster  # read-write
+
+    def close(self) -> None:
+        """Stop it and close its journal entry."""
+
+
+#: Starts the twin's simulator: `SimCluster.start`'s state directory and keywords.
+Launch = Callable[..., Launched]
+
+
 @dataclass
 class Twin:
     """A running twin: the simulated cluster, a read-write facade on it, and what it holds."""
 
-    sim: Any  # pytest_k8sdr.sim.SimCluster
-    cluster: Cluster
+    launched: Launched
     target: TargetShape
     loaded: Loaded
     not_ready: list[str]
 
+    @property
+    def sim(self) -> Any:
+        """The twin's `pytest_k8sdr.sim.SimCluster`."""
+        return self.launched.sim
+
+    @property
+    def cluster(self) -> Cluster:
+        """A read-write facade on the twin."""
+        return self.launched.cluster
+
     @classmethod
     def start(
-        cls, target: Cluster, state_dir: Path, *, profile: str, ready_timeout: float = 60.0
+        cls,
+        target: Cluster,
+        state_dir: Path,
+        *,
+        launch: Launch,
+        profile: str,
+        ready_timeout: float = 60.0,
     ) -> Twin:
-        """Shape a simulated cluster after `target` and fill it; the target is only read."""
-        from pytest_k8sdr.sim import NodeShape, SimCluster, SimError
+        """Shape a simulated cluster after `target` and fill it; the target is only read.
+
+        `launch` starts the simulator journaled first, as every simulator the plugin launches
+        (`pytest_k8sdr.backends.launch_sim`), so `k8sdr recover` stops a twin a killed run left.
+        """
+        from pytest_k8sdr.sim import NodeShape
 
         shape = read_target(target)
         if not shape.nodes:
@@ -387,23 +420,15 @@ class Twin:
             )
             for n in shape.nodes
         ]
+        launched = launch(state_dir, nodes=nodes, profile=shape.timings.profile(profile), workers=0)
         try:
-            sim = SimCluster.start(
-                state_dir, nodes=nodes, profile=shape.timings.profile(profile), workers=0
-            )
-        except (SimError, ValueError) as exc:
-            raise ToolError(f"the dry run's twin did not start: {exc}") from exc
-        cluster = Cluster.from_kubeconfig(sim.kubeconfig_path)
-        try:
-            loaded = copy_objects(target, cluster)
-            not_ready = wait_workloads_ready(cluster, ready_timeout)
+            loaded = copy_objects(target, launched.cluster)
+            not_ready = wait_workloads_ready(launched.cluster, ready_timeout)
         except BaseException:
-            cluster.close()
-            sim.stop()
+            launched.close()
             raise
-        return cls(sim, cluster, shape, loaded, not_ready)
+        return cls(launched, shape, loaded, not_ready)
 
     def stop(self) -> None:
         """Stop the twin (the target was never touched)."""
-        self.cluster.close()
-        self.sim.stop()
+        self.launched.close()

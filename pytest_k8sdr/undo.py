@@ -256,8 +256,11 @@ class Registry:
             except ValueError:
                 continue
             for j, other in enumerate(records):
-                if j != i and container.contains(other, self._kinds.get(other.kind)):
-                    found.setdefault(j, i)
+                # Of several containers, the newest opened before it: a run works in the cluster
+                # it launched last (a dry run's twin, launched after its simulated target).
+                contained = j != i and container.contains(other, self._kinds.get(other.kind))
+                if contained and (j not in found or i < j):
+                    found[j] = i
         return found
 
     def order(self, records: Sequence[JournalRecord]) -> list[int]:

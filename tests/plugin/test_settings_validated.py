@@ -142,17 +142,47 @@ def test_a_bad_value_is_one_usage_error_before_anything_is_launched(
     assert "passed" not in result.stdout.str()
 
 
-def test_a_malformed_inventory_is_one_usage_error_naming_the_file(
-    pytester: pytest.Pytester,
+# An inventory (its YAML) -> what the single error must say. Beyond a malformed file, problems a
+# run (or a dry run rehearsing it) would otherwise meet only at its first fault.
+BAD_INVENTORY = {
+    "malformed": ("nodes: [not, a, mapping]\n", "nodes: expected a mapping"),
+    "command driver, no nodes": (
+        "defaults: {driver: command, commands: {kill: 'ipmitool power off {node}'}}\n",
+        "nodes: the command driver needs an entry per node, and `nodes:` lists none",
+    ),
+    "ssh driver, no nodes": (
+        "defaults: {driver: ssh, user: ops}\n",
+        "nodes: the ssh driver needs an entry per node",
+    ),
+    "control plane, no start": (
+        "control_plane: {stop: 'systemctl stop kube-apiserver'}\n",
+        "control_plane.start: required, missing",
+    ),
+    "control plane, a node placeholder": (
+        "control_plane: {stop: 'ssh {node} systemctl stop kube-apiserver', start: 'true'}\n",
+        "control_plane.stop: unknown placeholder",
+    ),
+}
+
+
+@pytest.mark.parametrize("plan", [False, True], ids=["run", "plan"])
+@pytest.mark.parametrize("problem", sorted(BAD_INVENTORY))
+def test_a_bad_inventory_is_one_usage_error_naming_the_file(
+    pytester: pytest.Pytester, problem: str, plan: bool
 ) -> None:
+    text, message = BAD_INVENTORY[problem]
     inventory = pytester.path / "inventory.yaml"
-    inventory.write_text("nodes: [not, a, mapping]\n")
+    inventory.write_text(text)
     pytester.makepyfile(test_inner=INNER)
-    result = pytester.runpytest(f"--k8sdr-machines={inventory}")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result = pytester.runpytest(f"--k8sdr-machines={inventory}", *(["--k8sdr-plan"] * plan))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
     errors = [line for line in result.errlines if line.startswith("ERROR:")]
     assert len(errors) == 1, result.errlines
-    assert str(inventory) in errors[0]
+    assert f"machine inventory {inventory}: " in errors[0]
+    assert message in errors[0]
+    # Nothing was launched (a dry run's twin included) and no test ran.
+    assert not list((pytester.path / "basetemp").glob("k8sdr*"))
+    assert "passed" not in result.stdout.str()
 
 
 def test_the_kind_backend_without_its_extra_is_one_usage_error(

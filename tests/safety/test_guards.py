@@ -17,7 +17,7 @@ import pytest
 from safety_helpers import WriteCounter, attach_and_stop, inner_pytest, recover, wait_all_ready
 
 from pytest_k8sdr import Cluster, NotFound
-from pytest_k8sdr.journal import ANNOTATION
+from pytest_k8sdr.journal import ANNOTATION, read_journal
 from pytest_k8sdr.lock import DEFAULT_NAME
 from pytest_k8sdr.sim import SimCluster
 
@@ -286,7 +286,10 @@ def test_namespace_first(namespace, node_faults):
     assert first.startswith("    would create the test namespace k8sdr-test-namespace-first")
     assert "    would cordon node k8sdr-worker\n" in first
     assert counter.writes == []
-    assert not (tmp_path / "journal.jsonl").exists()
+    # Journaled all the same: the twin it launched (and what it did there), all closed again.
+    journal = tmp_path / "journal.jsonl"
+    assert "sim-cluster" in journal.read_text()
+    assert read_journal(journal) == []
 
 
 # -- recover from the cluster's annotations --------------------------------------------------

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pytest_k8sdr import Cluster
+from pytest_k8sdr.backends import launch_sim
+from pytest_k8sdr.journal import Journal, read_journal
 from pytest_k8sdr.sim import SimCluster
 from pytest_k8sdr.twin import Twin, read_target
+from pytest_k8sdr.undo import UndoStack
 
 WEB = {
     "metadata": {"name": "web"},
@@ -68,8 +72,15 @@ def test_the_twin_has_the_targets_shape_and_objects_and_the_target_no_write(
 ) -> None:
     before = staging.request_counts()
     target = Cluster.from_kubeconfig(staging.kubeconfig_path, read_only=True)
-    twin = Twin.start(target, tmp_path / "twin", profile="fast")
+    journal = tmp_path / "journal.jsonl"
+    undo = UndoStack(Journal(journal))
+    launch = functools.partial(launch_sim, undo=undo, name="the twin")
+    twin = Twin.start(target, tmp_path / "twin", launch=launch, profile="fast")
     try:
+        # Journaled as the session's simulator is: `k8sdr recover` stops a twin left running.
+        (launched,) = read_journal(journal)
+        assert launched.record.kind == "sim-cluster"
+        assert launched.record.data == {"state_dir": str(tmp_path / "twin")}
         nodes = {n.name: n for n in twin.cluster.nodes()}
         assert set(nodes) == {
             "k8sdr-control-plane",
@@ -92,6 +103,7 @@ def test_the_twin_has_the_targets_shape_and_objects_and_the_target_no_write(
     finally:
         twin.stop()
         target.close()
+    assert read_journal(journal) == []  # stopping the twin closed its entry
     assert outside_writes(staging, before) == {}
     assert staging.request_counts()[("pytest-k8sdr", "get")] > 0  # the count sees our reads
 

@@ -566,6 +566,7 @@ def parse_inventory(data: object, *, source: str = "inventory") -> Inventory:
         raise ConfigError(
             f"{source}: control_plane: expected a mapping with stop, start (and timeout)"
         )
+    _check_control_plane(plane, source)
     # Imported here: the backup drivers use the control plane, which uses this package.
     from pytest_k8sdr.faults.backup import parse_backup
 
@@ -579,12 +580,35 @@ def parse_inventory(data: object, *, source: str = "inventory") -> Inventory:
     if defaults.get("driver") in _NO_PER_NODE:
         # Check the defaults now, so that a bad default fails before any node is touched.
         inventory.spec_for("<any unlisted node>")
+    elif defaults.get("driver") in DRIVERS and not machines:
+        # Every node would be refused at its first fault (`spec_for`): refused now instead.
+        raise ConfigError(
+            f"{source}: nodes: the {defaults['driver']} driver needs an entry per node, and"
+            " `nodes:` lists none (add `nodes: {NODE: {...}}` with each node to disrupt)"
+        )
     elif "driver" in defaults and str(defaults["driver"]) not in DRIVERS:
         raise ConfigError(
             f"{source}: defaults: driver: unknown driver {defaults['driver']!r};"
             f" known: {', '.join(DRIVERS)}"
         )
     return inventory
+
+
+def _check_control_plane(plane: Mapping[str, Any], source: str) -> None:
+    """`control_plane`, when given, as the command driver will run it: checked before any fault."""
+    if not plane:
+        return
+    for key in ("stop", "start"):
+        value = plane.get(key)
+        if value in (None, ""):
+            raise ConfigError(f"{source}: control_plane.{key}: required, missing")
+        try:
+            Command(str(value)).check(())
+        except ValueError as exc:
+            raise ConfigError(f"{source}: control_plane.{key}: {exc}") from None
+    timeout = plane.get("timeout")
+    if timeout is not None:
+        _Fields(f"{source}: control_plane", plane).number("timeout", 0.0)
 
 
 def _read_yaml(path: Path) -> object:
