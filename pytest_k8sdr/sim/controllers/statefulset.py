@@ -15,7 +15,6 @@ past revisionHistoryLimit.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 
 from pytest_k8sdr.sim.apimachinery.errors import ApiError
@@ -29,11 +28,10 @@ from pytest_k8sdr.sim.apimachinery.meta import (
 )
 from pytest_k8sdr.sim.apimachinery.patch import MERGE_PATCH
 from pytest_k8sdr.sim.apimachinery.types import JSON
-from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.controller import OwnerController
 from pytest_k8sdr.sim.controllers.deployment import template_hash
 from pytest_k8sdr.sim.controllers.podutil import pod_is_ready, pod_phase
 from pytest_k8sdr.sim.controllers.statefulsetclaims import add_claim_volumes, create_claims
-from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
 
 NAME = "statefulset"
 COMPONENT = "statefulset-controller"
@@ -52,25 +50,21 @@ def _healthy(pod: JSON) -> bool:
     return pod_phase(pod) == "Running" and pod_is_ready(pod) and not is_terminating(pod)
 
 
-class StatefulSetController(Controller):
+class StatefulSetController(OwnerController):
     """Keeps one pod per identity for each StatefulSet."""
 
     name = NAME
-
-    def start(self) -> list[asyncio.Task[None]]:
-        """Follow StatefulSets and their pods."""
-        self.sets = self.informers.get("statefulsets")
-        self.pods = self.informers.get("pods")
-        self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
-        self.watch(self.sets, lambda t, o, n: self.queue.add(key_of(n or o or {})))
-        self.watch(self.pods, queue_owners(self.queue, "StatefulSet"))
-        return [self._spawn(self.queue.run(), "queue")]
+    plural = "statefulsets"
+    kind = "StatefulSet"
+    api_version = "apps/v1"
+    component = COMPONENT
+    deleted_message = "delete Pod {name} in StatefulSet {owner} successful"
 
     def _pods_of(self, sts: JSON) -> dict[int, JSON]:
         ns, name = key_of(sts)
         uid = meta(sts).get("uid")
         out: dict[int, JSON] = {}
-        bucket = self.pods.by_namespace.get(ns, {})
+        bucket = self.children.by_namespace.get(ns, {})
         replicas = int((sts.get("spec") or {}).get("replicas", 1))
         # Names are deterministic: look them up instead of scanning the namespace, plus any
         # condemned ordinals beyond replicas found through the owner index.
@@ -78,7 +72,7 @@ class StatefulSetController(Controller):
             pod = bucket.get(f"{name}-{i}")
             if pod is not None and (controller_ref(pod) or {}).get("uid") == uid:
                 out[i] = pod
-        for pod in self.informers.by_owner("pods").get(str(uid), {}).values():
+        for pod in self._owned(sts):
             ordinal = _ordinal(name, meta(pod)["name"])
             if ordinal is not None:
                 out[ordinal] = pod
@@ -107,18 +101,13 @@ class StatefulSetController(Controller):
                 "namespace": ns,
                 "labels": labels,
                 "annotations": dict(tmeta.get("annotations") or {}),
-                "ownerReferences": [owner_reference(sts, "apps/v1", "StatefulSet")],
+                "ownerReferences": [owner_reference(sts, self.api_version, self.kind)],
             },
             "spec": pod_spec,
         }
 
-    def _event(self, sts: JSON, reason: str, message: str, etype: str = "Normal") -> None:
-        self.recorder.record(
-            sts, "StatefulSet", etype, reason, message, COMPONENT, api_version="apps/v1"
-        )
-
     def _sync(self, key: Key) -> None:
-        sts = self.sets.get(*key)
+        sts = self.owners.get(*key)
         if sts is None or meta(sts).get("deletionTimestamp"):
             return
         spec = sts.get("spec") or {}
@@ -143,7 +132,7 @@ class StatefulSetController(Controller):
             if pod is None:
                 if halted:
                     break
-                if f"{name}-{i}" in self.pods.by_namespace.get(ns, {}):
+                if f"{name}-{i}" in self.children.by_namespace.get(ns, {}):
                     # The name is still taken by a Terminating pod (or a foreign one): wait.
                     if not parallel:
                         break
@@ -151,6 +140,7 @@ class StatefulSetController(Controller):
                 for claim in create_claims(self.store, sts, i, f"{name}-{i}"):
                     self._event(
                         sts,
+                        "Normal",
                         "SuccessfulCreate",
                         f"create Claim {claim} Pod {name}-{i} in StatefulSet {name} success",
                     )
@@ -164,6 +154,7 @@ class StatefulSetController(Controller):
                     continue
                 self._event(
                     sts,
+                    "Normal",
                     "SuccessfulCreate",
                     f"create Pod {name}-{i} in StatefulSet {name} successful",
                 )
@@ -212,17 +203,7 @@ class StatefulSetController(Controller):
                 return
 
     def _delete(self, sts: JSON, pod: JSON) -> None:
-        try:
-            self.store.delete("pods", *key_of(pod))
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-            return
-        self._event(
-            sts,
-            "SuccessfulDelete",
-            f"delete Pod {meta(pod)['name']} in StatefulSet {meta(sts)['name']} successful",
-        )
+        self._delete_child(sts, key_of(pod))
 
     def _record_revision(self, sts: JSON, revision: str) -> None:
         """The ControllerRevision of the set's current template, the newest of its revisions."""
@@ -250,7 +231,7 @@ class StatefulSetController(Controller):
                 "name": name,
                 "namespace": ns,
                 "labels": labels,
-                "ownerReferences": [owner_reference(sts, "apps/v1", "StatefulSet")],
+                "ownerReferences": [owner_reference(sts, self.api_version, self.kind)],
             },
             "data": {"spec": {"template": template}},
             "revision": newest + 1,
@@ -282,12 +263,4 @@ class StatefulSetController(Controller):
         old = sts.get("status") or {}
         if all(old.get(k) == v for k, v in status.items()):
             return
-        ns, name = key_of(sts)
-        try:
-            live = self.store.get("statefulsets", ns, name)
-        except ApiError as exc:
-            if exc.code == 404:
-                return
-            raise
-        live["status"] = status
-        self.store.update("statefulsets", ns, name, live, subresource="status")
+        self._write_status(key_of(sts), status)
