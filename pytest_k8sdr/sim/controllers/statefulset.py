@@ -9,8 +9,13 @@ A pod's claims from `volumeClaimTemplates` are created before it (`statefulsetcl
 Each template gets a ControllerRevision `<set>-<hash>` (its data the template patch, numbered
 after the newest; a template seen before has its revision renumbered as the newest), as
 stateful_set_control.go's getStatefulSetRevisions and history/controller_history.go make
-them, so `kubectl rollout history` and `rollout undo` work. Not modelled: pruning revisions
-past revisionHistoryLimit.
+them, so `kubectl rollout history` and `rollout undo` work. A pod's controller-revision-hash
+label is that revision's name, as status.currentRevision/updateRevision are
+(stateful_set_utils.go newVersionedStatefulSetPod/setPodRevision). Revisions that no pod and
+no status field uses are pruned, oldest first, down to spec.revisionHistoryLimit
+(stateful_set_control.go truncateHistory). Not modelled: a rollout's separate current and
+update revisions (status.currentRevision is the update revision at once), hash collisions
+(collisionCount stays 0).
 """
 
 from __future__ import annotations
@@ -35,7 +40,14 @@ from pytest_k8sdr.sim.controllers.statefulsetclaims import add_claim_volumes, cr
 
 NAME = "statefulset"
 COMPONENT = "statefulset-controller"
-REVISION_LABEL = "controller-revision-hash"
+REVISION_LABEL = "controller-revision-hash"  # apps.StatefulSetRevisionLabel
+# apps/v1 defaults.go SetDefaults_StatefulSet.
+DEFAULT_REVISION_HISTORY_LIMIT = 10
+
+
+def revision_name(set_name: str, digest: str) -> str:
+    """history.ControllerRevisionName: `<set>-<hash>`, the prefix cut to 223 bytes."""
+    return f"{set_name[:223]}-{digest}"
 
 
 def _ordinal(set_name: str, pod_name: str) -> int | None:
@@ -113,8 +125,9 @@ class StatefulSetController(OwnerController):
         spec = sts.get("spec") or {}
         replicas = int(spec.get("replicas", 1))
         parallel = spec.get("podManagementPolicy") == "Parallel"
-        revision = template_hash(spec.get("template") or {})
-        self._record_revision(sts, revision)
+        digest = template_hash(spec.get("template") or {})
+        revision = revision_name(key[1], digest)
+        self._record_revision(sts, revision, digest)
         pods = self._pods_of(sts)
         ns, name = key
         halted = False
@@ -168,6 +181,7 @@ class StatefulSetController(OwnerController):
                 self._scale_down_and_update(sts, pods, replicas, parallel, revision)
         if parallel:
             self._scale_down_and_update(sts, pods, replicas, parallel, revision)
+        self._truncate_history(sts, revision)
         self._update_status(sts, revision)
 
     def _scale_down_and_update(
@@ -205,15 +219,18 @@ class StatefulSetController(OwnerController):
     def _delete(self, sts: JSON, pod: JSON) -> None:
         self._delete_child(sts, key_of(pod))
 
-    def _record_revision(self, sts: JSON, revision: str) -> None:
-        """The ControllerRevision of the set's current template, the newest of its revisions."""
+    def _revisions(self, sts: JSON) -> list[JSON]:
         m = meta(sts)
-        ns, name = m["namespace"], f"{m['name']}-{revision}"
-        owned = [
+        return [
             r
-            for r in self.store.iter_objects("controllerrevisions", ns)
+            for r in self.store.iter_objects("controllerrevisions", m["namespace"])
             if (controller_ref(r) or {}).get("uid") == m["uid"]
         ]
+
+    def _record_revision(self, sts: JSON, name: str, digest: str) -> None:
+        """The ControllerRevision of the set's current template, the newest of its revisions."""
+        ns = meta(sts)["namespace"]
+        owned = self._revisions(sts)
         newest = max((int(r.get("revision") or 0) for r in owned), default=0)
         same = next((r for r in owned if meta(r)["name"] == name), None)
         if same is not None:
@@ -225,7 +242,7 @@ class StatefulSetController(OwnerController):
         template = copy.deepcopy((sts.get("spec") or {}).get("template") or {})
         template["$patch"] = "replace"  # getPatch: the template is replaced whole on rollback
         labels = dict((template.get("metadata") or {}).get("labels") or {})
-        labels["controller.kubernetes.io/hash"] = revision
+        labels["controller.kubernetes.io/hash"] = digest
         history = {
             "metadata": {
                 "name": name,
@@ -242,6 +259,36 @@ class StatefulSetController(OwnerController):
             if err.code != 409:
                 raise
 
+    def _truncate_history(self, sts: JSON, revision: str) -> None:
+        """Delete the oldest revisions in use by nothing beyond revisionHistoryLimit.
+
+        truncateHistory (stateful_set_control.go): the current and update revisions and every
+        pod's revision are live; the others, by revision number, then creation time and name
+        (history.SortControllerRevisions), are history.
+        """
+        limit = int(
+            (sts.get("spec") or {}).get("revisionHistoryLimit", DEFAULT_REVISION_HISTORY_LIMIT)
+        )
+        live = {revision} | {
+            (meta(p).get("labels") or {}).get(REVISION_LABEL) for p in self._pods_of(sts).values()
+        }
+        history = sorted(
+            (r for r in self._revisions(sts) if meta(r)["name"] not in live),
+            key=lambda r: (
+                int(r.get("revision") or 0),
+                str(meta(r).get("creationTimestamp") or ""),
+                meta(r)["name"],
+            ),
+        )
+        if limit < 0 or len(history) <= limit:
+            return
+        for old in history[: len(history) - limit]:
+            try:
+                self.store.delete("controllerrevisions", *key_of(old))
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+
     def _update_status(self, sts: JSON, revision: str) -> None:
         pods = self._pods_of(sts)
         present = [p for p in pods.values() if not is_terminating(p)]
@@ -256,8 +303,8 @@ class StatefulSetController(OwnerController):
             "updatedReplicas": sum(
                 1 for p in present if (meta(p).get("labels") or {}).get(REVISION_LABEL) == revision
             ),
-            "currentRevision": f"{meta(sts)['name']}-{revision}",
-            "updateRevision": f"{meta(sts)['name']}-{revision}",
+            "currentRevision": revision,
+            "updateRevision": revision,
             "collisionCount": 0,
         }
         old = sts.get("status") or {}
