@@ -9,7 +9,6 @@ rollouts' special cases beyond skipping the rollout.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import json
@@ -22,8 +21,7 @@ from pytest_k8sdr.sim.apimachinery.errors import ApiError
 from pytest_k8sdr.sim.apimachinery.meta import Key, key_of, meta, owner_reference
 from pytest_k8sdr.sim.apimachinery.quantity import scaled_value
 from pytest_k8sdr.sim.apimachinery.types import JSON
-from pytest_k8sdr.sim.controllers.controller import Controller
-from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
+from pytest_k8sdr.sim.controllers.controller import OwnerController
 
 NAME = "deployment"
 COMPONENT = "deployment-controller"
@@ -85,26 +83,18 @@ def _revision(rs: JSON) -> int:
         return 0
 
 
-class DeploymentController(Controller):
+class DeploymentController(OwnerController):
     """Rolls Deployments out through ReplicaSets."""
 
     name = NAME
-
-    def start(self) -> list[asyncio.Task[None]]:
-        """Follow Deployments and their ReplicaSets."""
-        self.deployments = self.informers.get("deployments")
-        self.sets = self.informers.get("replicasets")
-        self.sets_by_owner = self.informers.by_owner("replicasets")
-        self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
-        self.watch(self.deployments, lambda t, o, n: self.queue.add(key_of(n or o or {})))
-        self.watch(self.sets, queue_owners(self.queue, "Deployment"))
-        return [self._spawn(self.queue.run(), "queue")]
-
-    def _owned(self, d: JSON) -> list[JSON]:
-        return list(self.sets_by_owner.get(str(meta(d).get("uid")), {}).values())
+    plural = "deployments"
+    kind = "Deployment"
+    api_version = "apps/v1"
+    component = COMPONENT
+    child_plural = "replicasets"
 
     def _sync(self, key: Key) -> None:
-        d = self.deployments.get(*key)
+        d = self.owners.get(*key)
         if d is None or meta(d).get("deletionTimestamp"):
             return
         spec = d.get("spec") or {}
@@ -136,7 +126,7 @@ class DeploymentController(Controller):
         else:
             self._rolling(d, new_rs, old_sets, replicas, want_hash, strategy)
         self._cleanup(d)
-        d = self.deployments.get(*key) or d
+        d = self.owners.get(*key) or d
         sets = self._owned(d)
         new_rs = next((rs for rs in sets if meta(rs)["name"] == f"{key[1]}-{want_hash}"), new_rs)
         old_sets = [rs for rs in sets if new_rs is None or meta(rs)["uid"] != meta(new_rs)["uid"]]
@@ -161,7 +151,7 @@ class DeploymentController(Controller):
                     REVISION: str(revision),
                     "deployment.kubernetes.io/desired-replicas": str(int(spec.get("replicas", 1))),
                 },
-                "ownerReferences": [owner_reference(d, "apps/v1", "Deployment")],
+                "ownerReferences": [owner_reference(d, self.api_version, self.kind)],
             },
             "spec": {
                 "replicas": replicas,
@@ -230,14 +220,11 @@ class DeploymentController(Controller):
 
     def _event_scaled(self, d: JSON, rs: JSON, old: int, new: int) -> None:
         direction = "up" if new > old else "down"
-        self.recorder.record(
+        self._event(
             d,
-            "Deployment",
             "Normal",
             "ScalingReplicaSet",
             f"Scaled {direction} replica set {meta(rs)['name']} from {old} to {new}",
-            COMPONENT,
-            api_version="apps/v1",
         )
 
     def _recreate(
@@ -281,7 +268,7 @@ class DeploymentController(Controller):
             room = replicas + surge - total
             if room > 0:
                 self._scale(d, new_rs, min(replicas, new_replicas + room))
-        new_rs = self.sets.get(*key_of(new_rs)) or new_rs
+        new_rs = self.children.get(*key_of(new_rs)) or new_rs
         # reconcileOldReplicaSets
         old_live = [rs for rs in old_sets if _replicas(rs) > 0]
         if not old_live:
@@ -305,7 +292,7 @@ class DeploymentController(Controller):
             down = min(max_scaled_down, unhealthy)
             self._scale(d, rs, _replicas(rs) - down)
             max_scaled_down -= down
-        old_live = [self.sets.get(*key_of(rs)) or rs for rs in old_live]
+        old_live = [self.children.get(*key_of(rs)) or rs for rs in old_live]
         all_sets = [*old_live, new_rs]
         available = sum(_status(rs, "availableReplicas") for rs in all_sets)
         if available <= min_available:
@@ -417,15 +404,7 @@ class DeploymentController(Controller):
         status["conditions"] = conditions
         if live_old == status:
             return
-        ns, name = key_of(d)
-        try:
-            live = self.store.get("deployments", ns, name)
-        except ApiError as exc:
-            if exc.code == 404:
-                return
-            raise
-        live["status"] = status
-        self.store.update("deployments", ns, name, live, subresource="status")
+        self._write_status(key_of(d), status)
 
     def _progressing(
         self,
