@@ -104,32 +104,31 @@ _FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
 
 
 def _check_fields(
-    request: web.Request, rtype: ResourceType, body: JSON, *, patch: bool
+    request: web.Request, rtype: ResourceType, body: object, *, patch: bool
 ) -> list[str]:
-    """The `fieldValidation` of a write: unknown fields are a 400 (Strict) or warnings (Warn).
+    """The `fieldValidation` of a write: drop a built-in kind's unknown fields from `body`.
 
-    As apiserver's strict decoding (handlers/create.go, patch.go): Strict answers
-    `<Kind> in version "v1" cannot be handled as a <Kind>: strict decoding error: unknown field
-    "spec.x"` (a patch: `strict decoding error: ...`), Warn drops the fields and answers a
-    Warning header per field. Upstream warns (and drops) when the parameter is absent; the
-    simulator checks only when asked (kubectl always asks: Strict), so clients that do not
-    ask pay nothing, and keeps what they send. Protobuf bodies carry only known fields.
+    As apiserver's decoding (handlers/rest.go fieldValidation: an absent parameter is Warn;
+    handlers/create.go, update.go, patch.go): the Go types cannot hold an unknown field, so
+    it is dropped whatever the mode; Warn answers a Warning header per field (the returned
+    texts), Ignore says nothing, Strict refuses with 400 `<Kind> in version "v1" cannot be
+    handled as a <Kind>: strict decoding error: unknown field "spec.x"` (a patch: `strict
+    decoding error: ...`). Protobuf bodies carry only known fields.
     """
-    mode = request.query.get("fieldValidation", "")
-    if mode and mode not in _FIELD_VALIDATION:
+    mode = request.query.get("fieldValidation", "") or "Warn"
+    if mode not in _FIELD_VALIDATION:
         listed = ", ".join(f'"{m}"' for m in _FIELD_VALIDATION)
         raise bad_request(
             f'fieldValidation: Unsupported value: "{mode}": supported values: {listed}'
         )
-    if mode not in ("Warn", "Strict") or "protobuf" in request.content_type:
+    if "protobuf" in request.content_type:
         return []
     view: Version | None = request[_VIEW]
     shown = rtype if view is None else view.type
-    # Warn drops what it warns about, as upstream's decoding does.
     unknown = discovery.unknown_fields(
-        shown.group, shown.version, shown.kind, body, prune=mode == "Warn"
+        shown.group, shown.version, shown.kind, body, prune=mode != "Strict"
     )
-    if not unknown:
+    if not unknown or mode == "Ignore":
         return []
     problems = [f'unknown field "{f}"' for f in unknown]
     if mode == "Warn":
@@ -598,6 +597,11 @@ class ApiServer:
             warnings = (
                 _check_fields(request, rtype, body, patch=True) if isinstance(body, dict) else []
             )
+
+            def decode(patched: JSON) -> None:
+                # A JSON patch's operations name no fields: the patched object is checked.
+                warnings.extend(_check_fields(request, rtype, patched, patch=True))
+
             view = request[_VIEW]
             # An apply that creates the object answers 201 (handlers/patch.go).
             existed = store.storage.find(plural, namespace or "", name) is not None
@@ -609,6 +613,7 @@ class ApiServer:
                 ctype,
                 subresource=sub,
                 convert=None if view is None else (view.to_external, view.to_internal),
+                decode=decode if isinstance(body, list) else None,
                 opts=wopts,
             )
             return _warn(_json_response(entry.raw, 200 if existed else 201), warnings)

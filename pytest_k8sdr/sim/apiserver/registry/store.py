@@ -693,21 +693,26 @@ class Store:
         *,
         subresource: str | None = None,
         convert: tuple[Callable[[JSON], JSON], Callable[[JSON], JSON]] | None = None,
+        decode: Callable[[JSON], None] | None = None,
         opts: WriteOptions = _DEFAULT_WRITE,
     ) -> Entry:
         """`patch`; the committed entry.
 
         `convert` (to the client's version, back to the stored one) patches another
-        version's form of the object, as upstream patches the request's version.
+        version's form of the object, as upstream patches the request's version; `decode`
+        sees (and may prune) the patched object in that version before it is stored, as
+        upstream decodes it (handlers/patch.go).
         """
         rtype = self.rtype(plural)
         if content_type.split(";", 1)[0].strip() == APPLY_PATCH:
             return self._server_side_apply(rtype, namespace, name, patch, subresource, opts)
         old = self.storage.entry(plural, namespace, name)
-        if convert is None:
-            new = apply_patch(json.loads(old.raw), patch, content_type)
-        else:
-            new = convert[1](apply_patch(convert[0](json.loads(old.raw)), patch, content_type))
+        current = json.loads(old.raw) if convert is None else convert[0](json.loads(old.raw))
+        new = apply_patch(current, patch, content_type)
+        if decode is not None:
+            decode(new)
+        if convert is not None:
+            new = convert[1](new)
         self._check_fresh(rtype, name, old, (new.get("metadata") or {}).get("resourceVersion"))
         return self._write(rtype, old, new, subresource, opts)
 
