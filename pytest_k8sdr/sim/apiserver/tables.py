@@ -509,6 +509,27 @@ def _endpoints_row(ep: JSON) -> list[Any]:
     return [meta["name"], shown or "<none>", _age(meta.get("creationTimestamp"))]
 
 
+def _csr_row(csr: JSON) -> list[Any]:
+    """printers.go printCertificateSigningRequest and extractCSRStatus."""
+    meta, spec = csr["metadata"], csr.get("spec") or {}
+    status = csr.get("status") or {}
+    types = {c.get("type") for c in status.get("conditions") or []}
+    shown = "Denied" if "Denied" in types else "Approved" if "Approved" in types else "Pending"
+    if "Failed" in types:
+        shown += ",Failed"
+    if status.get("certificate"):
+        shown += ",Issued"
+    seconds = spec.get("expirationSeconds")
+    return [
+        meta["name"],
+        _age(meta.get("creationTimestamp")),
+        spec.get("signerName") or "<none>",
+        spec.get("username", ""),
+        "<none>" if seconds is None else _human_duration(seconds),
+        shown,
+    ]
+
+
 def _human_duration(secs: float) -> str:
     """k8s.io/apimachinery/pkg/util/duration HumanDuration."""
     seconds = int(secs)
@@ -740,6 +761,17 @@ _LAYOUTS: dict[str, tuple[list[JSON], Any]] = {
         _event_row,
     ),
     "leases": ([_col("Name", fmt="name"), _col("Holder"), _col("Age")], _lease_row),
+    "certificatesigningrequests": (
+        [
+            _col("Name", fmt="name"),
+            _col("Age"),
+            _col("SignerName"),
+            _col("Requestor"),
+            _col("RequestedDuration"),
+            _col("Condition"),
+        ],
+        _csr_row,
+    ),
     "endpointslices": (
         [
             _col("Name", fmt="name"),

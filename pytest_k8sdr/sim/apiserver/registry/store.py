@@ -209,6 +209,11 @@ class Store:
             return custom.type, None
         return None
 
+    def is_custom(self, rtype: ResourceType) -> bool:
+        """Whether `rtype` (a stored type) is a CustomResourceDefinition's resource."""
+        custom = self.custom.get(rtype.plural)
+        return custom is not None and custom.type.group == rtype.group
+
     def group_versions(self) -> dict[str, dict[str, list[ResourceType]]]:
         """Every served group -> version -> types (the built-in kinds' and the CRDs')."""
         if not self._custom_gvs:
@@ -612,13 +617,21 @@ class Store:
         plural = rtype.plural
         old_obj = old.obj
         old_meta = old_obj["metadata"]
-        if subresource == "status":
+        strategy = self._strategies[plural]
+        if subresource in strategy.own_subresources:
+            new = obj
+            new.update(kind=rtype.kind, apiVersion=rtype.api_version, metadata=dict(old_meta))
+            meta = new["metadata"]
+            strategy.prepare_for_update(new, old_obj, subresource)
+            causes = strategy.validate_subresource(subresource, new, old_obj)
+            if causes:
+                raise invalid(rtype.kind, old_meta["name"], causes, rtype.group)
+        elif subresource == "status":
             # Committed objects are never mutated, so the new version may share everything
             # but the metadata (resourceVersion changes) and the status it replaces.
             new = {**old_obj, "metadata": dict(old_meta), "status": obj.get("status", {})}
             meta = new["metadata"]
         else:
-            strategy = self._strategies[plural]
             new = obj
             new["kind"] = rtype.kind
             new["apiVersion"] = rtype.api_version
@@ -637,6 +650,7 @@ class Store:
                     new["status"] = _copy(old_obj["status"])
                 else:
                     new.pop("status", None)
+            strategy.prepare_for_update(new, old_obj, None)
             strategy.default(new)
             self.admission.admit("UPDATE", plural, new, old_obj)
             self._validate(rtype, strategy, new, old_obj)
