@@ -289,7 +289,9 @@ class ApiServer:
         if head == "version" and len(parts) == 1:
             return _json_response(discovery.KUBE_VERSION)
         if head == "openapi":
-            return _json_response(discovery.openapi(parts[1:], self.store))
+            return _json_response(
+                discovery.openapi(parts[1:], self._group_versions(), self.store.custom)
+            )
         if head == "k8sdr":
             return await self._control(request, parts[1:])
         if head == "api":
@@ -345,7 +347,7 @@ class ApiServer:
         return response
 
     def _group_versions(self) -> dict[str, dict[str, list[ResourceType]]]:
-        """The store's group/versions and the self reviews' (discovery only: no OpenAPI)."""
+        """The store's group/versions and the self reviews' (for discovery and OpenAPI)."""
         merged = {g: dict(vs) for g, vs in self.store.group_versions().items()}
         for group, versions in REVIEW_TYPES.items():
             for version, types in versions.items():
@@ -379,7 +381,10 @@ class ApiServer:
         sent = body.get("kind")
         if sent and sent != kind:
             raise bad_request(f"the body of the request is a {sent}, not a {kind}")
-        return _json_response(handler(body), 201)
+        request[_VIEW] = None
+        rtype = ResourceType(group, version, rest[0], kind, namespaced=False)
+        warnings = _check_fields(request, rtype, body, patch=False)
+        return _warn(_json_response(handler(body), 201), warnings)
 
     # -- bodies ----------------------------------------------------------------------
 
