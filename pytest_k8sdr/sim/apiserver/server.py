@@ -4,8 +4,10 @@ Served by `controlplane` (`python -m pytest_k8sdr.sim.controlplane`) together wi
 controllers. Writes take `fieldManager` (default: the User-Agent up to its first `/`, as
 upstream, recorded only on objects that already have managedFields), `dryRun=All` and,
 for server-side apply (`application/apply-patch+yaml`), `force`.
-Not modelled: protobuf responses (request bodies of the kinds kubectl sends are decoded),
-authorization (any valid token is cluster-admin), the legacy `/api/v1/watch/...` paths.
+Custom resources are JSON and YAML only, as upstream: a protobuf body is 415, an Accept naming
+neither 406. Not modelled: protobuf responses (request bodies of the kinds kubectl sends are
+decoded), authorization (any valid token is cluster-admin), the legacy `/api/v1/watch/...`
+paths.
 """
 
 from __future__ import annotations
@@ -336,6 +338,8 @@ class ApiServer:
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         request[_VIEW] = view
+        if sub != "scale" and store.is_custom(rtype):
+            _negotiate_custom(request)
         if name is None:
             response = await self._collection(request, rtype, namespace)
         else:
@@ -770,6 +774,35 @@ def _verb(request: web.Request) -> str:
     if truthy(request.query.get("watch")):
         return "watch"
     return "get" if request.method in ("GET", "HEAD") else request.method.lower()
+
+
+# What a custom resource's endpoints read and write: no protobuf, and CBOR only behind a
+# feature gate that is off (apiextensions-apiserver/pkg/apiserver/customresource_handler.go,
+# the CRD's unstructuredNegotiatedSerializer; its scale subresource keeps the built-in codecs).
+_CUSTOM_MEDIA_TYPES = ("application/json", "application/yaml")
+
+
+def _negotiate_custom(request: web.Request) -> None:
+    """415 for a protobuf (or CBOR) body, 406 for an Accept naming neither JSON nor YAML.
+
+    Clients that offer protobuf first (`application/vnd.kubernetes.protobuf,application/json`)
+    get JSON, as upstream's negotiation (apiserver/pkg/endpoints/handlers/negotiation).
+    """
+    listed = ", ".join(_CUSTOM_MEDIA_TYPES)
+    ctype = request.content_type
+    if request.body_exists and ("protobuf" in ctype or "cbor" in ctype):
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format - accepted media types "
+            f"include: {listed}",
+        )
+    accept = request.headers.get("Accept", "")
+    ranges = {part.split(";", 1)[0].strip() for part in accept.split(",")}
+    if accept and not ranges & {*_CUSTOM_MEDIA_TYPES, "*/*", "application/*"}:
+        raise ApiError(
+            406, "NotAcceptable", f"only the following media types are accepted: {listed}"
+        )
 
 
 def _check_kind(rtype: ResourceType, body: JSON) -> None:
