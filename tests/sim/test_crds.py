@@ -480,6 +480,66 @@ def test_custom_resources_refuse_protobuf_and_answer_json(
     )
 
 
+def _backups(group: str) -> str:
+    return f"""
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: backups.{group}}}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: backups, kind: Backup}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    additionalPrinterColumns:
+    - {{name: Group, type: string, jsonPath: .apiVersion}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {{type: object, properties: {{target: {{type: string}}}}}}
+"""
+
+
+def test_one_plural_in_two_groups_is_served_twice(kubectl: Kubectl, api: client.ApiClient) -> None:
+    """Names conflict within a group only (naming_controller.go): both CRDs are served."""
+    kubectl("apply", "-f", "-", stdin=_backups("velero.io") + "---" + _backups("backup.example"))
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/backups.velero.io",
+        "crd/backups.backup.example",
+        "--timeout=30s",
+    )
+    ns = f"bk-{uuid.uuid4().hex[:8]}"
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": ns}})
+    for group in ("velero.io", "backup.example"):
+        backup = {
+            "apiVersion": f"{group}/v1",
+            "kind": "Backup",
+            "metadata": {"name": f"nightly-{group.split('.')[0]}"},
+            "spec": {"target": group},
+        }
+        kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(backup))
+    rows = kubectl("api-resources", "--no-headers").stdout.splitlines()
+    served = sorted(r.split()[1] for r in rows if r.split()[0] == "backups")
+    assert served == ["backup.example/v1", "velero.io/v1"]
+    for group in ("velero.io", "backup.example"):
+        table = kubectl("get", f"backups.{group}", "-n", ns, "--no-headers").stdout
+        assert table.split() == [f"nightly-{group.split('.')[0]}", f"{group}/v1"]
+    custom = client.CustomObjectsApi(api)
+    listed = custom.list_namespaced_custom_object("velero.io", "v1", ns, "backups")
+    assert [i["spec"]["target"] for i in listed["items"]] == ["velero.io"]
+    kubectl("delete", "crd", "backups.velero.io")
+    gone = kubectl("get", "backups.velero.io", "-n", ns, check=False)
+    assert gone.returncode != 0
+    left = custom.list_namespaced_custom_object("backup.example", "v1", ns, "backups")
+    assert [i["metadata"]["name"] for i in left["items"]] == ["nightly-backup"]
+    kubectl("delete", "crd", "backups.backup.example")
+
+
 def test_deleting_a_crd_deletes_its_resources(api: client.ApiClient, kubectl: Kubectl) -> None:
     ext = client.ApiextensionsV1Api(api)
     crd = yaml.safe_load(GADGETS)

@@ -142,8 +142,8 @@ def resource_list(
             entry["shortNames"] = list(r.short_names)
         if r.plural in _CATEGORIES_ALL:
             entry["categories"] = ["all"]
-        served = custom.get(r.plural)
-        if served is not None and served.type.group == group and served.categories:
+        served = custom.get(r.key)
+        if served is not None and served.categories:
             entry["categories"] = list(served.categories)
         resources.append(entry)
         for sub in sorted(r.subresources):
@@ -243,8 +243,8 @@ def _custom_schemas(types: list[ResourceType], custom: dict[str, CustomResource]
     """
     out: JSON = {}
     for r in types:
-        served = custom.get(r.plural)
-        if served is None or served.type.group != r.group:
+        served = custom.get(r.key)
+        if served is None:
             continue
         schema = json.loads(json.dumps(served.schemas.get(r.version) or {"type": "object"}))
         props = schema.setdefault("properties", {})

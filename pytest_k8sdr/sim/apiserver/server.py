@@ -464,7 +464,7 @@ class ApiServer:
         accept = request.headers.get("Accept", "")
         if "as=Table" not in accept:
             return raw
-        custom = self.store.custom.get(rtype.plural)
+        custom = self.store.custom.get(rtype.key)
         view: Version | None = request[_VIEW]
         columns = None
         if custom is not None:
@@ -493,7 +493,7 @@ class ApiServer:
                     view=request[_VIEW],
                 )
             raw = store.storage.list_raw(
-                rtype.plural,
+                rtype.key,
                 namespace,
                 label_selector=q.get("labelSelector"),
                 field_selector=q.get("fieldSelector"),
@@ -509,13 +509,13 @@ class ApiServer:
             _check_kind(rtype, body)
             warnings = _check_fields(request, rtype, body, patch=False)
             body = _internal_body(request, body)
-            entry = store.create_entry(rtype.plural, namespace, body, opts=wopts)
+            entry = store.create_entry(rtype.key, namespace, body, opts=wopts)
             return _warn(_json_response(entry.raw, 201), warnings)
         if method == "DELETE":
             dry_run = self._write_options(request).dry_run
             opts = await self._delete_options(request)
             listing = store.list(
-                rtype.plural,
+                rtype.key,
                 namespace,
                 label_selector=q.get("labelSelector"),
                 field_selector=q.get("fieldSelector"),
@@ -524,7 +524,7 @@ class ApiServer:
                 meta = item["metadata"]
                 with contextlib.suppress(ApiError):
                     store.delete_entry(
-                        rtype.plural, meta.get("namespace"), meta["name"], **opts, dry_run=dry_run
+                        rtype.key, meta.get("namespace"), meta["name"], **opts, dry_run=dry_run
                     )
             return _json_response(listing)
         raise method_not_allowed()
@@ -562,7 +562,7 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         store = self.store
         method = request.method
-        plural = rtype.plural
+        plural = rtype.key
         if plural == "pods" and sub in KUBELET_SUBRESOURCES:
             raise kubelet_refusal(store.get("pods", namespace, name), sub, request.query)
         if (
@@ -638,7 +638,7 @@ class ApiServer:
                         {
                             "name": name,
                             "group": rtype.group,
-                            "kind": plural,
+                            "kind": rtype.plural,
                             "uid": meta.get("uid"),
                         },
                     )
@@ -694,21 +694,19 @@ class ApiServer:
     ) -> web.Response:
         store = self.store
         if request.method == "GET":
-            return _json_response(store.get_scale(rtype.plural, namespace, name))
+            return _json_response(store.get_scale(rtype.key, namespace, name))
         opts = self._write_options(request)
         body = await self._body(request)
         if request.method == "PUT":
             if not isinstance(body, dict):
                 raise bad_request("the request body must be a JSON object")
-            return _json_response(
-                store.update_scale(rtype.plural, namespace, name, body, opts=opts)
-            )
+            return _json_response(store.update_scale(rtype.key, namespace, name, body, opts=opts))
         if request.method == "PATCH":
             ctype = request.content_type
             if ctype not in PATCH_TYPES:
                 raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {ctype}")
             return _json_response(
-                store.update_scale(rtype.plural, namespace, name, body, patch_type=ctype, opts=opts)
+                store.update_scale(rtype.key, namespace, name, body, patch_type=ctype, opts=opts)
             )
         raise method_not_allowed()
 

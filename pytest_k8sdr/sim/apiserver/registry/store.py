@@ -132,9 +132,9 @@ class Store:
             history_max_bytes=history_max_bytes,
             watch_queue_max=watch_queue_max,
         )
-        self._strategies: dict[str, Strategy] = {r.type.plural: r.strategy() for r in RESOURCES}
-        # The established CustomResourceDefinitions' resources, by plural, and the group
-        # versions they serve (`served`, `custom_group_versions`).
+        self._strategies: dict[str, Strategy] = {r.type.key: r.strategy() for r in RESOURCES}
+        # The established CustomResourceDefinitions' resources, by key (the CRD's name), and
+        # the group versions they serve (`served`, `custom_group_versions`).
         self.custom: dict[str, CustomResource] = {}
         self._custom_gvs: dict[str, dict[str, list[ResourceType]]] = {}
         self.admission = AdmissionChain()
@@ -200,8 +200,8 @@ class Store:
             return rtype, None
         if key in VIEWS:
             return VIEWS[key]
-        custom = self.custom.get(plural)
-        if custom is None or custom.type.group != group:
+        custom = self.custom.get(f"{plural}.{group}")
+        if custom is None:
             return None
         if version in custom.views:
             return custom.type, custom.views[version]
@@ -211,8 +211,7 @@ class Store:
 
     def is_custom(self, rtype: ResourceType) -> bool:
         """Whether `rtype` (a stored type) is a CustomResourceDefinition's resource."""
-        custom = self.custom.get(rtype.plural)
-        return custom is not None and custom.type.group == rtype.group
+        return rtype.key in self.custom
 
     def group_versions(self) -> dict[str, dict[str, list[ResourceType]]]:
         """Every served group -> version -> types (the built-in kinds' and the CRDs')."""
@@ -234,7 +233,7 @@ class Store:
         )
 
     def _serve(self, custom: CustomResource) -> None:
-        plural = custom.type.plural
+        plural = custom.type.key
         self.custom[plural] = custom
         self._strategies[plural] = custom.strategy()
         self.storage.add_type(custom.type)
@@ -265,10 +264,13 @@ class Store:
         """What the naming and establishing controllers write (apiextensions.crd_status)."""
         name = crd["metadata"].get("name")
         others = [o for o in self.storage.iter_objects(CRD_PLURAL) if o["metadata"]["name"] != name]
+        # Names conflict within a group only (naming_controller.go getAcceptedNamesForGroup):
+        # the other CRDs of the group, and here also the built-in kinds served there.
+        group = (crd.get("spec") or {}).get("group")
         taken = [
-            p
-            for p in self.storage.types
-            if not (p in self.custom and self.custom[p].crd_name == name)
+            t.plural
+            for key, t in self.storage.types.items()
+            if t.group == group and key not in self.custom
         ]
         crd_status(crd, others, taken)
 
@@ -278,7 +280,7 @@ class Store:
         name = crd["metadata"]["name"]
         served = CustomResource.of(crd)
         for plural, custom in list(self.custom.items()):
-            if custom.crd_name == name and (served is None or served.type.plural != plural):
+            if custom.crd_name == name and (served is None or served.type.key != plural):
                 self._unserve(plural)
         if served is not None:
             self._serve(served)
@@ -486,7 +488,7 @@ class Store:
         self.admission.admit("CREATE", plural, obj, None)
         self._validate(rtype, strategy, obj, None)
         if name in self.storage.names(plural, ns):
-            raise already_exists(plural, name, rtype.group)
+            raise already_exists(rtype.plural, name, rtype.group)
         if plural == CRD_PLURAL:
             self._name_crd(obj)
         self._manage(rtype, None, obj, opts, None, managed)
@@ -614,7 +616,7 @@ class Store:
         opts: WriteOptions,
         managed: _Entries | None = None,
     ) -> Entry:
-        plural = rtype.plural
+        plural = rtype.key
         old_obj = old.obj
         old_meta = old_obj["metadata"]
         strategy = self._strategies[plural]
@@ -758,7 +760,7 @@ class Store:
                 # apimachinery decoding of an apply configuration (handlers/patch.go).
                 raise ApiError(400, "BadRequest", f"{key} must be set in an apply patch")
         ns = self._namespace_of(rtype, namespace, body) if rtype.namespaced else ""
-        old = self.storage.find(rtype.plural, ns, name)
+        old = self.storage.find(rtype.key, ns, name)
         scope = managedfields.Scope(subresource, "status" in rtype.subresources)
         common = {
             "manager": opts.manager,
@@ -772,7 +774,7 @@ class Store:
                 raise not_found(rtype.plural, name, rtype.group)
             obj, managed = managedfields.apply(None, None, body, **common)  # type: ignore[arg-type]
             obj["metadata"] = {**(obj.get("metadata") or {}), "name": name}
-            return self.create_entry(rtype.plural, ns or None, obj, opts=opts, managed=managed)
+            return self.create_entry(rtype.key, ns or None, obj, opts=opts, managed=managed)
         self._check_fresh(rtype, name, old, meta.get("resourceVersion"))
         live = json.loads(old.raw)
         obj, managed = managedfields.apply(
