@@ -361,6 +361,23 @@ def _data_count(obj: JSON) -> int:
     return len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
 
 
+def _csr_condition(csr: JSON) -> str:
+    """printers.go extractCSRStatus: Denied or Approved or Pending, then Failed and Issued."""
+    status = csr.get("status") or {}
+    types = {c.get("type") for c in status.get("conditions") or []}
+    shown = "Denied" if "Denied" in types else "Approved" if "Approved" in types else "Pending"
+    if "Failed" in types:
+        shown += ",Failed"
+    if status.get("certificate"):
+        shown += ",Issued"
+    return shown
+
+
+def _csr_duration(csr: JSON) -> str:
+    seconds = _get(csr, "spec.expirationSeconds", None)
+    return "<none>" if seconds is None else _human_duration(seconds)
+
+
 def _human_duration(secs: float) -> str:
     """k8s.io/apimachinery/pkg/util/duration HumanDuration."""
     seconds = int(secs)
@@ -569,6 +586,15 @@ _LAYOUTS: dict[str, list[Column]] = {
         replace(NAME, priority=1),
     ],
     "leases": [NAME, Column("Holder", _field_or("spec.holderIdentity", "<none>")), AGE],
+    # printers.go printCertificateSigningRequest.
+    "certificatesigningrequests": [
+        NAME,
+        AGE,
+        Column("SignerName", _field_or("spec.signerName", "<none>")),
+        Column("Requestor", _field("spec.username")),
+        Column("RequestedDuration", _csr_duration),
+        Column("Condition", _csr_condition),
+    ],
     "endpointslices": [
         NAME,
         Column("AddressType", _field("addressType")),
