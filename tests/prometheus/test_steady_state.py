@@ -133,3 +133,37 @@ def test_releasing_the_lock_keeps_a_steady_state_interrupting() -> None:
     interrupts.uninstall()  # the steady state's test ends
     assert not interrupts.installed
     assert signal.getsignal(signal.SIGUSR1) is before
+
+
+UNCHECKED = """
+import pytest
+
+@pytest.mark.k8sdr(steady_state=["impossible: vector(1) < 0.5"])
+@pytest.mark.disruptive
+def test_hypothesis_without_prometheus(node_faults):
+    node_faults.cordon("k8sdr-worker")
+"""
+
+
+def test_an_experiments_hypothesis_without_a_prometheus_is_reported_unchecked(
+    pytester: pytest.Pytester, k8sdr_backend: Backend, cluster: Cluster, namespace: str
+) -> None:
+    # kind in CI has no Prometheus: the experiment runs, its report says what was not checked.
+    kubeconfig = Path(k8sdr_backend.kubeconfig)
+    _, context = load_kubeconfig([kubeconfig])
+    pytester.makepyfile(test_inner=UNCHECKED)
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--k8sdr-backend=kubeconfig",
+        f"--k8sdr-kubeconfig={kubeconfig}",
+        f"--k8sdr-allowed-contexts={context}",
+        f"--k8sdr-lock-namespace={namespace}",
+        f"--k8sdr-journal={pytester.path / 'journal.jsonl'}",
+        f"--junitxml={junit}",
+        timeout=120,
+    )
+    result.assert_outcomes(passed=1)
+    assert 'name="k8sdr_steady_state" value="not checked: no Prometheus' in junit.read_text()
+    assert not cluster.node("k8sdr-worker").unschedulable
