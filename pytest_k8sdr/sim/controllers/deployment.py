@@ -15,6 +15,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 from pytest_k8sdr.sim.apimachinery.clock import now_rfc3339, parse_rfc3339
 from pytest_k8sdr.sim.apimachinery.errors import ApiError
@@ -28,16 +29,29 @@ NAME = "deployment"
 COMPONENT = "deployment-controller"
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
+REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery rand.SafeEncodeString alphabet
 _COMPLETE = "NewReplicaSetAvailable"
 _TIMED_OUT = "ProgressDeadlineExceeded"  # deploymentutil.TimedOutReason
 _NO_DEADLINE = 2**31 - 1  # math.MaxInt32: no deadline (deploymentutil.HasProgressDeadline)
 
 
+def _without_nulls(value: Any) -> Any:
+    """A copy without null members.
+
+    Go decodes a null into the zero value, so `"creationTimestamp": null` (what kubectl rollout
+    undo's patch carries) is the same template as none at all.
+    """
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def template_hash(template: JSON) -> str:
     """A stable short hash of a pod template (controller.ComputeHash, not bit-identical)."""
-    t = copy.deepcopy(template)
-    ((t.get("metadata") or {}).get("labels") or {}).pop(HASH_LABEL, None)
+    t = _strip_hash(template)
     digest = hashlib.sha256(json.dumps(t, sort_keys=True).encode()).digest()
     n = int.from_bytes(digest[:8], "big")
     out = ""
@@ -48,7 +62,8 @@ def template_hash(template: JSON) -> str:
 
 
 def _strip_hash(template: JSON) -> JSON:
-    t = copy.deepcopy(template or {})
+    """The template as deploymentutil.EqualIgnoreHash compares it: no pod-template-hash label."""
+    t: JSON = _without_nulls(template or {})
     labels = (t.get("metadata") or {}).get("labels")
     if labels:
         labels.pop(HASH_LABEL, None)
@@ -108,6 +123,8 @@ class DeploymentController(Controller):
                 None,
             )
         old_sets = [rs for rs in sets if new_rs is None or meta(rs)["uid"] != meta(new_rs)["uid"]]
+        if new_rs is not None:
+            new_rs = self._renumber(d, new_rs, old_sets)
         replicas = int(spec.get("replicas", 1))
         if spec.get("paused"):
             self._sync_status(d, new_rs, old_sets)
@@ -165,6 +182,29 @@ class DeploymentController(Controller):
             self._event_scaled(d, created, 0, replicas)
         self._set_revision(d, revision)
         return created
+
+    def _renumber(self, d: JSON, rs: JSON, old_sets: list[JSON]) -> JSON:
+        """A rollback: the older ReplicaSet whose template is the Deployment's again.
+
+        It becomes the newest revision, its former numbers kept in the revision history.
+
+        sync.go getNewReplicaSet and util/deployment_util.go SetNewReplicaSetAnnotations.
+        """
+        revision = max([_revision(o) for o in old_sets] + [0]) + 1
+        if _revision(rs) >= revision:
+            self._set_revision(d, _revision(rs))
+            return rs
+        ns, name = key_of(rs)
+        live = self.store.get("replicasets", ns, name)
+        annotations = live.setdefault("metadata", {}).setdefault("annotations", {})
+        former = annotations.get(REVISION)
+        if former:
+            history = annotations.get(REVISION_HISTORY)
+            annotations[REVISION_HISTORY] = f"{history},{former}" if history else former
+        annotations[REVISION] = str(revision)
+        updated = self.store.update("replicasets", ns, name, live)
+        self._set_revision(d, revision)
+        return updated
 
     def _set_revision(self, d: JSON, revision: int) -> None:
         ns, name = key_of(d)
