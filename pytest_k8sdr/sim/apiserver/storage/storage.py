@@ -95,27 +95,16 @@ class Storage:
     def add_type(self, rtype: ResourceType) -> None:
         """Serve a new type (a custom resource), or replace the type of a served plural.
 
-        When the replacement selects on other fields, the kept values are made again and
-        the type's watches end and its history is dropped (their entries hold the old
-        fields), as upstream tears a custom resource's storage down when its definition
-        changes (apiextensions-apiserver/pkg/apiserver/customresource_handler.go).
+        Stored entries keep the values of the type's selectable fields, so a replacement
+        must select on the same fields: custom resources select only on metadata.name and
+        metadata.namespace (the simulator does not model a CRD's selectableFields).
         """
         plural = rtype.plural
-        self.types[plural] = rtype
-        buckets = self._data.setdefault(plural, {})
         paths = selectable_paths(rtype)
-        if self._paths.get(plural, paths) != paths:
-            for ns, bucket in buckets.items():
-                for name, entry in bucket.items():
-                    bucket[name] = self._entry(plural, entry.raw, entry.rv, ns, name)
-            hist = self._history.get(plural)
-            if hist is not None:
-                hist.changes.clear()
-                hist.size = 0
-                hist.compacted_rv = self._rv
-            for w in list(self._watchers.pop(plural, ())):
-                w.close()
-                w.queue.put_nowait(None)
+        if self._data.get(plural) and self._paths.get(plural, paths) != paths:
+            raise RuntimeError(f"{plural}: stored objects select on {self._paths[plural]}")
+        self.types[plural] = rtype
+        self._data.setdefault(plural, {})
         self._paths[plural] = paths
 
     def remove_type(self, plural: str) -> None:
