@@ -245,7 +245,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         "scale",
         "bench_scale.py",
         "the simulator at 1,000 hollow nodes: API server RSS, create-to-Running, nodeName lists",
-        full=("--nodes", "1000", "--pods", "30000"),
+        full=("--nodes", "1000", "--pods", "100000", "--baseline-pods", "30000"),
         quick=("--nodes", "100", "--pods", "3000", "--window", "3", "--lists", "10"),
         headline=_line(r"pods on .* nodes: API server RSS"),
     ),

@@ -198,6 +198,50 @@ def test_store_watch_expiry_and_selector_transitions() -> None:
     asyncio.run(run())
 
 
+def test_field_selectors_over_history_and_the_node_index() -> None:
+    """Selectors read the values each stored version kept.
+
+    A replay from history sees the old version's phase and node, not the current one's.
+    """
+
+    async def run() -> None:
+        store = Store()
+        store.create("pods", "default", pod_body("a"))
+        since = str(store.resource_version)
+        store.bind("default", "a", {"target": {"kind": "Node", "name": "n1"}})
+        store.patch(
+            "pods",
+            "default",
+            "a",
+            {"status": {"phase": "Running"}},
+            STRATEGIC_MERGE_PATCH,
+            subresource="status",
+        )
+        watch = store.watch(
+            "pods",
+            "default",
+            field_selector="spec.nodeName=n1,status.phase!=Running",
+            resource_version=since,
+        )
+        lines = [watch.queue.get_nowait() for _ in range(2)]
+        assert watch.queue.empty()
+        # Bound to n1 while Pending: it enters the set; Running: it leaves it.
+        assert lines[0] is not None
+        assert lines[0].startswith(b'{"type":"ADDED"')
+        assert lines[1] is not None
+        assert lines[1].startswith(b'{"type":"DELETED"')
+        watch.close()
+        on_n1 = store.list("pods", field_selector="spec.nodeName=n1")["items"]
+        assert [p["status"]["phase"] for p in on_n1] == ["Running"]
+        assert store.list("pods", field_selector="spec.nodeName=")["items"] == []
+        running = store.list(
+            "pods", label_selector="app=web", field_selector="status.phase=Running"
+        )
+        assert [p["metadata"]["name"] for p in running["items"]] == ["a"]
+
+    asyncio.run(run())
+
+
 def test_continue_token_expires_with_410() -> None:
     store = Store(history_window=0.0)
     for i in range(3):

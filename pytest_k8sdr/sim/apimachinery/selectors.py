@@ -7,9 +7,10 @@ apimachinery/pkg/apis/meta/v1/helpers.go LabelSelectorAsSelector).
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pytest_k8sdr.sim.apimachinery.errors import ApiError, bad_request
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
@@ -82,14 +83,6 @@ def parse_label_selector(text: str | None) -> tuple[Requirement, ...]:
             continue
         raise bad_request(f"unable to parse requirement: {part.strip()!r} in selector {text!r}")
     return tuple(reqs)
-
-
-def labels_match(reqs: tuple[Requirement, ...], obj: JSON) -> bool:
-    """Whether the object's labels satisfy every requirement."""
-    if not reqs:
-        return True
-    labels = obj.get("metadata", {}).get("labels") or {}
-    return all(r.matches(labels) for r in reqs)
 
 
 def selector_matches(
@@ -225,21 +218,54 @@ def parse_field_selector(rtype: ResourceType, text: str | None) -> tuple[FieldRe
     return tuple(reqs)
 
 
-def fields_match(reqs: tuple[FieldRequirement, ...], obj: JSON) -> bool:
-    """Whether the object satisfies every field requirement."""
-    return all((_field_value(obj, r.field) == r.value) == r.equal for r in reqs)
+def selectable_paths(rtype: ResourceType) -> tuple[str, ...]:
+    """The fields objects of `rtype` are selected by, in the order `selectable_values` uses."""
+    meta = {"metadata.name", "metadata.namespace"}
+    return ("metadata.name", "metadata.namespace", *sorted(rtype.selectable_fields - meta))
+
+
+def selectable_values(paths: tuple[str, ...], obj: JSON) -> tuple[str, ...]:
+    """The object's value of each selectable field, as the field selector compares them.
+
+    Values but the name are interned: a store keeps this tuple per object, and most values
+    (a node's name, a phase) repeat across thousands of objects.
+    """
+    name = _field_value(obj, paths[0])
+    return (name, *(sys.intern(_field_value(obj, p)) for p in paths[1:]))
+
+
+class Selectable(Protocol):
+    """What a selector looks at: the labels and the `selectable_values` of an object."""
+
+    @property
+    def labels(self) -> Mapping[str, str] | None:
+        """The object's labels, if any."""
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The object's `selectable_values`."""
 
 
 def make_filter(
     rtype: ResourceType, label_selector: str | None, field_selector: str | None
-) -> Callable[[JSON], bool] | None:
-    """A predicate for both selectors, or None when there is nothing to filter."""
+) -> Callable[[Selectable], bool] | None:
+    """A predicate for both selectors, or None when there is nothing to filter.
+
+    It reads `fields` as `selectable_values(selectable_paths(rtype), obj)` made them.
+    """
     lreqs = parse_label_selector(label_selector)
     freqs = parse_field_selector(rtype, field_selector)
     if not lreqs and not freqs:
         return None
+    paths = selectable_paths(rtype)
+    wanted = tuple((paths.index(r.field), r.equal, r.value) for r in freqs)
 
-    def match(obj: JSON) -> bool:
-        return labels_match(lreqs, obj) and fields_match(freqs, obj)
+    def match(item: Selectable) -> bool:
+        if lreqs:
+            labels = item.labels or {}
+            if not all(r.matches(labels) for r in lreqs):
+                return False
+        fields = item.fields
+        return all((fields[i] == value) == equal for i, equal, value in wanted)
 
     return match

@@ -631,7 +631,7 @@ class ApiServer:
             opts = await self._delete_options(request)
             entry, gone = store.delete_entry(plural, namespace, name, **opts, dry_run=dry_run)
             if gone and plural not in _RETURNS_DELETED_OBJECT:
-                meta = entry.obj["metadata"]
+                meta = entry.decode()["metadata"]
                 return _json_response(
                     _success_status(
                         200,

@@ -87,7 +87,7 @@ class GarbageCollector:
         for uid, (plural, ns, name) in list(storage.uids()):
             entry = storage.find(plural, ns, name)
             if entry is not None and "foregroundDeletion" in (
-                entry.obj["metadata"].get("finalizers") or []
+                entry.decode()["metadata"].get("finalizers") or []
             ):
                 self._collect_dependents(uid, force=True)
                 self._finish_foreground(uid)
@@ -118,9 +118,10 @@ class GarbageCollector:
             if not self.enabled:
                 return
             entry = self.store.storage.find(plural, namespace, name)
-            if entry is None or entry.obj["metadata"].get("uid") != uid:
+            meta = entry.decode()["metadata"] if entry is not None else {}
+            if meta.get("uid") != uid:
                 return
-            refs = entry.obj["metadata"].get("ownerReferences") or []
+            refs = meta.get("ownerReferences") or []
             if refs and not any(self._owner_exists(r) for r in refs):
                 with contextlib.suppress(ApiError):
                     self.store.delete_entry(
@@ -154,10 +155,11 @@ class GarbageCollector:
             entry = storage.find(plural, ns, name)
             if entry is None:
                 continue
-            refs = entry.obj["metadata"].get("ownerReferences") or []
+            meta = entry.decode()["metadata"]
+            refs = meta.get("ownerReferences") or []
             if not force and any(self._owner_exists(r) for r in refs):
                 continue
-            if entry.obj["metadata"].get("deletionTimestamp") and plural != "pods":
+            if meta.get("deletionTimestamp") and plural != "pods":
                 continue
             with contextlib.suppress(ApiError):
                 self.store.delete_entry(plural, ns or None, name, propagation_policy="Background")
@@ -171,11 +173,9 @@ class GarbageCollector:
             return
         plural, ns, name = where
         entry = storage.find(plural, ns, name)
-        if entry is None or "foregroundDeletion" not in (
-            entry.obj["metadata"].get("finalizers") or []
-        ):
+        new = entry.decode() if entry is not None else None
+        if new is None or "foregroundDeletion" not in (new["metadata"].get("finalizers") or []):
             return
-        new = json.loads(entry.raw)
         fins = [f for f in new["metadata"]["finalizers"] if f != "foregroundDeletion"]
         if fins:
             new["metadata"]["finalizers"] = fins

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from pytest_k8sdr.sim.apimachinery.clock import now_rfc3339
 from pytest_k8sdr.sim.apimachinery.errors import ApiError, conflict
 from pytest_k8sdr.sim.apimachinery.types import JSON
@@ -120,16 +118,16 @@ def bind_pod(storage: Storage, namespace: str, name: str, binding: JSON) -> Entr
             },
         )
     old = storage.entry("pods", namespace, name)
+    new = old.decode()
     bmeta = binding.get("metadata") or {}
-    if bmeta.get("uid") and bmeta["uid"] != old.obj["metadata"]["uid"]:
+    if bmeta.get("uid") and bmeta["uid"] != new["metadata"]["uid"]:
         raise conflict("pods", name, "Precondition failed: UID in precondition does not match")
     # pkg/registry/core/pod/storage/storage.go assignPod: already bound or deleting is 409.
-    if (old.obj.get("spec") or {}).get("nodeName"):
-        node = old.obj["spec"]["nodeName"]
+    if (new.get("spec") or {}).get("nodeName"):
+        node = new["spec"]["nodeName"]
         raise conflict("pods", name, f'pod {name} is already assigned to node "{node}"')
-    if old.obj["metadata"].get("deletionTimestamp"):
+    if new["metadata"].get("deletionTimestamp"):
         raise conflict("pods", name, f"pod {name} is being deleted, cannot be assigned to a host")
-    new = json.loads(old.raw)
     new["spec"]["nodeName"] = target
     status = new.setdefault("status", {})
     conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
@@ -142,5 +140,5 @@ def bind_pod(storage: Storage, namespace: str, name: str, binding: JSON) -> Entr
         }
     )
     status["conditions"] = conditions
-    ns = old.obj["metadata"]["namespace"]
+    ns = new["metadata"]["namespace"]
     return storage.commit("pods", "MODIFIED", ns, name, new, old)

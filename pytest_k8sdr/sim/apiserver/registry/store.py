@@ -55,7 +55,7 @@ from pytest_k8sdr.sim.apiserver.registry.resources import (
 from pytest_k8sdr.sim.apiserver.registry.scale import scale_of, scale_replicas
 from pytest_k8sdr.sim.apiserver.registry.scheduling import SYSTEM_PRIORITY_CLASSES
 from pytest_k8sdr.sim.apiserver.registry.strategy import Strategy, Version, validate_metadata
-from pytest_k8sdr.sim.apiserver.storage import Entry, Storage, Watch, dumps
+from pytest_k8sdr.sim.apiserver.storage import Entry, Storage, Watch
 
 __all__ = ["Store", "SubresourceHandler", "WriteOptions"]
 
@@ -276,7 +276,7 @@ class Store:
 
     def _crd_committed(self, entry: Entry) -> None:
         """Serve (or stop serving, or re-serve) a CRD's resources after its commit."""
-        crd = entry.obj
+        crd = entry.decode()
         name = crd["metadata"]["name"]
         served = CustomResource.of(crd)
         for plural, custom in list(self.custom.items()):
@@ -333,13 +333,13 @@ class Store:
         return json.loads(raw)  # type: ignore[no-any-return]
 
     def find(self, plural: str, namespace: str | None, name: str) -> JSON | None:
-        """The object as a read-only shared dict (do not mutate it), or None."""
+        """A decoded copy of the object, or None."""
         rtype = self.rtype(plural)
         entry = self.storage.find(plural, (namespace or "") if rtype.namespaced else "", name)
-        return None if entry is None else entry.obj
+        return None if entry is None else entry.decode()
 
     def iter_objects(self, plural: str, namespace: str | None = None) -> Iterator[JSON]:
-        """Every object of a type, as read-only shared dicts (do not mutate them)."""
+        """Every object of a type, each a decoded copy."""
         return self.storage.iter_objects(plural, namespace)
 
     def watch(
@@ -409,7 +409,7 @@ class Store:
         ns_entry = self.storage.find("namespaces", "", ns)
         if ns_entry is None:
             raise not_found("namespaces", ns)
-        if ns_entry.obj["metadata"].get("deletionTimestamp"):
+        if ns_entry.decode()["metadata"].get("deletionTimestamp"):
             name = (obj.get("metadata") or {}).get("name", "")
             raise ApiError(
                 403,
@@ -493,13 +493,13 @@ class Store:
             self._name_crd(obj)
         self._manage(rtype, None, obj, opts, None, managed)
         if opts.dry_run:
-            return Entry(obj, dumps(obj), self.storage.resource_version)
+            return self.storage.dry_run_entry(plural, obj, self.storage.resource_version)
         strategy.allocate(obj, None)
         entry = self.storage.commit(plural, "ADDED", ns, name, obj, None)
         if plural == CRD_PLURAL:
             self._crd_committed(entry)
         if self.owners is not None:
-            self.owners.created(plural, ns, name, entry.obj)
+            self.owners.created(plural, ns, name, obj)
         return entry
 
     def _manage(
@@ -604,7 +604,7 @@ class Store:
 
     @staticmethod
     def _check_fresh(rtype: ResourceType, name: str, old: Entry, want: Any) -> None:
-        if want and str(want) != old.obj["metadata"]["resourceVersion"]:
+        if want and str(want) != str(old.rv):
             raise conflict(rtype.plural, name, _STALE, rtype.group)
 
     def _write(
@@ -617,7 +617,7 @@ class Store:
         managed: _Entries | None = None,
     ) -> Entry:
         plural = rtype.key
-        old_obj = old.obj
+        old_obj = old.decode()
         old_meta = old_obj["metadata"]
         strategy = self._strategies[plural]
         if subresource in strategy.own_subresources:
@@ -666,7 +666,7 @@ class Store:
         if new == old_obj:
             return old  # a no-op write commits nothing, as upstream
         if opts.dry_run:
-            return Entry(new, dumps(new), old.rv)
+            return self.storage.dry_run_entry(plural, new, old.rv)
         ns = old_meta.get("namespace", "") if rtype.namespaced else ""
         name = old_meta["name"]
         # An object being deleted goes once its finalizers are gone and its grace is over
@@ -795,7 +795,7 @@ class Store:
 
     def get_scale(self, plural: str, namespace: str | None, name: str) -> JSON:
         """The autoscaling/v1 Scale of a workload or a custom resource with a scale subresource."""
-        obj = self.storage.entry(plural, namespace, name).obj
+        obj = self.storage.entry(plural, namespace, name).decode()
         custom = self.custom.get(plural)
         return scale_of(obj) if custom is None else custom.scale_of(obj)
 
@@ -826,9 +826,9 @@ class Store:
         new = json.loads(old.raw)
         if custom is None:
             new["spec"]["replicas"] = replicas
-            return scale_of(self._write(rtype, old, new, None, opts).obj)
+            return scale_of(self._write(rtype, old, new, None, opts).decode())
         custom.set_replicas(new, replicas)
-        return custom.scale_of(self._write(rtype, old, new, None, opts).obj)
+        return custom.scale_of(self._write(rtype, old, new, None, opts).decode())
 
     # -- delete ----------------------------------------------------------------------
 
@@ -867,7 +867,8 @@ class Store:
         """`delete`; the last entry and whether the object is gone (dry run: the object)."""
         rtype = self.rtype(plural)
         old = self.storage.entry(plural, namespace, name)
-        old_meta = old.obj["metadata"]
+        old_obj = old.decode()
+        old_meta = old_obj["metadata"]
         deletion.check_preconditions(rtype, name, old_meta, preconditions)
         deletion.check_propagation_policy(propagation_policy)
         if dry_run:
@@ -882,7 +883,7 @@ class Store:
         owners = self.owners
         if propagation_policy == "Orphan" and owners is not None:
             owners.orphan_dependents(uid)
-        grace = self._strategies[plural].grace_period(old.obj, grace_period_seconds)
+        grace = self._strategies[plural].grace_period(old_obj, grace_period_seconds)
         new = json.loads(old.raw)
         meta = new["metadata"]
         finalizers = list(meta.get("finalizers") or [])
@@ -930,7 +931,7 @@ class Store:
                 if custom.crd_name == name:
                     self._unserve(custom_plural)
         if self.owners is not None:
-            self.owners.removed(entry.obj)
+            self.owners.removed(last)
         return entry
 
     def finalize_namespace(self, name: str) -> None:

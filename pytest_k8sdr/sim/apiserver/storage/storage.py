@@ -1,13 +1,14 @@
 """The simulator's storage: committed objects, one resourceVersion counter, watches.
 
 What etcd and the cacher are upstream, in memory and synchronous: every method runs on the
-server's event loop. Committed objects are never mutated: every write builds a new dict and
-serialises it once, so lists, gets and watch events reuse the same bytes, and copies handed to
-callers are decoded from them. Pods are indexed by namespace and `spec.nodeName`.
+server's event loop. Every write builds a new dict and serialises it once; the store keeps
+only those bytes and the few values selectors read (an `Entry`), never the decoded dict,
+which takes several times the bytes. Lists, gets and watch events send the same bytes, and
+callers needing an object get a copy decoded from them. Pods are indexed by namespace and
+`spec.nodeName`.
 
-Callers outside `apiserver` see objects only as JSON bytes, decoded copies or read-only
-shared dicts (`iter_objects`, `peek`); an `Entry` never leaves the apiserver package, so the
-object representation may change (compact, lazily decoded) without touching them.
+Callers outside `apiserver` see objects only as JSON bytes or decoded copies; an `Entry`
+never leaves the apiserver package.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_k8sdr.sim.apimachinery.errors import ApiError, expired, not_found
-from pytest_k8sdr.sim.apimachinery.selectors import make_filter
+from pytest_k8sdr.sim.apimachinery.selectors import (
+    make_filter,
+    selectable_paths,
+    selectable_values,
+)
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType, WatchEvent
 from pytest_k8sdr.sim.apiserver.storage.durable import (
     DurableLog,
@@ -61,6 +66,9 @@ class Storage:
         watch_queue_max: int = 100_000,
     ) -> None:
         self.types: dict[str, ResourceType] = {t.key: t for t in types}
+        # Per type, the fields every Entry keeps the values of (selectors.selectable_paths).
+        self._paths = {p: selectable_paths(t) for p, t in self.types.items()}
+        self._node_at = self._paths["pods"].index("spec.nodeName") if "pods" in self.types else 0
         self._rv = 1
         self._data: dict[str, dict[str, dict[str, Entry]]] = {p: {} for p in self.types}
         self._pods_by_node: dict[str, dict[tuple[str, str], Entry]] = {}
@@ -85,13 +93,24 @@ class Storage:
     # -- durability ------------------------------------------------------------------
 
     def add_type(self, rtype: ResourceType) -> None:
-        """Serve a new type (a custom resource), or replace the type of a served plural."""
-        self.types[rtype.key] = rtype
-        self._data.setdefault(rtype.key, {})
+        """Serve a new type (a custom resource), or replace the type of a served plural.
+
+        Stored entries keep the values of the type's selectable fields, so a replacement
+        must select on the same fields: custom resources select only on metadata.name and
+        metadata.namespace (the simulator does not model a CRD's selectableFields).
+        """
+        key = rtype.key
+        paths = selectable_paths(rtype)
+        if self._data.get(key) and self._paths.get(key, paths) != paths:
+            raise RuntimeError(f"{key}: stored objects select on {self._paths[key]}")
+        self.types[key] = rtype
+        self._data.setdefault(key, {})
+        self._paths[key] = paths
 
     def remove_type(self, plural: str) -> None:
         """Stop serving a type whose objects are all gone; its open watches end."""
         self.types.pop(plural, None)
+        self._paths.pop(plural, None)
         self._data.pop(plural, None)
         self._history.pop(plural, None)
         self._subs.pop(plural, None)
@@ -130,7 +149,8 @@ class Storage:
             if plural not in self.types:
                 continue  # a type this server no longer serves
             obj = json.loads(raw)
-            entry = Entry(obj, raw, int(obj["metadata"].get("resourceVersion") or 0))
+            rv_of = int(obj["metadata"].get("resourceVersion") or 0)
+            entry = self._entry(plural, raw, rv_of, ns, name, obj)
             self._data[plural].setdefault(ns, {})[name] = entry
             self._uids[obj["metadata"].get("uid", "")] = (plural, ns, name)
             if plural == "pods":
@@ -174,6 +194,22 @@ class Storage:
         if self.durable is not None:
             self.durable.close()
             self.durable = None
+
+    # -- entries -------------------------------------------------------------------
+
+    def _entry(
+        self, plural: str, raw: bytes, rv: int, ns: str, name: str, obj: JSON | None = None
+    ) -> Entry:
+        if obj is None:
+            obj = json.loads(raw)
+        labels = obj["metadata"].get("labels") or None
+        return Entry(raw, rv, ns, name, labels, selectable_values(self._paths[plural], obj))
+
+    def dry_run_entry(self, plural: str, obj: JSON, rv: int) -> Entry:
+        """What a write of `obj` would commit, left uncommitted (dryRun=All)."""
+        meta = obj["metadata"]
+        ns = meta.get("namespace", "") if self.rtype(plural).namespaced else ""
+        return self._entry(plural, dumps(obj), rv, ns, str(meta.get("name") or ""), obj)
 
     # -- introspection -------------------------------------------------------------
 
@@ -258,7 +294,7 @@ class Storage:
         match = make_filter(self.rtype(plural), label_selector, field_selector)
         entries = self._candidates(plural, namespace, field_selector)
         if match is not None:
-            entries = [e for e in entries if match(e.obj)]
+            entries = [e for e in entries if match(e)]
         entries.sort(key=_entry_key)
         return entries
 
@@ -296,9 +332,9 @@ class Storage:
         return head + b",".join(e.raw for e in entries[start:end]) + b"]}"
 
     def iter_objects(self, plural: str, namespace: str | None = None) -> Iterator[JSON]:
-        """Every object of a type, as read-only shared dicts (do not mutate them)."""
+        """Every object of a type, each a decoded copy."""
         for entry in self._candidates(plural, namespace, None):
-            yield entry.obj
+            yield entry.decode()
 
     def expire_snapshots(self) -> None:
         """Forget the paginated lists older than the history window."""
@@ -398,7 +434,7 @@ class Storage:
         rv = self._rv
         meta = obj["metadata"]
         meta["resourceVersion"] = str(rv)
-        entry = Entry(obj, dumps(obj), rv)
+        entry = self._entry(plural, dumps(obj), rv, ns, name, obj)
         bucket = self._data[plural].setdefault(ns, {})
         uid = meta.get("uid", "")
         deleted = event_type == "DELETED"
@@ -417,9 +453,10 @@ class Storage:
             durable.append(rv, _OPS[event_type], plural, ns, name, entry.raw)
             if durable.wants_compaction():
                 durable.compact(rv, self._records())
-        old_obj = old.obj if old is not None else None
-        for observer in self._observers:
-            observer(plural, ns, name, None if deleted else entry.obj, old_obj)
+        if self._observers:
+            old_obj = old.decode() if old is not None else None
+            for observer in self._observers:
+                observer(plural, ns, name, None if deleted else obj, old_obj)
         change = Change(rv, plural, event_type, ns, entry, old, time.monotonic())
         hist = self._history_of(plural)
         hist.append(change)
@@ -456,14 +493,14 @@ class Storage:
     def _index_pod(self, ns: str, name: str, entry: Entry | None, old: Entry | None) -> None:
         key = (ns, name)
         if old is not None:
-            old_node = (old.obj.get("spec") or {}).get("nodeName") or ""
+            old_node = old.fields[self._node_at]
             bucket = self._pods_by_node.get(old_node)
             if bucket is not None:
                 bucket.pop(key, None)
                 if not bucket:
                     del self._pods_by_node[old_node]
         if entry is not None:
-            node = (entry.obj.get("spec") or {}).get("nodeName") or ""
+            node = entry.fields[self._node_at]
             self._pods_by_node.setdefault(node, {})[key] = entry
 
 
@@ -471,8 +508,7 @@ _OPS = {"ADDED": b"A", "MODIFIED": b"M", "DELETED": b"D"}
 
 
 def _entry_key(entry: Entry) -> tuple[str, str]:
-    meta = entry.obj["metadata"]
-    return (meta.get("namespace", ""), meta["name"])
+    return (entry.namespace, entry.name)
 
 
 def _exact_node(field_selector: str) -> str | None:

@@ -1,8 +1,9 @@
 """The watch cache: the recent changes of each resource type, and the server-side watches.
 
 Upstream keeps one cacher per resource (staging/src/k8s.io/apiserver/pkg/storage/cacher); here
-one `History` per type holds the committed changes as bytes, each decoded only when a watcher
-with a selector needs it, and a `Watch` receives its events as ready-to-send JSON lines.
+one `History` per type holds the committed changes as compact entries (JSON bytes and the
+few values selectors read, never a decoded object), and a `Watch` receives its events as
+ready-to-send JSON lines.
 """
 
 from __future__ import annotations
@@ -11,43 +12,53 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
+from pytest_k8sdr.sim.apimachinery.selectors import Selectable
 from pytest_k8sdr.sim.apimachinery.types import JSON
 
 __all__ = ["Change", "Entry", "History", "Watch"]
 
 
 class Entry:
-    """One committed object version: the dict (never mutated) and its JSON bytes."""
+    """One committed object version, kept compact: its JSON bytes and what selectors read.
 
-    __slots__ = ("obj", "raw", "rv")
+    The object is not kept decoded (a decoded pod takes several times its JSON): `decode()`
+    makes a fresh copy when a caller needs one. `labels` is the object's labels mapping and
+    `fields` its `selectable_values`, so lists and watches with selectors decode nothing.
+    """
 
-    def __init__(self, obj: JSON, raw: bytes, rv: int) -> None:
-        self.obj = obj
+    __slots__ = ("fields", "labels", "name", "namespace", "raw", "rv")
+
+    def __init__(
+        self,
+        raw: bytes,
+        rv: int,
+        namespace: str,
+        name: str,
+        labels: Mapping[str, str] | None,
+        fields: tuple[str, ...],
+    ) -> None:
         self.raw = raw
         self.rv = rv
+        self.namespace = namespace
+        self.name = name
+        self.labels = labels
+        self.fields = fields
+
+    def decode(self) -> JSON:
+        """A fresh decoded copy of the object (the caller may mutate it)."""
+        return json.loads(self.raw)  # type: ignore[no-any-return]
 
 
 class Change:
-    """One committed change as the watch history keeps it: bytes only, decoded on demand.
+    """One committed change as the watch history keeps it: the entries before and after.
 
-    While the commit is being delivered, `live_obj`/`live_old` hold the dicts and `lines`
-    the encoded events; both are dropped afterwards so the history stays small.
+    `lines` holds the encoded events while the commit is being delivered, and is dropped
+    afterwards so the history stays small.
     """
 
-    __slots__ = (
-        "at",
-        "lines",
-        "live_obj",
-        "live_old",
-        "namespace",
-        "old_raw",
-        "plural",
-        "raw",
-        "rv",
-        "type",
-    )
+    __slots__ = ("at", "entry", "lines", "namespace", "old", "plural", "rv", "type")
 
     def __init__(
         self,
@@ -63,28 +74,23 @@ class Change:
         self.plural = plural
         self.type = event_type
         self.namespace = namespace
-        self.raw = entry.raw
-        self.old_raw = old.raw if old is not None else None
+        self.entry = entry
+        self.old = old
         self.at = at
-        self.live_obj: JSON | None = entry.obj
-        self.live_old: JSON | None = old.obj if old is not None else None
         self.lines: dict[str, bytes] | None = {}
 
-    def obj(self) -> JSON:
-        """The object after the change."""
-        if self.live_obj is not None:
-            return self.live_obj
-        return json.loads(self.raw)  # type: ignore[no-any-return]
+    @property
+    def raw(self) -> bytes:
+        """The object after the change, as JSON."""
+        return self.entry.raw
 
-    def old_obj(self) -> JSON | None:
-        """The object before the change, if any."""
-        if self.live_old is not None:
-            return self.live_old
-        return json.loads(self.old_raw) if self.old_raw is not None else None
+    @property
+    def size(self) -> int:
+        """Bytes of JSON this change holds."""
+        return len(self.entry.raw) + (len(self.old.raw) if self.old is not None else 0)
 
     def settle(self) -> None:
         """Drop what only the live delivery needed."""
-        self.live_obj = self.live_old = None
         self.lines = None
 
     def line(self, event_type: str) -> bytes:
@@ -92,7 +98,7 @@ class Change:
         lines = self.lines
         cached = lines.get(event_type) if lines is not None else None
         if cached is None:
-            cached = b'{"type":"' + event_type.encode() + b'","object":' + self.raw + b"}\n"
+            cached = b'{"type":"' + event_type.encode() + b'","object":' + self.entry.raw + b"}\n"
             if lines is not None:
                 lines[event_type] = cached
         return cached
@@ -127,7 +133,7 @@ class History:
     def append(self, change: Change) -> None:
         """Remember one committed change."""
         self.changes.append(change)
-        self.size += len(change.raw) + len(change.old_raw or b"")
+        self.size += change.size
 
     def trim(self, window: float, max_changes: int, max_bytes: int) -> None:
         """Forget changes older than `window` seconds or beyond the count and size bounds."""
@@ -137,7 +143,7 @@ class History:
             changes[0].at < cutoff or len(changes) > max_changes or self.size > max_bytes
         ):
             gone = changes.popleft()
-            self.size -= len(gone.raw) + len(gone.old_raw or b"")
+            self.size -= gone.size
             self.compacted_rv = gone.rv
 
 
@@ -152,7 +158,7 @@ class Watch:
         on_close: Callable[[Watch], None],
         plural: str,
         namespace: str | None,
-        match: Callable[[JSON], bool] | None,
+        match: Callable[[Selectable], bool] | None,
         max_queue: int,
     ) -> None:
         self._on_close = on_close
@@ -173,9 +179,9 @@ class Watch:
         event_type = change.type
         match = self.match
         if match is not None:
-            new_ok = match(change.obj())
+            new_ok = match(change.entry)
             if change.type == "MODIFIED":
-                old = change.old_obj()
+                old = change.old
                 old_ok = old is not None and match(old)
                 # An object entering or leaving the selected set is ADDED / DELETED for this
                 # watcher (staging/src/k8s.io/apiserver/pkg/storage/cacher/cache_watcher.go).
