@@ -223,7 +223,6 @@ def experiment_svg(experiment: Mapping[str, Any], *, anchor: str = "x") -> str:
                 f"{escape(str(p['phase']))}</text>"
             )
     y += 28
-    top = y
     # Event lanes: a tick per event; hovering shows what, when and the detail.
     for kind in kinds:
         colour = LANE_COLOUR.get(kind, "#333")
@@ -243,7 +242,9 @@ def experiment_svg(experiment: Mapping[str, Any], *, anchor: str = "x") -> str:
             )
         out.append("</g>")
         y += EVENT_H + GAP
-    # Numeric lanes.
+    # Numeric lanes. Lines (marks, drains) are drawn over them only, never over an event
+    # lane, where they would hide the ticks of what the cluster did at that moment.
+    top = y
     for lane in lanes:
         out.append(_series_lane(lane, axis, y, anchor))
         y += SERIES_H + GAP
@@ -252,7 +253,7 @@ def experiment_svg(experiment: Mapping[str, Any], *, anchor: str = "x") -> str:
         x = axis.x(_epoch(m["at"]) or axis.start)
         tip = f"+{(_epoch(m['at']) or 0) - axis.start:.2f}s mark: {m['label']}"
         out.append(
-            f'<line class="mark" x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{y}" '
+            f'<line class="mark" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{y}" '
             f'stroke="#333" stroke-dasharray="3,3" data-tip="{escape(tip)}">'
             f"<title>{escape(tip)}</title></line>"
         )
