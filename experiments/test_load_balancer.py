@@ -2,6 +2,11 @@
 
 The node is isolated (its Node deleted) only after its machine is killed: a machine that still
 ran would keep its pods serving beside their replacements (see test_isolation.py).
+
+Both run under a steady-state hypothesis read from Prometheus (on the simulator, a managed one
+scraping the pods' /metrics and nginx through its exporter): the pods answer no more than 1%
+errors, and the load balancer is up. It is checked before the first disruption, watched while
+the experiment disrupts (a breach stops it, undoing what it did) and required again after it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,16 @@ from pytest_k8sdr import (
     assert_pods_rescheduled,
 )
 
+STEADY_STATE = pytest.mark.k8sdr(
+    steady_state=[
+        'error ratio: sum(http_requests_total{namespace="$namespace",code=~"5.."} or '
+        'vector(0)) / sum(http_requests_total{namespace="$namespace"}) < 0.01',
+        'lb up: min(nginx_up{namespace="$namespace"}) >= 1',
+    ]
+)
 
+
+@STEADY_STATE
 @pytest.mark.disruptive
 def test_lb_drain_with_traffic_running(cluster, make_workload, make_lb, machines, runbook):
     web = make_workload("web", replicas=6)
@@ -33,6 +47,7 @@ def test_lb_drain_with_traffic_running(cluster, make_workload, make_lb, machines
             assert_lb_drained(front.lb, victim, probe=probe)
 
 
+@STEADY_STATE
 @pytest.mark.disruptive
 def test_restore_relabel_and_revert_lb(
     cluster, make_workload, make_lb, machines, node_faults, runbook

@@ -29,7 +29,7 @@ if _typing.TYPE_CHECKING:
         pod_history,
     )
     from pytest_k8sdr.cluster import Cluster, NodeView, PodView, Taint
-    from pytest_k8sdr.config import Settings
+    from pytest_k8sdr.config import Settings, SteadyStateProbe
     from pytest_k8sdr.errors import (
         ApiError,
         ApiUnavailable,
@@ -44,9 +44,12 @@ if _typing.TYPE_CHECKING:
         LockHeld,
         LockLost,
         NotFound,
+        PrometheusError,
         ReadOnlyCluster,
         RecoverRefused,
         SLOExceeded,
+        SteadyStateBreached,
+        SteadyStateNotMet,
         Throttled,
         ToolError,
         UndoError,
@@ -65,8 +68,10 @@ if _typing.TYPE_CHECKING:
         assert_lb_serving,
     )
     from pytest_k8sdr.lb.frontend import Frontend
+    from pytest_k8sdr.prometheus.client import Prometheus, Sample
     from pytest_k8sdr.results import DEFAULT_TIMEOUT, Result, Satisfied
-    from pytest_k8sdr.runbook import PhaseRecord, Runbook
+    from pytest_k8sdr.runbook import PhaseRecord, Point, Runbook
+    from pytest_k8sdr.steadystate import assert_promql
     from pytest_k8sdr.undo import UndoStack
     from pytest_k8sdr.workloads import DisruptionBudget, Workload
 
@@ -85,6 +90,8 @@ _HOMES = (
     "pytest_k8sdr.faults.rebalance",
     "pytest_k8sdr.lb",
     "pytest_k8sdr.lb.frontend",
+    "pytest_k8sdr.prometheus.client",
+    "pytest_k8sdr.steadystate",
     "pytest_k8sdr.checks",
     "pytest_k8sdr.runbook",
     "pytest_k8sdr.factories",
@@ -122,15 +129,22 @@ __all__ = [
     "PhaseRecord",
     "PodHistory",
     "PodView",
+    "Point",
     "ProbeSummary",
+    "Prometheus",
+    "PrometheusError",
     "ReadOnlyCluster",
     "RebalanceReport",
     "RecoverRefused",
     "Result",
     "Runbook",
     "SLOExceeded",
+    "Sample",
     "Satisfied",
     "Settings",
+    "SteadyStateBreached",
+    "SteadyStateNotMet",
+    "SteadyStateProbe",
     "Taint",
     "Throttled",
     "ToolError",
@@ -152,6 +166,7 @@ __all__ = [
     "assert_node_unreachable",
     "assert_pods_rescheduled",
     "assert_pods_unschedulable",
+    "assert_promql",
     "assert_rebalanced",
     "pod_history",
     "rebalance",

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pytest_k8sdr.errors import ConfigError
 
-Kind = Literal["choice", "str", "path", "list", "int"]
+Kind = Literal["choice", "str", "path", "list", "int", "lines", "duration"]
 Source = Literal["default", "ini", "env", "cli", "marker"]
 
 BACKENDS = ("sim", "kind", "kubeconfig")
@@ -47,6 +47,101 @@ def parse_duration(value: float | str) -> float:
         raise ConfigError(f"not a duration: {value!r} (use e.g. 30, '30s', '500ms', '2m')")
     number, unit = float(match.group(1)), match.group(2) or "s"
     return number * {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0}[unit]
+
+
+@dataclass(frozen=True)
+class SteadyStateProbe:
+    """One line of a steady-state hypothesis: a PromQL query and the threshold it must keep.
+
+    Every series the query returns must satisfy `value OP threshold`; a query that returns
+    nothing does not hold (no data is no evidence of health). `$namespace` in the query stands
+    for the test's namespace.
+    """
+
+    name: str
+    query: str
+    op: str
+    threshold: float
+
+    def holds(self, value: float) -> bool:
+        """Whether `value` keeps the threshold."""
+        return {
+            "<": value < self.threshold,
+            "<=": value <= self.threshold,
+            ">": value > self.threshold,
+            ">=": value >= self.threshold,
+        }[self.op]
+
+    def describe(self) -> str:
+        """``name: query OP threshold``, as it is written in the settings."""
+        named = f"{self.name}: " if self.name != self.query else ""
+        return f"{named}{self.query} {self.op} {self.threshold:g}"
+
+
+# `[name: ] query OP number`. A name is words before ": " (PromQL's own colons, in recording
+# rule names and subqueries, are never followed by a space).
+_PROBE = re.compile(
+    r"^(?:(?P<name>[A-Za-z][\w .-]*?)\s*:\s+)?(?P<query>.+?)\s*(?P<op><=|>=|<|>)\s*"
+    r"(?P<number>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+)
+
+
+def parse_steady_state(lines: tuple[str, ...], where: str) -> tuple[SteadyStateProbe, ...]:
+    """The probes of a hypothesis, one per line; ConfigError naming the line that is wrong."""
+    probes = []
+    for line in lines:
+        match = _PROBE.match(line)
+        if match is None:
+            raise ConfigError(
+                f"invalid value {line!r} for steady_state ({where}); expected "
+                "'name: PromQL OP number' with OP one of <, <=, >, >= "
+                '(e.g. \'error ratio: sum(rate(http_requests_total{code=~"5.."}[1m])) / '
+                "sum(rate(http_requests_total[1m])) < 0.01')"
+            )
+        query = match.group("query").strip()
+        probes.append(
+            SteadyStateProbe(
+                (match.group("name") or query).strip(),
+                query,
+                match.group("op"),
+                float(match.group("number")),
+            )
+        )
+    return tuple(probes)
+
+
+@dataclass(frozen=True)
+class PrometheusAuth:
+    """How to authenticate to Prometheus: a bearer token, or basic auth. Never from the ini."""
+
+    token: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+PROMETHEUS_TOKEN = "K8SDR_PROMETHEUS_TOKEN"
+PROMETHEUS_USERNAME = "K8SDR_PROMETHEUS_USERNAME"
+PROMETHEUS_PASSWORD = "K8SDR_PROMETHEUS_PASSWORD"
+
+
+def prometheus_auth(environ: Mapping[str, str]) -> PrometheusAuth:
+    """Prometheus credentials from the environment; ConfigError naming the variables."""
+    token = environ.get(PROMETHEUS_TOKEN) or None
+    username = environ.get(PROMETHEUS_USERNAME) or None
+    password = environ.get(PROMETHEUS_PASSWORD) or None
+    if token and (username or password):
+        raise ConfigError(
+            f"both {PROMETHEUS_TOKEN} and {PROMETHEUS_USERNAME}/{PROMETHEUS_PASSWORD} are set: "
+            "Prometheus takes a bearer token or basic auth, not both"
+        )
+    if (username is None) != (password is None):
+        given, missing = (
+            (PROMETHEUS_USERNAME, PROMETHEUS_PASSWORD)
+            if username
+            else (PROMETHEUS_PASSWORD, PROMETHEUS_USERNAME)
+        )
+        raise ConfigError(f"{given} is set without {missing}: basic auth needs both")
+    return PrometheusAuth(token, username, password)
 
 
 @dataclass(frozen=True)
@@ -225,6 +320,33 @@ OPTIONS: tuple[Option, ...] = (
         default="60",
         session_wide=True,
     ),
+    Option(
+        "prometheus",
+        "Prometheus for the steady state and assert_promql: auto (a managed local Prometheus "
+        "on sim, none elsewhere), managed, none, or its URL; credentials from "
+        "K8SDR_PROMETHEUS_TOKEN or K8SDR_PROMETHEUS_USERNAME/_PASSWORD",
+        default="auto",
+        session_wide=True,
+    ),
+    Option(
+        "steady_state",
+        "the steady-state hypothesis: one 'name: PromQL < number' (or <=, >, >=) per line, "
+        "checked before the first disruption, during the experiment and after it",
+        kind="lines",
+        default="",
+    ),
+    Option(
+        "steady_state_interval",
+        "how often the steady state is checked while an experiment disrupts",
+        kind="duration",
+        default="1s",
+    ),
+    Option(
+        "steady_state_recovery",
+        "how long the system has, after the experiment, to meet its steady state again",
+        kind="duration",
+        default="60s",
+    ),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
@@ -261,6 +383,10 @@ class Settings:
     lock_holder: str | None = None
     lock_namespace: str | None = "default"
     lock_duration: int | None = 60
+    prometheus: str = "auto"
+    steady_state: tuple[SteadyStateProbe, ...] = ()
+    steady_state_interval: float = 1.0
+    steady_state_recovery: float = 60.0
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
     def describe(self) -> str:
@@ -270,6 +396,8 @@ class Settings:
             value = getattr(self, option.name)
             if option.name == "slos":
                 value = ",".join(f"{phase}={seconds:g}s" for phase, seconds in value)
+            elif option.kind == "lines":
+                value = "; ".join(p.describe() for p in value)
             elif isinstance(value, tuple):
                 value = ",".join(value)
             parts.append(f"{option.name}={value if value not in (None, '') else '-'}")
@@ -285,6 +413,15 @@ def _convert(option: Option, raw: object, source: Source) -> object:
         "marker": f"marker k8sdr({option.name}=...)",
         "default": "default",
     }[source]
+    if option.kind == "lines":
+        if isinstance(raw, str):
+            lines = raw.splitlines()
+        elif isinstance(raw, list | tuple):
+            lines = [str(line) for line in raw]
+        else:
+            raise ConfigError(f"{where}: expected lines (or a list of strings), got {raw!r}")
+        kept = tuple(line.strip() for line in lines if line.strip())
+        return parse_steady_state(kept, where) if option.name == "steady_state" else kept
     if option.kind == "list":
         items: list[str]
         if isinstance(raw, str):
@@ -295,7 +432,9 @@ def _convert(option: Option, raw: object, source: Source) -> object:
             raise ConfigError(f"{where}: expected a comma-separated list, got {raw!r}")
         listed = tuple(p for p in items if p)
         return _slo_table(listed, where) if option.name == "slos" else listed
-    if option.kind == "int" and isinstance(raw, int) and not isinstance(raw, bool):
+    if option.kind in ("int", "duration") and isinstance(raw, int | float):
+        if isinstance(raw, bool):
+            raise ConfigError(f"{where}: expected a number, got {raw!r}")
         raw = str(raw)
     if not isinstance(raw, str | Path):
         raise ConfigError(f"{where}: expected a string, got {type(raw).__name__} {raw!r}")
@@ -311,6 +450,13 @@ def _convert(option: Option, raw: object, source: Source) -> object:
         return None
     if option.kind == "path":
         return Path(text).expanduser()
+    if option.kind == "duration":
+        try:
+            return parse_duration(text)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"invalid value {text!r} for {option.name} ({where}): {exc}"
+            ) from None
     if option.kind == "int":
         if not text.isdigit() or int(text) < 1:
             raise ConfigError(
@@ -465,6 +611,18 @@ def validate(settings: Settings) -> None:
             "or https:// URL"
         )
     _validate_lb(settings)
+    if settings.prometheus not in ("auto", "managed", "none") and not re.match(
+        r"^https?://[^/\s]+(/\S*)?$", settings.prometheus
+    ):
+        raise ConfigError(
+            f"invalid value {settings.prometheus!r} for {_named('prometheus')}: expected auto, "
+            "managed, none or an http:// or https:// URL"
+        )
+    if settings.steady_state and settings.prometheus == "none":
+        raise ConfigError(
+            f"{_named('steady_state')} is set but {_named('prometheus')} is none: the "
+            "hypothesis needs a Prometheus to query"
+        )
 
 
 def _split_selector(selector: str) -> list[str]:

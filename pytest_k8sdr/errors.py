@@ -64,6 +64,10 @@ class RecoverRefused(ToolError):
     """
 
 
+class PrometheusError(ToolError):
+    """Prometheus could not be asked: unreachable, credentials refused, or the query refused."""
+
+
 # --------------------------------------------------------------------------- the API
 
 
@@ -153,6 +157,17 @@ class ClusterCheckFailed(K8sdrError, AssertionError):
 
 class WaitTimeout(ClusterCheckFailed):
     """A condition did not hold before its deadline; the message says what is left."""
+
+
+class SteadyStateNotMet(ClusterCheckFailed):
+    """The steady-state hypothesis did not hold before the first disruption: nothing was done.
+
+    Also raised when the system does not meet it again after the experiment.
+    """
+
+
+class SteadyStateBreached(ClusterCheckFailed):
+    """The steady state broke during the experiment: it stopped, its disruptions undone."""
 
 
 class SLOExceeded(ClusterCheckFailed):

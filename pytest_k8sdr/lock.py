@@ -22,10 +22,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pytest_k8sdr.cluster import Cluster
-from pytest_k8sdr.errors import ConfigError, Conflict, LockHeld, LockLost, NotFound
+from pytest_k8sdr.errors import ConfigError, Conflict, K8sdrError, LockHeld, LockLost, NotFound
 from pytest_k8sdr.undo import Disruption, UndoEnv, disruption_kind
 
 log = logging.getLogger(__name__)
@@ -51,37 +51,87 @@ def _parse(text: str | None) -> datetime | None:
         return None
 
 
-class StopCondition:
-    """Once tripped, a session makes no further disruption (AWS FIS calls this a stop condition).
+@dataclass(frozen=True)
+class Stop:
+    """Why disruptions stopped, what the test running then fails with, and for how long.
 
-    `trip(reason)` is called from any thread (the lock's renewer); `listeners` are told once.
-    `check()` raises `LockLost` with the reason after the trip.
+    `scope` "session": no further disruption this session (the game-day lock was lost);
+    "test": the running experiment stops and its disruptions are undone, the session goes on
+    (its steady state broke).
+    """
+
+    reason: str
+    error: type[K8sdrError] = LockLost
+    scope: Literal["session", "test"] = "session"
+
+    def exception(self) -> K8sdrError:
+        """The error a stopped test, or a disruption attempted after the stop, raises."""
+        if self.scope == "session":
+            return self.error(f"{self.reason}; this session makes no further disruption")
+        return self.error(f"{self.reason}; the experiment stopped and its disruptions are undone")
+
+
+class StopCondition:
+    """Once tripped, no further disruption is made (AWS FIS calls this a stop condition).
+
+    `trip(reason)` is called from any thread (the lock's renewer, a steady-state monitor);
+    `listeners` are told once per trip. `check()` raises the stop's error after the trip. A
+    trip scoped to the test is cleared by `clear_test()` once the test's disruptions are undone.
     """
 
     def __init__(self) -> None:
-        self._reason: str | None = None
+        self._stop: Stop | None = None
         self._lock = threading.Lock()
         self.listeners: list[Callable[[str], None]] = []
 
     @property
     def reason(self) -> str | None:
-        """Why the session stopped disrupting; None while it may go on."""
-        return self._reason
+        """Why disruptions stopped; None while they may go on."""
+        stop = self._stop
+        return stop.reason if stop is not None else None
 
-    def trip(self, reason: str) -> None:
-        """Stop the session's disruptions (the first reason is kept)."""
+    @property
+    def stop(self) -> Stop | None:
+        """The stop in force, if any."""
+        return self._stop
+
+    @property
+    def session_reason(self) -> str | None:
+        """Why the whole session stopped disrupting (None when it did not, or for one test only)."""
+        stop = self._stop
+        return stop.reason if stop is not None and stop.scope == "session" else None
+
+    def trip(
+        self,
+        reason: str,
+        *,
+        error: type[K8sdrError] = LockLost,
+        scope: Literal["session", "test"] = "session",
+    ) -> None:
+        """Stop disruptions (the first reason is kept; a session stop outranks a test's)."""
         with self._lock:
-            if self._reason is not None:
+            current = self._stop
+            if current is not None and (current.scope == "session" or scope == "test"):
                 return
-            self._reason = reason
-        log.error("k8sdr: the session stops disrupting: %s", reason)
+            self._stop = Stop(reason, error, scope)
+        if scope == "session":
+            log.error("k8sdr: the session stops disrupting: %s", reason)
+        else:
+            log.error("k8sdr: the experiment stops: %s", reason)
         for listener in list(self.listeners):
             listener(reason)
 
+    def clear_test(self) -> None:
+        """Forget a stop scoped to the test that has ended (a session stop stays)."""
+        with self._lock:
+            if self._stop is not None and self._stop.scope == "test":
+                self._stop = None
+
     def check(self) -> None:
-        """Raise `LockLost` once tripped."""
-        if self._reason is not None:
-            raise LockLost(f"{self._reason}; this session makes no further disruption")
+        """Raise the stop's error once tripped."""
+        stop = self._stop
+        if stop is not None:
+            raise stop.exception()
 
 
 def members_of(lease: dict[str, Any]) -> list[str]:

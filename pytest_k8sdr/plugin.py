@@ -24,6 +24,7 @@ from pytest_k8sdr.faults.machines.factory import Machines
 from pytest_k8sdr.faults.machines.inventory import Inventory, load_inventory, parse_inventory
 from pytest_k8sdr.faults.node import NodeFaults
 from pytest_k8sdr.lb.frontend import Frontend, open_frontend
+from pytest_k8sdr.lb.managed import ManagedNginx
 from pytest_k8sdr.namespaces import create_test_namespace, namespace_name
 from pytest_k8sdr.plan import Rehearsal, twin_lb_settings
 from pytest_k8sdr.recorder import Recorder
@@ -43,11 +44,20 @@ from pytest_k8sdr.runbook import DEFAULT_SLOS, Runbook
 from pytest_k8sdr.undo import UndoStack
 from pytest_k8sdr.workloads import DisruptionBudget, Workload, create_pdb, delete_pdb, deploy
 
-# Journal, guards, game-day lock, turns and dry run live in their own hook module, and so does
-# the pytest-xdist controller's side.
-pytest_plugins = ("pytest_k8sdr.plugin_safety", "pytest_k8sdr.plugin_xdist")
+# Journal, guards, game-day lock, turns and dry run live in their own hook module, and so do
+# the pytest-xdist controller's side and the steady state (Prometheus).
+pytest_plugins = (
+    "pytest_k8sdr.plugin_safety",
+    "pytest_k8sdr.plugin_xdist",
+    "pytest_k8sdr.plugin_steadystate",
+)
 
 SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
+#: Told of every managed nginx `make_lb` starts, with its workload and the test's undo stack
+#: (the session's managed Prometheus scrapes it through an exporter).
+MANAGED_NGINX_LISTENERS_KEY = pytest.StashKey[
+    list[Callable[[ManagedNginx, Workload, UndoStack], None]]
+]()
 ITEM_SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
 PREVIOUS_SIGTERM_KEY = pytest.StashKey[Any]()
 REPORT_KEY = pytest.StashKey[RunReport]()
@@ -609,6 +619,7 @@ def backup(
 
 @pytest.fixture
 def make_lb(
+    pytestconfig: pytest.Config,
     k8sdr_backend: Backend,
     k8sdr_settings: cfg.Settings,
     undo: UndoStack,
@@ -642,6 +653,10 @@ def make_lb(
                 pytest.skip(str(exc))
             raise
         opened.append(frontend)
+        if frontend.managed is not None:
+            listeners = pytestconfig.stash.get(MANAGED_NGINX_LISTENERS_KEY, None) or []
+            for listener in list(listeners):
+                listener(frontend.managed, workload, undo)
         k8sdr_recorder.add_lb(frontend.lb)
         frontend.probe_listeners.append(k8sdr_recorder.add_probe)
         return frontend

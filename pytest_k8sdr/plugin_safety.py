@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,7 +26,7 @@ import pytest
 
 from pytest_k8sdr.backends import Backend
 from pytest_k8sdr.cluster import Cluster
-from pytest_k8sdr.errors import ConfigError, LockHeld, LockLost
+from pytest_k8sdr.errors import ConfigError, LockHeld
 from pytest_k8sdr.guards import Guards, refuse_unless_healthy
 from pytest_k8sdr.journal import ClusterAnnotator, Journal, JournalRecord
 from pytest_k8sdr.lock import GameDayLock, GameDayLockHeld, StopCondition
@@ -53,6 +53,9 @@ DISRUPTIVE_KEY = pytest.StashKey[bool]()
 INTERRUPTS_KEY = pytest.StashKey["_Interrupts"]()
 WORKER_KEY = pytest.StashKey[WorkerSession | None]()
 TURNS_KEY = pytest.StashKey[Turns | None]()
+#: What the running test asks to be done before its first disruption (its steady state is
+#: checked, then watched); it may refuse by raising.
+BEFORE_DISRUPTION_KEY = pytest.StashKey[Callable[[], None] | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -219,6 +222,9 @@ def k8sdr_journal(
         if REGISTRY.kind_of(record).disruptive:
             stop.check()
             lock.take()  # at once when the session has disruptive tests: see below
+            before = config.stash.get(BEFORE_DISRUPTION_KEY, None)
+            if before is not None:
+                before()
         if rehearsal is not None:
             # Before it is made on the twin: what it would be on the target (or why not).
             rehearsal.planned(record)
@@ -305,24 +311,34 @@ class _Interrupts:
         self.stop = stop
         self.in_call = False
         self._previous: Any = None
-        self._installed = False
+        # Who needs it (the game-day lock, a test's steady state): each `install` is matched
+        # by an `uninstall`, and the handler stays while anyone still needs it, so releasing
+        # the lock does not silence a steady state's breach.
+        self._users = 0
+
+    @property
+    def installed(self) -> bool:
+        """Whether a trip interrupts the running test now."""
+        return self._users > 0
 
     def install(self) -> None:
         """Handle SIGUSR1 and be told when the stop condition trips (main thread only)."""
-        if threading.current_thread() is not threading.main_thread() or self._installed:
+        if threading.current_thread() is not threading.main_thread():
             return
-        self._previous = signal.signal(signal.SIGUSR1, self._handle)
-        self.stop.listeners.append(self._interrupt)
-        self._installed = True
+        self._users += 1
+        if self._users == 1:
+            self._previous = signal.signal(signal.SIGUSR1, self._handle)
+            self.stop.listeners.append(self._interrupt)
 
     def uninstall(self) -> None:
-        """Put back the SIGUSR1 handler that was there before."""
-        if not self._installed:
+        """Undo one `install`; the last one puts back the SIGUSR1 handler that was there."""
+        if self._users == 0 or threading.current_thread() is not threading.main_thread():
             return
-        with contextlib.suppress(ValueError):
-            self.stop.listeners.remove(self._interrupt)
-        signal.signal(signal.SIGUSR1, self._previous)
-        self._installed = False
+        self._users -= 1
+        if self._users == 0:
+            with contextlib.suppress(ValueError):
+                self.stop.listeners.remove(self._interrupt)
+            signal.signal(signal.SIGUSR1, self._previous)
 
     def _interrupt(self, reason: str) -> None:
         main = threading.main_thread().ident
@@ -350,7 +366,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """After the stop condition tripped, a disruptive test is skipped, saying why."""
-    reason = item.config.stash[STOP_KEY].reason
+    reason = item.config.stash[STOP_KEY].session_reason
     if reason is not None and item.get_closest_marker("disruptive") is not None:
         # A skip marker (before pytest's own setup hook reads them) reports the test's location.
         item.add_marker(pytest.mark.skip(reason=f"k8sdr: the session stopped disrupting: {reason}"))
@@ -358,7 +374,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """A test during which the stop condition tripped fails with the reason (`LockLost`)."""
+    """A test during which the stop condition tripped fails with the stop's error.
+
+    `LockLost` when the game-day lock was lost, `SteadyStateBreached` when its steady state
+    broke; whatever the interrupted test raised is chained.
+    """
     stop = item.config.stash[STOP_KEY]
     interrupts = item.config.stash[INTERRUPTS_KEY]
     before = stop.reason
@@ -366,14 +386,24 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     try:
         outcome = yield
     except Exception as exc:
-        if before is None and stop.reason is not None and not isinstance(exc, LockLost):
-            raise LockLost(f"{stop.reason}; this session makes no further disruption") from exc
+        tripped = stop.stop
+        if before is None and tripped is not None and not isinstance(exc, tripped.error):
+            raise tripped.exception() from exc
         raise
     finally:
         interrupts.in_call = False
     if before is None:
         stop.check()
     return outcome
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Once a stopped test's disruptions are undone, the next test may disrupt again."""
+    try:
+        return (yield)
+    finally:
+        item.config.stash[STOP_KEY].clear_test()
 
 
 @pytest.fixture(autouse=True)
@@ -507,7 +537,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line(test["test"])
             for line in plan_lines(test):
                 terminalreporter.write_line(f"    {line}")
-    stopped = config.stash[STOP_KEY].reason if STOP_KEY in config.stash else None
+    stopped = config.stash[STOP_KEY].session_reason if STOP_KEY in config.stash else None
     if stopped is not None:
         write_stopped(terminalreporter, [stopped])
     journal = config.stash.get(JOURNAL_KEY, None)

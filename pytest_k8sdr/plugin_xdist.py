@@ -83,7 +83,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     output = getattr(config, "workeroutput", None)
     if output is None:
         return
-    reason = config.stash[STOP_KEY].reason if STOP_KEY in config.stash else None
+    reason = config.stash[STOP_KEY].session_reason if STOP_KEY in config.stash else None
     facts: dict[str, str] = config.stash.get(FACTS_KEY, {})
     output[WORKERINPUT_KEY] = {
         "facts": dict(facts),

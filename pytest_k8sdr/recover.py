@@ -47,7 +47,8 @@ def registry() -> Registry:
     import pytest_k8sdr.lb.managed
     import pytest_k8sdr.lb.nginx
     import pytest_k8sdr.lock
-    import pytest_k8sdr.namespaces  # noqa: F401
+    import pytest_k8sdr.namespaces
+    import pytest_k8sdr.prometheus.managed  # noqa: F401
 
     return REGISTRY
 

@@ -72,6 +72,9 @@ class PhaseClock(PhaseSpan, Protocol):
     def observe(self, result: Result[Any], label: str | None) -> None:
         """A wait or check in the phase held; `label` names it on the timeline when given."""
 
+    def sample(self, series: str, value: float, at: datetime) -> None:
+        """A value of a numeric series measured at `at` (a query's), for the timeline."""
+
 
 _phase: contextvars.ContextVar[PhaseClock | None] = contextvars.ContextVar(
     "k8sdr_phase", default=None
@@ -99,6 +102,13 @@ def report(result: Result[T], label: str | None = None) -> Result[T]:
     if phase is not None:
         phase.observe(result, label)
     return result
+
+
+def sample(series: str, value: float, at: datetime) -> None:
+    """Put a measured value of `series` on the current phase's timeline (if any)."""
+    phase = _phase.get()
+    if phase is not None:
+        phase.sample(series, value, at)
 
 
 def timeout_for(timeout: float | None) -> float:

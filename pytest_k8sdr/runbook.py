@@ -20,6 +20,7 @@ a check that names no timeout gets the phase's remaining time.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -107,6 +108,14 @@ class Mark:
     phase: str | None
 
 
+@dataclass(frozen=True)
+class Point:
+    """One value of a numeric series on the timeline (a query's value), and when it was measured."""
+
+    at: datetime
+    value: float
+
+
 @dataclass
 class PhaseRecord:
     """A phase as it ran: start, end, SLO and verdict; the clock its waits report to."""
@@ -137,6 +146,11 @@ class PhaseRecord:
         self._last = (at, datetime.now(UTC))
         if label is not None and self._runbook is not None:
             self._runbook.marks.append(Mark(label, at, self.name))
+
+    def sample(self, series: str, value: float, at: datetime) -> None:
+        """A value of a numeric series, for the runbook's timeline."""
+        if self._runbook is not None:
+            self._runbook.sample(series, value, at)
 
     def end_at(self, body_returned: datetime) -> datetime:
         """Where the phase ends, its body having returned at `body_returned`."""
@@ -181,6 +195,8 @@ class Runbook:
     slos: Mapping[str, float | str] = field(default_factory=dict)
     phases: list[PhaseRecord] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
+    #: Numeric series by name (a query's values over the run), in the order measured.
+    series: dict[str, list[Point]] = field(default_factory=dict)
     listeners: list[PhaseListener] = field(default_factory=list)
     _current: PhaseRecord | None = None
 
@@ -194,6 +210,15 @@ class Runbook:
         mark = Mark(label, when or datetime.now(UTC), current)
         self.marks.append(mark)
         return mark
+
+    def sample(self, series: str, value: float, at: datetime | None = None) -> Point:
+        """Add a value of the numeric series `series` (measured at `at`, or now) to the timeline.
+
+        Thread-safe enough for one writer per series (a steady-state monitor beside the test).
+        """
+        point = Point(at or datetime.now(UTC), float(value))
+        self.series.setdefault(series, []).append(point)
+        return point
 
     @contextmanager
     def phase(self, name: str, slo: float | str | None = None) -> Iterator[PhaseRecord]:
@@ -269,9 +294,37 @@ class Runbook:
             )
         return out
 
+    def series_json(self) -> list[dict[str, Any]]:
+        """Every numeric series: its name and points, with seconds since the first phase started.
+
+        A value that is not a number (NaN, an infinity: a ratio of no traffic) is written null.
+        """
+        origin = self.phases[0].started if self.phases else None
+        out = []
+        for name, points in list(self.series.items()):
+            out.append(
+                {
+                    "name": name,
+                    "points": [
+                        {
+                            "at": p.at.isoformat(),
+                            "t": round((p.at - origin).total_seconds(), 3) if origin else 0.0,
+                            "value": p.value if math.isfinite(p.value) else None,
+                        }
+                        for p in sorted(points, key=lambda p: p.at)
+                    ],
+                }
+            )
+        return out
+
     def to_json(self) -> str:
-        """Phases and timeline as a JSON document."""
+        """Phases, timeline and numeric series as a JSON document."""
         return json.dumps(
-            {"runbook": self.name, "phases": self.summary(), "timeline": self.timeline()},
+            {
+                "runbook": self.name,
+                "phases": self.summary(),
+                "timeline": self.timeline(),
+                "series": self.series_json(),
+            },
             indent=2,
         )

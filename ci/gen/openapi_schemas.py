@@ -2,12 +2,13 @@
 
     python ci/gen/openapi_schemas.py
 
-For every kind the registry serves (`GROUP_VERSIONS`), the schema of the official Python
-client's model of that kind (itself generated from upstream's OpenAPI document) is written,
-with everything it refers to, to pytest_k8sdr/sim/apiserver/openapi/<group>_<version>.json
-as {"kinds": {kind: schema name}, "schemas": {name: schema}}. A kind the client has no model
-for is left out (its OpenAPI entry says the server accepts any fields). Run it again when a
-group or kind is added; the output is committed.
+For every kind the registry serves (`GROUP_VERSIONS`, and the reviews' `REVIEW_TYPES`), the
+schema of the official Python client's model of that kind (itself generated from upstream's
+OpenAPI document) is written, with everything it refers to, to
+pytest_k8sdr/sim/apiserver/openapi/<group>_<version>.json as {"kinds": {kind: schema name},
+"schemas": {name: schema}}. A kind the client has no model for is left out (its OpenAPI entry
+says the server accepts any fields). Run it again when a group or kind is added; the output is
+committed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from pytest_k8sdr.sim.apiserver.registry.resources import GROUP_VERSIONS  # noqa: E402
+from pytest_k8sdr.sim.apiserver.registry.reviews import REVIEW_TYPES  # noqa: E402
+
+# The served kinds and the create-only reviews (which the store does not hold).
+SERVED = {**GROUP_VERSIONS, **REVIEW_TYPES}
 
 OUT = ROOT / "pytest_k8sdr" / "sim" / "apiserver" / "openapi"
 _VERSION_PREFIX = re.compile(r"^(?:[A-Z][a-z]+)*V\d+(?:(?:alpha|beta)\d+)?(?=[A-Z])")
@@ -87,7 +92,7 @@ def generate(group: str, version: str) -> dict[str, Any]:
     prefix = f"io.k8s.api.{group.split('.')[0] if group else 'core'}.{version}"
     kinds: dict[str, str] = {}
     schemas: dict[str, Any] = {}
-    for rtype in GROUP_VERSIONS[group][version]:
+    for rtype in SERVED[group][version]:
         cls = _model(group, version, rtype.kind)
         if cls is None:
             continue
@@ -109,7 +114,7 @@ def generate(group: str, version: str) -> dict[str, Any]:
 def main() -> int:
     """Write every group/version's file."""
     OUT.mkdir(parents=True, exist_ok=True)
-    for group, versions in GROUP_VERSIONS.items():
+    for group, versions in SERVED.items():
         for version in versions:
             doc = generate(group, version)
             path = OUT / f"{group or 'core'}_{version}.json"

@@ -56,8 +56,12 @@ def render_nginx(
     listen: str = "80",
     prefix: str = "/tmp",
     upstream: str = UPSTREAM,
+    status_listen: str | None = None,
 ) -> str:
-    """nginx.conf balancing `servers` (each ``IP:PORT``); ValueError names a bad server."""
+    """nginx.conf balancing `servers` (each ``IP:PORT``); ValueError names a bad server.
+
+    With `status_listen`, nginx's stub_status answers there too (for a Prometheus exporter).
+    """
     if not servers:
         raise ValueError("no servers: the load balancer needs at least one worker address")
     for server in servers:
@@ -70,7 +74,7 @@ def render_nginx(
             raise ValueError(f"server {server!r} is not IP:PORT")
     # The same configuration the plugin's managed nginx uses on the simulator: one `server`
     # per line (how the plugin drains), X-Upstream-Addr naming the worker that served.
-    return render_config(Path(prefix), upstream, list(servers), listen)
+    return render_config(Path(prefix), upstream, list(servers), listen, status_listen)
 
 
 def render_workload(replicas: int = REPLICAS, node_port: int = NODE_PORT) -> dict[str, Any]:

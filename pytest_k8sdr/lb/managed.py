@@ -9,10 +9,7 @@ disruption (`ManagedNginxRunning`), so `k8sdr recover` stops one a killed run le
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -23,19 +20,32 @@ from pathlib import Path
 
 from pytest_k8sdr.lb.errors import LBToolMissing
 from pytest_k8sdr.lb.nginx import DrainMode, NginxLB
+from pytest_k8sdr.processes import free_port, stop_process
 from pytest_k8sdr.undo import Disruption, UndoEntry, UndoEnv, UndoStack, disruption_kind
 
 
-def free_port(address: str) -> int:
-    """A TCP port free on `address` right now."""
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
+def render_config(
+    directory: Path,
+    upstream: str,
+    servers: Sequence[str],
+    listen: str,
+    status_listen: str | None = None,
+) -> str:
+    """A complete nginx.conf living in `directory`, load-balancing `servers` from `listen`.
 
-
-def render_config(directory: Path, upstream: str, servers: Sequence[str], listen: str) -> str:
-    """A complete nginx.conf living in `directory`, load-balancing `servers` from `listen`."""
+    With `status_listen`, nginx's stub_status is served there at `/stub_status`, apart from the
+    traffic (for Prometheus' nginx exporter).
+    """
     lines = "\n".join(f"        server {s} max_fails=0;" for s in servers)
+    status = (
+        f"""
+    server {{
+        listen {status_listen};
+        location = /stub_status {{ stub_status; }}
+    }}"""
+        if status_listen
+        else ""
+    )
     d = directory
     return f"""worker_processes 1;
 pid {d}/nginx.pid;
@@ -60,7 +70,7 @@ http {{
             proxy_next_upstream error timeout http_502;
             add_header X-Upstream-Addr $upstream_addr always;
         }}
-    }}
+    }}{status}
 }}
 """
 
@@ -88,10 +98,17 @@ class ManagedNginx:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port(listen_address)
         self.url = f"http://{listen_address}:{self.port}/"
+        status = f"{listen_address}:{free_port(listen_address)}"
+        #: nginx's stub_status, on a port of its own (what Prometheus' nginx exporter reads).
+        self.status_url = f"http://{status}/stub_status"
         self.config = directory / "nginx.conf"
         self.config.write_text(
             render_config(
-                directory, upstream, list(servers.values()), f"{listen_address}:{self.port}"
+                directory,
+                upstream,
+                list(servers.values()),
+                f"{listen_address}:{self.port}",
+                status_listen=status,
             )
         )
         # Node name -> address as the upstream names it (host part of host:port).
@@ -177,34 +194,4 @@ class ManagedNginxRunning(Disruption):
             pid = int(Path(self.pid_file).read_text().strip())
         except (OSError, ValueError):
             return  # never started, or stopped (nginx removes its pid file on exit)
-        if self.config not in _cmdline(pid):
-            return  # gone, and the pid reused by someone else
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        if not _wait_gone(pid, 10.0):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            _wait_gone(pid, 10.0)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    """Wait for `pid` to exit (reaping it when it is our child); False after `timeout`."""
-    deadline = time.monotonic() + timeout
-    delay = threading.Event()
-    while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return True
-        except ChildProcessError:  # not our child: look at /proc instead
-            if not _cmdline(pid):
-                return True
-        delay.wait(0.02)
-    return False
+        stop_process(pid, self.config)

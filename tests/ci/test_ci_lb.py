@@ -20,8 +20,9 @@ from types import ModuleType
 
 import pytest
 
-from pytest_k8sdr.lb.managed import ManagedNginx, free_port
+from pytest_k8sdr.lb.managed import ManagedNginx
 from pytest_k8sdr.lb.nginx import NginxLB
+from pytest_k8sdr.processes import free_port
 from pytest_k8sdr.sim.launcher import SimCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,7 +180,10 @@ def test_the_config_is_the_managed_lbs(tmp_path: Path) -> None:
     if NGINX is None:
         pytest.skip("nginx is not installed")
     managed = ManagedNginx(tmp_path, {"w1": "127.83.0.1:30080"}, upstream=lb.UPSTREAM)
-    ours = lb.render_nginx(["127.83.0.1:30080"], listen=managed.url[7:-1], prefix=tmp_path)
+    status = managed.status_url.removeprefix("http://").removesuffix("/stub_status")
+    ours = lb.render_nginx(
+        ["127.83.0.1:30080"], listen=managed.url[7:-1], prefix=tmp_path, status_listen=status
+    )
     assert ours == managed.config.read_text()
 
 

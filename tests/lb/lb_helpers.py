@@ -114,6 +114,25 @@ def wait_listening(address: str, port: int, timeout: float = 10.0) -> None:
             time.sleep(0.02)
 
 
+def wait_unix_listening(path: str, timeout: float = 10.0) -> None:
+    """Wait until something accepts connections on a Unix socket.
+
+    HAProxy binds a stats socket under a temporary name and renames it into place, and may
+    do so after its TCP listeners accept: a frontend that answers is no sign the socket is there.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(0.5)
+                sock.connect(path)
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
     net = f"{_NET}.{random.randrange(1, 250)}"
@@ -280,15 +299,15 @@ def start_haproxy(directory: Path, conf_text: str, address: str, port: int) -> H
     proc = subprocess.Popen(
         ["haproxy", "-db", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
+    admin = str(directory / "admin.sock")
     try:
         wait_listening(address, port)
+        wait_unix_listening(admin)
     except OSError:
         proc.kill()
         _, err = proc.communicate()
         raise RuntimeError(f"haproxy did not start: {err.decode()}") from None
-    return HAProxyServer(
-        directory, str(directory / "admin.sock"), f"http://{address}:{port}/", proc
-    )
+    return HAProxyServer(directory, admin, f"http://{address}:{port}/", proc)
 
 
 @pytest.fixture

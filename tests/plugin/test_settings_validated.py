@@ -98,6 +98,19 @@ BAD: dict[str, tuple[list[str], str]] = {
     "recorder": (["--k8sdr-recorder=maybe"], "invalid value 'maybe' for recorder"),
     "lock_namespace": (["--k8sdr-lock-namespace=Bad_NS"], "for lock_namespace"),
     "lock_duration": (["--k8sdr-lock-duration=-5"], "expected a positive integer"),
+    "prometheus": (["--k8sdr-prometheus=127.0.0.1:9090"], "for prometheus (--k8sdr-prometheus"),
+    "steady_state": (
+        ["--k8sdr-steady-state=sum(up)"],
+        "invalid value 'sum(up)' for steady_state (--k8sdr-steady-state)",
+    ),
+    "steady_state_interval": (
+        ["--k8sdr-steady-state-interval=often"],
+        "invalid value 'often' for steady_state_interval",
+    ),
+    "steady_state_recovery": (
+        ["--k8sdr-steady-state-recovery=-1s"],
+        "invalid value '-1s' for steady_state_recovery",
+    ),
 }
 # Free text, where no value is wrong in itself: who the lock names as its holder.
 ANY_VALUE = {"lock_holder"}
@@ -140,6 +153,40 @@ def test_a_bad_value_is_one_usage_error_before_anything_is_launched(
     # No test ran and no backend was started: its session fixture would have made this.
     assert not list((tmp / "basetemp").glob("k8sdr*"))
     assert "passed" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"K8SDR_PROMETHEUS_USERNAME": "ops"}, "K8SDR_PROMETHEUS_USERNAME is set without"),
+        (
+            {"K8SDR_PROMETHEUS_TOKEN": "s3cret", "K8SDR_PROMETHEUS_PASSWORD": "s3cret"},
+            "Prometheus takes a bearer token or basic auth, not both",
+        ),
+    ],
+)
+def test_prometheus_credentials_from_the_environment_are_checked_at_start(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    pytester.makepyfile(test_inner=INNER)
+    result = pytester.runpytest("--k8sdr-prometheus=http://127.0.0.1:1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert len(errors) == 1, result.errlines
+    assert message in errors[0]
+    assert "s3cret" not in result.stdout.str() + result.stderr.str()
+    assert not list((pytester.path / "basetemp").glob("k8sdr*"))
+
+
+def test_a_steady_state_without_prometheus_is_one_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_inner=INNER)
+    result = pytester.runpytest(
+        "--k8sdr-prometheus=none", "--k8sdr-steady-state=errors: sum(x) < 1"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: *steady_state*is set but prometheus*is none*"])
 
 
 # An inventory (its YAML) -> what the single error must say. Beyond a malformed file, problems a

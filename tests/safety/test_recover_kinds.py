@@ -49,6 +49,8 @@ COVERED = {
     "nginx-drain": "test_nginx_drain",
     "haproxy-drain": "test_haproxy_drain",
     "managed-nginx": "test_managed_nginx",
+    "managed-prometheus": "test_managed_prometheus",
+    "nginx-exporter": "test_nginx_exporter",
     "namespace": "test_namespace",
     "lock": "test_lock",
     "sim-cluster": "test_sim_cluster",
@@ -259,6 +261,53 @@ def test_managed_nginx(tmp_path: Path) -> None:
         assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
     finally:
         managed.stop()  # reaps it; nothing left to stop
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_managed_prometheus(tmp_path: Path) -> None:
+    if shutil.which("prometheus") is None:
+        pytest.skip("prometheus is not installed")
+    from pytest_k8sdr.prometheus.managed import ManagedPrometheus
+
+    abandoned = Abandoned(tmp_path / "journal.jsonl", None, None)
+    managed = ManagedPrometheus(tmp_path / "prom", abandoned.stack).start()
+    # The pid spawn_daemon wrote, and journaled: what recover stops.
+    pid = int((tmp_path / "prom" / "prometheus.pid").read_text())
+    assert f"--config.file={managed.config}" in Path(f"/proc/{pid}/cmdline").read_text()
+    assert _alive(pid)
+    abandoned.recover()
+    assert not _alive(pid)
+    assert not (tmp_path / "prom" / "prometheus.pid").exists()
+    managed.close()  # nothing left to stop
+
+
+def test_nginx_exporter(tmp_path: Path) -> None:
+    if shutil.which("prometheus") is None or shutil.which("prometheus-nginx-exporter") is None:
+        pytest.skip("prometheus or prometheus-nginx-exporter is not installed")
+    if shutil.which("nginx") is None:
+        pytest.skip("nginx is not installed")
+    from pytest_k8sdr.prometheus.managed import ManagedPrometheus
+
+    session = UndoStack()
+    with session.context():
+        prometheus = ManagedPrometheus(tmp_path / "prom", session).start()
+        abandoned = Abandoned(tmp_path / "journal.jsonl", None, None)
+        nginx = ManagedNginx(tmp_path / "lb", {"node-1": "127.89.2.2:30080"}, undo=abandoned.stack)
+        nginx.start()
+        listen = prometheus.scrape_nginx(nginx.status_url, {"lb": "web"}, abandoned.stack)
+        (targets,) = (tmp_path / "prom" / "targets").glob("nginx-*.json")
+        assert listen in targets.read_text()
+        pid_file = next((tmp_path / "prom").glob("nginx-*.pid"))
+        pid = int(pid_file.read_text())
+        assert _alive(pid)
+        abandoned.recover()
+        assert not _alive(pid)
+        assert not targets.exists()  # no longer scraped
+        nginx.stop()  # nothing left to stop
 
 
 def test_namespace(abandoned: Abandoned, api: Cluster) -> None:

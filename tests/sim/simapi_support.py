@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import ssl
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, config
@@ -50,3 +55,40 @@ def make_api_client(cluster: SimCluster, *, retries: bool = True) -> client.ApiC
     if not retries:
         cfg.retries = False  # see every 429/500 instead of urllib3's retries
     return client.ApiClient(cfg)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One raw HTTP answer: status, Warning headers, decoded JSON body."""
+
+    status: int
+    warnings: list[str]
+    body: Any
+
+
+def raw_exchange(
+    cluster: SimCluster,
+    method: str,
+    path: str,
+    body: Any = None,
+    content_type: str = "application/json",
+    *,
+    data: bytes | None = None,
+) -> Exchange:
+    """One HTTPS request with the cluster's token (`data`: the body's bytes as they are)."""
+    ctx = ssl.create_default_context(cafile=str(cluster.state_dir / "pki" / "ca.crt"))
+    if data is None and body is not None:
+        data = json.dumps(body).encode()
+    req = urllib.request.Request(
+        cluster.server_url + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {cluster.token}", "Content-Type": content_type},
+    )
+    try:
+        with urllib.request.urlopen(req, context=ctx) as resp:
+            return Exchange(
+                resp.status, resp.headers.get_all("Warning") or [], json.loads(resp.read())
+            )
+    except urllib.error.HTTPError as err:
+        return Exchange(err.code, err.headers.get_all("Warning") or [], json.loads(err.read()))

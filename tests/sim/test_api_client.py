@@ -11,32 +11,9 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
-from simapi_support import node_body, pod_body
+from simapi_support import node_body, pod_body, raw_exchange
 
 from pytest_k8sdr.sim.launcher import SimCluster
-
-
-def raw_request(
-    cluster: SimCluster,
-    method: str,
-    path: str,
-    body: Any = None,
-    content_type: str = "application/json",
-) -> tuple[int, dict[str, Any]]:
-    """One HTTPS request with the cluster's token; (status, decoded JSON body)."""
-    ctx = ssl.create_default_context(cafile=str(cluster.state_dir / "pki" / "ca.crt"))
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(
-        cluster.server_url + path,
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {cluster.token}", "Content-Type": content_type},
-    )
-    try:
-        with urllib.request.urlopen(req, context=ctx) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 def _status(exc: ApiException) -> dict[str, Any]:
@@ -147,15 +124,15 @@ def test_strategic_merge_json_and_merge_patches(
     )
     assert patched.metadata.labels == {"app": "web", "tier": "front"}
     # Merge patch replaces lists whole and deletes with null.
-    code, raw = raw_request(
+    answer = raw_exchange(
         sim_api,
         "PATCH",
         f"/api/v1/namespaces/{sim_ns}/pods/p",
         {"metadata": {"labels": {"tier": None}}},
         "application/merge-patch+json",
     )
-    assert code == 200
-    assert raw["metadata"]["labels"] == {"app": "web"}
+    assert answer.status == 200
+    assert answer.body["metadata"]["labels"] == {"app": "web"}
     # $patch: delete removes one list element.
     patched = core.patch_namespaced_pod("p", sim_ns, {"metadata": {"finalizers": ["a/b"]}})
     assert patched.metadata.finalizers == ["a/b"]
@@ -483,22 +460,17 @@ def test_node_status_subresource_and_node_field_selector(core: client.CoreV1Api)
 
 
 def test_unsupported_media_type_and_method(sim_api: SimCluster, sim_ns: str) -> None:
-    code, body = raw_request(
-        sim_api,
-        "PATCH",
-        f"/api/v1/namespaces/{sim_ns}",
-        {"metadata": {}},
-        "application/apply-patch+yaml",
+    ns_path = f"/api/v1/namespaces/{sim_ns}"
+    apply = raw_exchange(
+        sim_api, "PATCH", ns_path, {"metadata": {}}, "application/apply-patch+yaml"
     )
     # Server-side apply is served; without a fieldManager it is 422 as upstream.
-    assert code == 422
-    assert "fieldManager: Required value" in body["message"]
-    code, body = raw_request(sim_api, "PATCH", f"/api/v1/namespaces/{sim_ns}", {}, "text/plain")
-    assert code == 415
-    assert body["reason"] == "UnsupportedMediaType"
-    code, body = raw_request(sim_api, "POST", "/api/v1", {})
-    assert code == 405
-    assert body["reason"] == "MethodNotAllowed"
+    assert apply.status == 422
+    assert "fieldManager: Required value" in apply.body["message"]
+    text = raw_exchange(sim_api, "PATCH", ns_path, {}, "text/plain")
+    assert (text.status, text.body["reason"]) == (415, "UnsupportedMediaType")
+    post = raw_exchange(sim_api, "POST", "/api/v1", {})
+    assert (post.status, post.body["reason"]) == (405, "MethodNotAllowed")
 
 
 def test_eviction_routes_to_the_registered_handler(core: client.CoreV1Api, sim_ns: str) -> None:

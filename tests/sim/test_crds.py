@@ -8,7 +8,10 @@ ApiextensionsV1Api, and its dynamic client.
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +21,7 @@ import pytest
 import yaml
 from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
-from simapi_support import all_controllers, make_api_client
+from simapi_support import all_controllers, make_api_client, raw_exchange
 
 from pytest_k8sdr.sim.launcher import SimCluster
 
@@ -432,6 +435,109 @@ def test_kubectl_get_columns_patch_status_scale_apply_server_side(
     assert bad.returncode != 0
     assert "Unsupported value" in bad.stderr
     assert 'widget.example.com "k1" deleted' in kubectl("delete", "widget", "k1", "-n", ns).stdout
+
+
+def test_custom_resources_refuse_protobuf_and_answer_json(
+    cluster: SimCluster, kubectl: Kubectl, api: client.ApiClient, ns: str
+) -> None:
+    """No protobuf for custom resources (customresource_handler.go): 415 for a body, JSON out."""
+    path = f"/apis/example.com/v1/namespaces/{ns}/widgets"
+    # The framing of a protobuf body (magic, runtime.Unknown); refused before it is decoded.
+    body = b"k8s\x00\x0a\x17\x0a\x0eexample.com/v1\x12\x06Widget"
+    refused = raw_exchange(
+        cluster, "POST", path, content_type="application/vnd.kubernetes.protobuf", data=body
+    )
+    assert refused.status == 415
+    assert refused.body["reason"] == "UnsupportedMediaType"
+    assert refused.body["message"] == (
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json, application/yaml"
+    )
+    kubectl("create", "-n", ns, "-f", "-", stdin=yaml.safe_dump(_widget("pb")))
+    assert kubectl("get", "widget", "pb", "-n", ns, "-o", "name").stdout.strip() == (
+        "widget.example.com/pb"
+    )
+    ctx = ssl.create_default_context(cafile=str(cluster.state_dir / "pki" / "ca.crt"))
+
+    def get(accept: str) -> tuple[int, str, dict[str, Any]]:
+        req = urllib.request.Request(
+            f"{cluster.server_url}{path}/pb",
+            headers={"Authorization": f"Bearer {cluster.token}", "Accept": accept},
+        )
+        try:
+            with urllib.request.urlopen(req, context=ctx) as resp:
+                return resp.status, resp.headers["Content-Type"], json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers["Content-Type"], json.loads(err.read())
+
+    # client-go's protobuf clients offer JSON second, and get it.
+    code, ctype, got = get("application/vnd.kubernetes.protobuf,application/json")
+    assert (code, ctype, got["metadata"]["name"]) == (200, "application/json", "pb")
+    code, _, status = get("application/vnd.kubernetes.protobuf")
+    assert (code, status["reason"]) == (406, "NotAcceptable")
+    assert status["message"] == (
+        "only the following media types are accepted: application/json, application/yaml"
+    )
+
+
+def _backups(group: str) -> str:
+    return f"""
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: backups.{group}}}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: backups, kind: Backup}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    additionalPrinterColumns:
+    - {{name: Group, type: string, jsonPath: .apiVersion}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {{type: object, properties: {{target: {{type: string}}}}}}
+"""
+
+
+def test_one_plural_in_two_groups_is_served_twice(kubectl: Kubectl, api: client.ApiClient) -> None:
+    """Names conflict within a group only (naming_controller.go): both CRDs are served."""
+    kubectl("apply", "-f", "-", stdin=_backups("velero.io") + "---" + _backups("backup.example"))
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/backups.velero.io",
+        "crd/backups.backup.example",
+        "--timeout=30s",
+    )
+    ns = f"bk-{uuid.uuid4().hex[:8]}"
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": ns}})
+    for group in ("velero.io", "backup.example"):
+        backup = {
+            "apiVersion": f"{group}/v1",
+            "kind": "Backup",
+            "metadata": {"name": f"nightly-{group.split('.')[0]}"},
+            "spec": {"target": group},
+        }
+        kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(backup))
+    rows = kubectl("api-resources", "--no-headers").stdout.splitlines()
+    served = sorted(r.split()[1] for r in rows if r.split()[0] == "backups")
+    assert served == ["backup.example/v1", "velero.io/v1"]
+    for group in ("velero.io", "backup.example"):
+        table = kubectl("get", f"backups.{group}", "-n", ns, "--no-headers").stdout
+        assert table.split() == [f"nightly-{group.split('.')[0]}", f"{group}/v1"]
+    custom = client.CustomObjectsApi(api)
+    listed = custom.list_namespaced_custom_object("velero.io", "v1", ns, "backups")
+    assert [i["spec"]["target"] for i in listed["items"]] == ["velero.io"]
+    kubectl("delete", "crd", "backups.velero.io")
+    gone = kubectl("get", "backups.velero.io", "-n", ns, check=False)
+    assert gone.returncode != 0
+    left = custom.list_namespaced_custom_object("backup.example", "v1", ns, "backups")
+    assert [i["metadata"]["name"] for i in left["items"]] == ["nightly-backup"]
+    kubectl("delete", "crd", "backups.backup.example")
 
 
 def test_deleting_a_crd_deletes_its_resources(api: client.ApiClient, kubectl: Kubectl) -> None:

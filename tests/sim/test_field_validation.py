@@ -6,6 +6,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from simapi_support import raw_exchange
+
+from pytest_k8sdr.sim.launcher import SimCluster
+
 Kubectl = Callable[..., Any]
 
 
@@ -83,6 +88,61 @@ def test_raw_requests_strict_and_a_bad_value(kubectl: Kubectl, sim_ns: str) -> N
     )
     assert loose.returncode != 0
     assert 'fieldValidation: Unsupported value: "Loose"' in loose.stderr
-    # No parameter: checked only when asked (server._check_fields), stored as sent.
-    created = json.loads(kubectl("create", "--raw", path, "-f", "-", stdin=body).stdout)
-    assert created["metadata"]["name"] == "cm"
+
+
+def test_ignore_drops_unknown_fields_silently(kubectl: Kubectl, sim_ns: str) -> None:
+    out = kubectl(
+        "apply", "--validate=false", "-f", "-", stdin=json.dumps(_deployment("quiet", sim_ns))
+    )
+    assert "Warning" not in out.stderr
+    got = json.loads(kubectl("get", "deployment", "quiet", "-n", sim_ns, "-o", "json").stdout)
+    # A Deployment (a Go struct upstream) cannot hold a field it does not know.
+    assert "replicass" not in got["spec"]
+    assert "portz" not in got["spec"]["template"]["spec"]["containers"][0]
+
+
+_UNKNOWN = '299 - "unknown field \\"dataa\\""'
+
+
+@pytest.mark.parametrize("query", ["", "?fieldValidation=Warn", "?fieldValidation=Ignore"])
+def test_every_write_drops_unknown_fields(sim_api: SimCluster, sim_ns: str, query: str) -> None:
+    """Create, update, merge and JSON patch; no parameter is Warn (handlers/rest.go)."""
+    warned = [] if "Ignore" in query else [_UNKNOWN]
+    path = f"/api/v1/namespaces/{sim_ns}/configmaps"
+    body = {"metadata": {"name": "cm"}, "data": {"a": "b"}, "dataa": {"c": "d"}}
+    created = raw_exchange(sim_api, "POST", path + query, body)
+    assert (created.status, created.warnings) == (201, warned)
+    assert "dataa" not in created.body
+    item = f"{path}/cm{query}"
+    updated = raw_exchange(sim_api, "PUT", item, body)
+    assert (updated.status, updated.warnings) == (200, warned)
+    assert "dataa" not in updated.body
+    merged = raw_exchange(
+        sim_api, "PATCH", item, {"dataa": {"e": "f"}}, "application/merge-patch+json"
+    )
+    assert (merged.status, merged.warnings) == (200, warned)
+    assert "dataa" not in merged.body
+    ops = [{"op": "add", "path": "/dataa", "value": {"g": "h"}}]
+    patched = raw_exchange(sim_api, "PATCH", item, ops, "application/json-patch+json")
+    assert (patched.status, patched.warnings) == (200, warned)
+    assert "dataa" not in patched.body
+    stored = raw_exchange(sim_api, "GET", f"{path}/cm")
+    assert stored.body["data"] == {"a": "b"}
+    assert "dataa" not in stored.body
+
+
+def test_strict_refuses_a_json_patch_adding_an_unknown_field(
+    sim_api: SimCluster, sim_ns: str
+) -> None:
+    path = f"/api/v1/namespaces/{sim_ns}/configmaps"
+    assert raw_exchange(sim_api, "POST", path, {"metadata": {"name": "cm"}}).status == 201
+    ops = [{"op": "add", "path": "/dataa", "value": {"g": "h"}}]
+    refused = raw_exchange(
+        sim_api,
+        "PATCH",
+        f"{path}/cm?fieldValidation=Strict",
+        ops,
+        "application/json-patch+json",
+    )
+    assert refused.status == 400
+    assert refused.body["message"] == 'strict decoding error: unknown field "dataa"'

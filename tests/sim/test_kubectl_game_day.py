@@ -137,3 +137,55 @@ def test_statefulset_rollout_history_and_undo(live: SimCluster) -> None:
     assert revisions() == ["2", "3"]
     owned = json.loads(run("get", "controllerrevisions", "-o", "json"))["items"]
     assert {r["metadata"]["ownerReferences"][0]["name"] for r in owned} == {"db"}
+
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: nginx:1.26}]}
+"""
+
+
+def test_deployment_rollback_reuses_the_old_replicaset_as_the_newest_revision(
+    live: SimCluster,
+) -> None:
+    def run(*args: str, stdin: str | None = None) -> str:
+        return subprocess.run(
+            ["/usr/bin/kubectl", "--kubeconfig", str(live.kubeconfig_path), "-n", "default", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=90,
+        ).stdout
+
+    def revisions() -> list[str]:
+        lines = run("rollout", "history", "deploy/web").splitlines()
+        return [line.split()[0] for line in lines[2:] if line.strip()]
+
+    run("apply", "-f", "-", stdin=DEPLOYMENT)
+    run("rollout", "status", "deploy/web", "--timeout=60s")
+    first = {s["metadata"]["name"] for s in json.loads(run("get", "rs", "-o", "json"))["items"]}
+    run("set", "image", "deploy/web", "web=nginx:1.27")
+    run("rollout", "status", "deploy/web", "--timeout=60s")
+    assert revisions() == ["1", "2"]
+    # kubectl's undo patches the template in with "creationTimestamp": null, which Go reads
+    # as no timestamp: the template is revision 1's again, so its ReplicaSet is reused.
+    assert "rolled back" in run("rollout", "undo", "deploy/web")
+    run("rollout", "status", "deploy/web", "--timeout=60s")
+    sets = json.loads(run("get", "rs", "-o", "json"))["items"]
+    assert len(sets) == 2, [s["metadata"]["name"] for s in sets]
+    (reused,) = [s for s in sets if s["metadata"]["name"] in first]
+    annotations = reused["metadata"]["annotations"]
+    assert annotations["deployment.kubernetes.io/revision"] == "3"
+    assert annotations["deployment.kubernetes.io/revision-history"] == "1"
+    assert reused["status"].get("readyReplicas") == 2
+    assert revisions() == ["2", "3"]
+    revision = "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}"
+    assert run("get", "deploy", "web", "-o", f"jsonpath={revision}") == "3"

@@ -7,22 +7,25 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from simapi_support import raw_exchange
 
 from pytest_k8sdr.sim.apiserver.registry.resources import GROUP_VERSIONS
+from pytest_k8sdr.sim.apiserver.registry.reviews import REVIEW_TYPES
+from pytest_k8sdr.sim.launcher import SimCluster
 
 Kubectl = Callable[..., Any]
 
 
 def test_index_lists_every_served_group_version(kubectl: Kubectl) -> None:
     index = json.loads(kubectl("get", "--raw", "/openapi/v3").stdout)["paths"]
-    for group, versions in GROUP_VERSIONS.items():
+    for group, versions in {**GROUP_VERSIONS, **REVIEW_TYPES}.items():
         for version in versions:
             key = f"apis/{group}/{version}" if group else f"api/{version}"
             assert key in index, key
 
 
 def test_every_served_kind_has_a_schema(kubectl: Kubectl) -> None:
-    for group, versions in GROUP_VERSIONS.items():
+    for group, versions in {**GROUP_VERSIONS, **REVIEW_TYPES}.items():
         for version, types in versions.items():
             key = f"apis/{group}/{version}" if group else f"api/{version}"
             doc = json.loads(kubectl("get", "--raw", f"/openapi/v3/{key}").stdout)
@@ -48,6 +51,19 @@ def test_every_served_kind_has_a_schema(kubectl: Kubectl) -> None:
             "cronjobs.spec.jobTemplate",
             ["KIND:       CronJob", "FIELD: jobTemplate <JobTemplateSpec>"],
         ),
+        (
+            "selfsubjectreviews.status.userInfo",
+            ["GROUP:      authentication.k8s.io", "FIELD: userInfo <UserInfo>", "groups"],
+        ),
+        (
+            "selfsubjectaccessreviews.spec.resourceAttributes",
+            ["KIND:       SelfSubjectAccessReview", "verb", "namespace"],
+        ),
+        ("selfsubjectrulesreviews.spec.namespace", ["FIELD: namespace <string>"]),
+        (
+            "csr.status.conditions",
+            ["GROUP:      certificates.k8s.io", "lastUpdateTime"],
+        ),
     ],
 )
 def test_kubectl_explain(path: str, expected: list[str], kubectl: Kubectl) -> None:
@@ -60,3 +76,15 @@ def test_kubectl_explain_unknown_field_is_an_error(kubectl: Kubectl) -> None:
     bad = kubectl("explain", "pods.spec.volumez", check=False)
     assert bad.returncode != 0
     assert "volumez" in bad.stderr
+
+
+def test_a_review_is_checked_against_its_schema(sim_api: SimCluster) -> None:
+    path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    body = {"spec": {"resourceAttributes": {"verb": "get", "resourse": "pods"}}}
+    strict = raw_exchange(sim_api, "POST", f"{path}?fieldValidation=Strict", body)
+    assert strict.status == 400
+    assert 'unknown field "spec.resourceAttributes.resourse"' in strict.body["message"]
+    warned = raw_exchange(sim_api, "POST", path, body)
+    assert warned.status == 201
+    assert warned.warnings == ['299 - "unknown field \\"spec.resourceAttributes.resourse\\""']
+    assert warned.body["spec"]["resourceAttributes"] == {"verb": "get"}

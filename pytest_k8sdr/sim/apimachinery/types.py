@@ -16,6 +16,8 @@ class ResourceType:
 
     `selectable_fields` are the field selectors it accepts beyond metadata.name and
     metadata.namespace (upstream's registries declare them in GetAttrs / ToSelectableFields).
+    `storage_key` names its objects in the store when the plural alone would not: a custom
+    resource's is its CRD's name (`widgets.example.com`), as two groups may serve one plural.
     """
 
     group: str  # "" for core
@@ -26,6 +28,12 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     subresources: frozenset[str] = frozenset()  # "status", "scale", "eviction", "binding"
     selectable_fields: frozenset[str] = frozenset()
+    storage_key: str = ""
+
+    @property
+    def key(self) -> str:
+        """What the store files its objects under: `storage_key`, else the plural."""
+        return self.storage_key or self.plural
 
     @property
     def api_version(self) -> str:

@@ -24,7 +24,6 @@ from pytest_k8sdr.sim.apimachinery.errors import ApiError
 from pytest_k8sdr.sim.apimachinery.types import JSON, ResourceType
 from pytest_k8sdr.sim.apiserver.registry.apiextensions import CustomResource
 from pytest_k8sdr.sim.apiserver.registry.reviews import REVIEWS
-from pytest_k8sdr.sim.apiserver.registry.store import Store
 
 # group -> version -> the types served there (`Store.group_versions`).
 GroupVersions = dict[str, dict[str, list[ResourceType]]]
@@ -143,8 +142,8 @@ def resource_list(
             entry["shortNames"] = list(r.short_names)
         if r.plural in _CATEGORIES_ALL:
             entry["categories"] = ["all"]
-        served = custom.get(r.plural)
-        if served is not None and served.type.group == group and served.categories:
+        served = custom.get(r.key)
+        if served is not None and served.categories:
             entry["categories"] = list(served.categories)
         resources.append(entry)
         for sub in sorted(r.subresources):
@@ -180,18 +179,19 @@ def resource_list(
     }
 
 
-def openapi(parts: list[str], store: Store) -> JSON:
+def openapi(parts: list[str], gvs: GroupVersions, custom: dict[str, CustomResource]) -> JSON:
     """A skeletal OpenAPI v3 document, only what kubectl reads.
 
     kubectl learns from it that the server validates fields itself, so it skips client-side
     schema validation (cli-runtime resource/query_param_verifier_v3.go looks for a PATCH
-    operation of the kind with a `fieldValidation` parameter).
+    operation of the kind with a `fieldValidation` parameter). The create-only reviews have a
+    POST operation instead, as upstream's documents.
     """
     if parts[:1] != ["v3"]:
         raise ApiError(404, "NotFound", "OpenAPI v2 is not served by the simulator")
     if len(parts) == 1:
         paths = {}
-        for group, versions in store.group_versions().items():
+        for group, versions in gvs.items():
             for version in versions:
                 key = f"apis/{group}/{version}" if group else f"api/{version}"
                 paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash=K8SDRSIM"}
@@ -203,9 +203,9 @@ def openapi(parts: list[str], store: Store) -> JSON:
         group, version = "", parts[2]
     else:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
-    if not store.serves_group_version(group, version):
+    types = gvs.get(group, {}).get(version)
+    if types is None:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
-    types = store.group_versions()[group][version]
     doc_paths: JSON = {}
     params = [
         {"name": n, "in": "query", "schema": {"type": "string"}}
@@ -214,22 +214,24 @@ def openapi(parts: list[str], store: Store) -> JSON:
     prefix = f"/{key}"
     for r in types:
         ns = "/namespaces/{namespace}" if r.namespaced else ""
-        gvk = {"group": group, "version": version, "kind": r.kind}
-        doc_paths[f"{prefix}{ns}/{r.plural}/{{name}}"] = {
-            "patch": {
-                "x-kubernetes-action": "patch",
-                "x-kubernetes-group-version-kind": gvk,
-                "parameters": params,
-                "responses": {"200": {"description": "OK"}},
-            },
+        operation = {
+            "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": r.kind},
+            "parameters": params,
+            "responses": {"200": {"description": "OK"}},
         }
+        if (group, version, r.plural) in REVIEWS:
+            doc_paths[f"{prefix}/{r.plural}"] = {
+                "post": {"x-kubernetes-action": "post", **operation}
+            }
+        else:
+            doc_paths[f"{prefix}{ns}/{r.plural}/{{name}}"] = {
+                "patch": {"x-kubernetes-action": "patch", **operation}
+            }
     return {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.33.0"},
         "paths": doc_paths,
-        "components": {
-            "schemas": {**_schemas(group, version), **_custom_schemas(types, store.custom)}
-        },
+        "components": {"schemas": {**_schemas(group, version), **_custom_schemas(types, custom)}},
     }
 
 
@@ -241,8 +243,8 @@ def _custom_schemas(types: list[ResourceType], custom: dict[str, CustomResource]
     """
     out: JSON = {}
     for r in types:
-        served = custom.get(r.plural)
-        if served is None or served.type.group != r.group:
+        served = custom.get(r.key)
+        if served is None:
             continue
         schema = json.loads(json.dumps(served.schemas.get(r.version) or {"type": "object"}))
         props = schema.setdefault("properties", {})

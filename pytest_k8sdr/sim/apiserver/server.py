@@ -4,8 +4,10 @@ Served by `controlplane` (`python -m pytest_k8sdr.sim.controlplane`) together wi
 controllers. Writes take `fieldManager` (default: the User-Agent up to its first `/`, as
 upstream, recorded only on objects that already have managedFields), `dryRun=All` and,
 for server-side apply (`application/apply-patch+yaml`), `force`.
-Not modelled: protobuf responses (request bodies of the kinds kubectl sends are decoded),
-authorization (any valid token is cluster-admin), the legacy `/api/v1/watch/...` paths.
+Custom resources are JSON and YAML only, as upstream: a protobuf body is 415, an Accept naming
+neither 406. Not modelled: protobuf responses (request bodies of the kinds kubectl sends are
+decoded), authorization (any valid token is cluster-admin), the legacy `/api/v1/watch/...`
+paths.
 """
 
 from __future__ import annotations
@@ -104,32 +106,31 @@ _FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
 
 
 def _check_fields(
-    request: web.Request, rtype: ResourceType, body: JSON, *, patch: bool
+    request: web.Request, rtype: ResourceType, body: object, *, patch: bool
 ) -> list[str]:
-    """The `fieldValidation` of a write: unknown fields are a 400 (Strict) or warnings (Warn).
+    """The `fieldValidation` of a write: drop a built-in kind's unknown fields from `body`.
 
-    As apiserver's strict decoding (handlers/create.go, patch.go): Strict answers
-    `<Kind> in version "v1" cannot be handled as a <Kind>: strict decoding error: unknown field
-    "spec.x"` (a patch: `strict decoding error: ...`), Warn drops the fields and answers a
-    Warning header per field. Upstream warns (and drops) when the parameter is absent; the
-    simulator checks only when asked (kubectl always asks: Strict), so clients that do not
-    ask pay nothing, and keeps what they send. Protobuf bodies carry only known fields.
+    As apiserver's decoding (handlers/rest.go fieldValidation: an absent parameter is Warn;
+    handlers/create.go, update.go, patch.go): the Go types cannot hold an unknown field, so
+    it is dropped whatever the mode; Warn answers a Warning header per field (the returned
+    texts), Ignore says nothing, Strict refuses with 400 `<Kind> in version "v1" cannot be
+    handled as a <Kind>: strict decoding error: unknown field "spec.x"` (a patch: `strict
+    decoding error: ...`). Protobuf bodies carry only known fields.
     """
-    mode = request.query.get("fieldValidation", "")
-    if mode and mode not in _FIELD_VALIDATION:
+    mode = request.query.get("fieldValidation", "") or "Warn"
+    if mode not in _FIELD_VALIDATION:
         listed = ", ".join(f'"{m}"' for m in _FIELD_VALIDATION)
         raise bad_request(
             f'fieldValidation: Unsupported value: "{mode}": supported values: {listed}'
         )
-    if mode not in ("Warn", "Strict") or "protobuf" in request.content_type:
+    if "protobuf" in request.content_type:
         return []
     view: Version | None = request[_VIEW]
     shown = rtype if view is None else view.type
-    # Warn drops what it warns about, as upstream's decoding does.
     unknown = discovery.unknown_fields(
-        shown.group, shown.version, shown.kind, body, prune=mode == "Warn"
+        shown.group, shown.version, shown.kind, body, prune=mode != "Strict"
     )
-    if not unknown:
+    if not unknown or mode == "Ignore":
         return []
     problems = [f'unknown field "{f}"' for f in unknown]
     if mode == "Warn":
@@ -290,7 +291,9 @@ class ApiServer:
         if head == "version" and len(parts) == 1:
             return _json_response(discovery.KUBE_VERSION)
         if head == "openapi":
-            return _json_response(discovery.openapi(parts[1:], self.store))
+            return _json_response(
+                discovery.openapi(parts[1:], self._group_versions(), self.store.custom)
+            )
         if head == "k8sdr":
             return await self._control(request, parts[1:])
         if head == "api":
@@ -335,6 +338,8 @@ class ApiServer:
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         request[_VIEW] = view
+        if sub != "scale" and store.is_custom(rtype):
+            _negotiate_custom(request)
         if name is None:
             response = await self._collection(request, rtype, namespace)
         else:
@@ -346,7 +351,7 @@ class ApiServer:
         return response
 
     def _group_versions(self) -> dict[str, dict[str, list[ResourceType]]]:
-        """The store's group/versions and the self reviews' (discovery only: no OpenAPI)."""
+        """The store's group/versions and the self reviews' (for discovery and OpenAPI)."""
         merged = {g: dict(vs) for g, vs in self.store.group_versions().items()}
         for group, versions in REVIEW_TYPES.items():
             for version, types in versions.items():
@@ -380,7 +385,10 @@ class ApiServer:
         sent = body.get("kind")
         if sent and sent != kind:
             raise bad_request(f"the body of the request is a {sent}, not a {kind}")
-        return _json_response(handler(body), 201)
+        request[_VIEW] = None
+        rtype = ResourceType(group, version, rest[0], kind, namespaced=False)
+        warnings = _check_fields(request, rtype, body, patch=False)
+        return _warn(_json_response(handler(body), 201), warnings)
 
     # -- bodies ----------------------------------------------------------------------
 
@@ -456,7 +464,7 @@ class ApiServer:
         accept = request.headers.get("Accept", "")
         if "as=Table" not in accept:
             return raw
-        custom = self.store.custom.get(rtype.plural)
+        custom = self.store.custom.get(rtype.key)
         view: Version | None = request[_VIEW]
         columns = None
         if custom is not None:
@@ -485,7 +493,7 @@ class ApiServer:
                     view=request[_VIEW],
                 )
             raw = store.storage.list_raw(
-                rtype.plural,
+                rtype.key,
                 namespace,
                 label_selector=q.get("labelSelector"),
                 field_selector=q.get("fieldSelector"),
@@ -501,13 +509,13 @@ class ApiServer:
             _check_kind(rtype, body)
             warnings = _check_fields(request, rtype, body, patch=False)
             body = _internal_body(request, body)
-            entry = store.create_entry(rtype.plural, namespace, body, opts=wopts)
+            entry = store.create_entry(rtype.key, namespace, body, opts=wopts)
             return _warn(_json_response(entry.raw, 201), warnings)
         if method == "DELETE":
             dry_run = self._write_options(request).dry_run
             opts = await self._delete_options(request)
             listing = store.list(
-                rtype.plural,
+                rtype.key,
                 namespace,
                 label_selector=q.get("labelSelector"),
                 field_selector=q.get("fieldSelector"),
@@ -516,7 +524,7 @@ class ApiServer:
                 meta = item["metadata"]
                 with contextlib.suppress(ApiError):
                     store.delete_entry(
-                        rtype.plural, meta.get("namespace"), meta["name"], **opts, dry_run=dry_run
+                        rtype.key, meta.get("namespace"), meta["name"], **opts, dry_run=dry_run
                     )
             return _json_response(listing)
         raise method_not_allowed()
@@ -554,7 +562,7 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         store = self.store
         method = request.method
-        plural = rtype.plural
+        plural = rtype.key
         if plural == "pods" and sub in KUBELET_SUBRESOURCES:
             raise kubelet_refusal(store.get("pods", namespace, name), sub, request.query)
         if (
@@ -598,6 +606,11 @@ class ApiServer:
             warnings = (
                 _check_fields(request, rtype, body, patch=True) if isinstance(body, dict) else []
             )
+
+            def decode(patched: JSON) -> None:
+                # A JSON patch's operations name no fields: the patched object is checked.
+                warnings.extend(_check_fields(request, rtype, patched, patch=True))
+
             view = request[_VIEW]
             # An apply that creates the object answers 201 (handlers/patch.go).
             existed = store.storage.find(plural, namespace or "", name) is not None
@@ -609,6 +622,7 @@ class ApiServer:
                 ctype,
                 subresource=sub,
                 convert=None if view is None else (view.to_external, view.to_internal),
+                decode=decode if isinstance(body, list) else None,
                 opts=wopts,
             )
             return _warn(_json_response(entry.raw, 200 if existed else 201), warnings)
@@ -624,7 +638,7 @@ class ApiServer:
                         {
                             "name": name,
                             "group": rtype.group,
-                            "kind": plural,
+                            "kind": rtype.plural,
                             "uid": meta.get("uid"),
                         },
                     )
@@ -680,21 +694,19 @@ class ApiServer:
     ) -> web.Response:
         store = self.store
         if request.method == "GET":
-            return _json_response(store.get_scale(rtype.plural, namespace, name))
+            return _json_response(store.get_scale(rtype.key, namespace, name))
         opts = self._write_options(request)
         body = await self._body(request)
         if request.method == "PUT":
             if not isinstance(body, dict):
                 raise bad_request("the request body must be a JSON object")
-            return _json_response(
-                store.update_scale(rtype.plural, namespace, name, body, opts=opts)
-            )
+            return _json_response(store.update_scale(rtype.key, namespace, name, body, opts=opts))
         if request.method == "PATCH":
             ctype = request.content_type
             if ctype not in PATCH_TYPES:
                 raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {ctype}")
             return _json_response(
-                store.update_scale(rtype.plural, namespace, name, body, patch_type=ctype, opts=opts)
+                store.update_scale(rtype.key, namespace, name, body, patch_type=ctype, opts=opts)
             )
         raise method_not_allowed()
 
@@ -760,6 +772,35 @@ def _verb(request: web.Request) -> str:
     if truthy(request.query.get("watch")):
         return "watch"
     return "get" if request.method in ("GET", "HEAD") else request.method.lower()
+
+
+# What a custom resource's endpoints read and write: no protobuf, and CBOR only behind a
+# feature gate that is off (apiextensions-apiserver/pkg/apiserver/customresource_handler.go,
+# the CRD's unstructuredNegotiatedSerializer; its scale subresource keeps the built-in codecs).
+_CUSTOM_MEDIA_TYPES = ("application/json", "application/yaml")
+
+
+def _negotiate_custom(request: web.Request) -> None:
+    """415 for a protobuf (or CBOR) body, 406 for an Accept naming neither JSON nor YAML.
+
+    Clients that offer protobuf first (`application/vnd.kubernetes.protobuf,application/json`)
+    get JSON, as upstream's negotiation (apiserver/pkg/endpoints/handlers/negotiation).
+    """
+    listed = ", ".join(_CUSTOM_MEDIA_TYPES)
+    ctype = request.content_type
+    if request.body_exists and ("protobuf" in ctype or "cbor" in ctype):
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format - accepted media types "
+            f"include: {listed}",
+        )
+    accept = request.headers.get("Accept", "")
+    ranges = {part.split(";", 1)[0].strip() for part in accept.split(",")}
+    if accept and not ranges & {*_CUSTOM_MEDIA_TYPES, "*/*", "application/*"}:
+        raise ApiError(
+            406, "NotAcceptable", f"only the following media types are accepted: {listed}"
+        )
 
 
 def _check_kind(rtype: ResourceType, body: JSON) -> None:

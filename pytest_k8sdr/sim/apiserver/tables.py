@@ -1,7 +1,8 @@
 """`meta.k8s.io/v1` Table renderings, which `kubectl get` asks the server for.
 
-Columns follow pkg/printers/internalversion/printers.go for the common types; other types
-get NAME and AGE; custom resources their CRD's additionalPrinterColumns.
+Columns follow pkg/printers/internalversion/printers.go for the common types, each kind a
+list of `Column`s (a header and how its cell is read); other types get NAME and AGE; custom
+resources their CRD's additionalPrinterColumns.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pytest_k8sdr.sim.apimachinery.clock import parse_rfc3339
@@ -30,122 +32,118 @@ def _age(ts: str | None) -> str:
     return f"{secs // 86400}d"
 
 
-def _col(name: str, kind: str = "string", priority: int = 0, fmt: str = "") -> JSON:
-    return {"name": name, "type": kind, "format": fmt, "description": name, "priority": priority}
+@dataclass(frozen=True)
+class Column:
+    """One printer column: its definition and how a row's cell is read from the object."""
+
+    name: str
+    cell: Callable[[JSON], Any]
+    type: str = "string"
+    priority: int = 0
+    format: str = ""
+
+    def definition(self) -> JSON:
+        """The Table's columnDefinitions entry."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "format": self.format,
+            "description": self.name,
+            "priority": self.priority,
+        }
 
 
-def _pod_row(pod: JSON) -> list[Any]:
-    spec, status, meta = pod.get("spec") or {}, pod.get("status") or {}, pod["metadata"]
-    statuses = status.get("containerStatuses") or []
+def _get(obj: JSON, path: str, default: Any = "") -> Any:
+    """The field at a dotted path (missing or null parents read as empty), else `default`."""
+    *parents, last = path.split(".")
+    for field in parents:
+        obj = obj.get(field) or {}
+    return obj.get(last, default)
+
+
+def _field(path: str, default: Any = "") -> Callable[[JSON], Any]:
+    return lambda obj: _get(obj, path, default)
+
+
+def _field_or(path: str, default: str) -> Callable[[JSON], Any]:
+    """The field, or `default` where it is missing, null or empty."""
+    return lambda obj: _get(obj, path, None) or default
+
+
+def _flag(path: str, default: bool = False) -> Callable[[JSON], bool]:
+    return lambda obj: bool(_get(obj, path, default))
+
+
+def _count(path: str) -> Callable[[JSON], int]:
+    return lambda obj: len(_get(obj, path, None) or [])
+
+
+def _of(name: str, path: str, kind: str = "integer", default: Any = 0) -> Column:
+    return Column(name, _field(path, default), kind)
+
+
+def _creation(obj: JSON) -> Any:
+    return obj["metadata"].get("creationTimestamp")
+
+
+NAME = Column("Name", lambda obj: obj["metadata"]["name"], format="name")
+AGE = Column("Age", lambda obj: _age(_creation(obj)))
+
+
+def _ready_of(obj: JSON) -> str:
+    """READY of Deployments and StatefulSets: ready/desired."""
+    return f"{_get(obj, 'status.readyReplicas', 0)}/{_get(obj, 'spec.replicas', 0)}"
+
+
+def _pod_ready(pod: JSON) -> str:
+    statuses = _get(pod, "status.containerStatuses", None) or []
     ready = sum(1 for s in statuses if s.get("ready"))
-    restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
-    reason = status.get("reason") or status.get("phase") or "Unknown"
-    if meta.get("deletionTimestamp"):
-        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
-    return [
-        meta["name"],
-        f"{ready}/{len(spec.get('containers') or [])}",
-        reason,
-        restarts,
-        _age(meta.get("creationTimestamp")),
-        status.get("podIP") or "<none>",
-        spec.get("nodeName") or "<none>",
-    ]
+    return f"{ready}/{len(_get(pod, 'spec.containers', None) or [])}"
 
 
-def _node_row(node: JSON) -> list[Any]:
-    meta, spec, status = node["metadata"], node.get("spec") or {}, node.get("status") or {}
-    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+def _pod_status(pod: JSON) -> Any:
+    status = pod.get("status") or {}
+    if pod["metadata"].get("deletionTimestamp"):
+        return "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
+    return status.get("reason") or status.get("phase") or "Unknown"
+
+
+def _pod_restarts(pod: JSON) -> int:
+    statuses = _get(pod, "status.containerStatuses", None) or []
+    return sum(int(s.get("restartCount", 0)) for s in statuses)
+
+
+def _node_status(node: JSON) -> str:
+    conditions = _get(node, "status.conditions", None) or []
+    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
     state = "Unknown"
     if ready is not None:
         state = {"True": "Ready", "False": "NotReady"}.get(ready.get("status", ""), "NotReady")
         if ready.get("status") == "Unknown":
             state = "NotReady"
-    if spec.get("unschedulable"):
+    if _get(node, "spec.unschedulable", None):
         state += ",SchedulingDisabled"
+    return state
+
+
+def _node_roles(node: JSON) -> str:
     prefix = "node-role.kubernetes.io/"
-    roles = sorted(k[len(prefix) :] for k in meta.get("labels") or {} if k.startswith(prefix))
-    address = next(
-        (a.get("address") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"),
-        "<none>",
-    )
-    version = (status.get("nodeInfo") or {}).get("kubeletVersion", "")
-    return [
-        meta["name"],
-        state,
-        ",".join(roles) or "<none>",
-        _age(meta.get("creationTimestamp")),
-        version,
-        address,
-    ]
+    labels = node["metadata"].get("labels") or {}
+    return ",".join(sorted(k[len(prefix) :] for k in labels if k.startswith(prefix))) or "<none>"
 
 
-def _workload_row(obj: JSON) -> list[Any]:
-    meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
-    want = spec.get("replicas", 0)
-    return [
-        meta["name"],
-        f"{status.get('readyReplicas', 0)}/{want}",
-        status.get("updatedReplicas", 0),
-        status.get("availableReplicas", 0),
-        _age(meta.get("creationTimestamp")),
-    ]
+def _node_ip(node: JSON) -> Any:
+    addresses = _get(node, "status.addresses", None) or []
+    return next((a.get("address") for a in addresses if a.get("type") == "InternalIP"), "<none>")
 
 
-def _service_row(svc: JSON) -> list[Any]:
-    meta, spec = svc["metadata"], svc.get("spec") or {}
+def _service_ports(svc: JSON) -> str:
     ports = ",".join(
         f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}"
         f"/{p.get('protocol', 'TCP')}"
-        for p in spec.get("ports") or []
+        for p in _get(svc, "spec.ports", None) or []
     )
-    return [
-        meta["name"],
-        spec.get("type", "ClusterIP"),
-        spec.get("clusterIP", ""),
-        "<none>",
-        ports or "<none>",
-        _age(meta.get("creationTimestamp")),
-    ]
-
-
-def _namespace_row(ns: JSON) -> list[Any]:
-    meta = ns["metadata"]
-    phase = (ns.get("status") or {}).get("phase", "")
-    return [meta["name"], phase, _age(meta.get("creationTimestamp"))]
-
-
-def _replicaset_row(rs: JSON) -> list[Any]:
-    meta, spec, status = rs["metadata"], rs.get("spec") or {}, rs.get("status") or {}
-    return [
-        meta["name"],
-        spec.get("replicas", 0),
-        status.get("replicas", 0),
-        status.get("readyReplicas", 0),
-        _age(meta.get("creationTimestamp")),
-    ]
-
-
-def _statefulset_row(sts: JSON) -> list[Any]:
-    meta, spec, status = sts["metadata"], sts.get("spec") or {}, sts.get("status") or {}
-    return [
-        meta["name"],
-        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
-        _age(meta.get("creationTimestamp")),
-    ]
-
-
-def _daemonset_row(ds: JSON) -> list[Any]:
-    meta, status = ds["metadata"], ds.get("status") or {}
-    return [
-        meta["name"],
-        status.get("desiredNumberScheduled", 0),
-        status.get("currentNumberScheduled", 0),
-        status.get("numberReady", 0),
-        status.get("updatedNumberScheduled", 0),
-        status.get("numberAvailable", 0),
-        _age(meta.get("creationTimestamp")),
-    ]
+    return ports or "<none>"
 
 
 _MODE_ABBREVIATIONS = (
@@ -162,112 +160,54 @@ def _access_modes(modes: list[str] | None) -> str:
     return ",".join(short for long, short in _MODE_ABBREVIATIONS if long in have)
 
 
-def _pv_row(pv: JSON) -> list[Any]:
-    meta, spec, status = pv["metadata"], pv.get("spec") or {}, pv.get("status") or {}
-    ref = spec.get("claimRef") or {}
-    claim = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref.get("name") else ""
-    phase = "Terminating" if meta.get("deletionTimestamp") else status.get("phase", "")
-    return [
-        meta["name"],
-        (spec.get("capacity") or {}).get("storage", ""),
-        _access_modes(spec.get("accessModes")),
-        spec.get("persistentVolumeReclaimPolicy", ""),
-        phase,
-        claim,
-        spec.get("storageClassName", ""),
-        spec.get("volumeAttributesClassName") or "<unset>",
-        status.get("reason", ""),
-        _age(meta.get("creationTimestamp")),
-        spec.get("volumeMode") or "<unset>",
-    ]
+def _volume_phase(obj: JSON) -> Any:
+    """A PV's or PVC's STATUS: Terminating while being deleted, else its phase."""
+    if obj["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    return _get(obj, "status.phase")
 
 
-def _pvc_row(pvc: JSON) -> list[Any]:
-    meta, spec, status = pvc["metadata"], pvc.get("spec") or {}, pvc.get("status") or {}
-    phase = "Terminating" if meta.get("deletionTimestamp") else status.get("phase", "")
-    storage = modes = ""
-    if spec.get("volumeName"):
-        modes = _access_modes(status.get("accessModes"))
-        storage = (status.get("capacity") or {}).get("storage", "")
-    klass = spec.get("storageClassName")
+def _pv_claim(pv: JSON) -> str:
+    ref = _get(pv, "spec.claimRef", None) or {}
+    return f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref.get("name") else ""
+
+
+def _pvc_bound(read: Callable[[JSON], Any]) -> Callable[[JSON], Any]:
+    """A PVC cell shown only once the claim is bound to a volume."""
+    return lambda pvc: read(pvc) if _get(pvc, "spec.volumeName", None) else ""
+
+
+def _pvc_class(pvc: JSON) -> Any:
+    klass = _get(pvc, "spec.storageClassName", None)
     if klass is None:
-        klass = (meta.get("annotations") or {}).get("volume.beta.kubernetes.io/storage-class", "")
-    return [
-        meta["name"],
-        phase,
-        spec.get("volumeName", ""),
-        storage,
-        modes,
-        klass,
-        spec.get("volumeAttributesClassName") or "<unset>",
-        _age(meta.get("creationTimestamp")),
-        spec.get("volumeMode") or "<unset>",
-    ]
+        annotations = pvc["metadata"].get("annotations") or {}
+        klass = annotations.get("volume.beta.kubernetes.io/storage-class", "")
+    return klass
 
 
-def _storageclass_row(sc: JSON) -> list[Any]:
+def _storageclass_name(sc: JSON) -> str:
     meta = sc["metadata"]
-    name = meta["name"]
+    name = str(meta["name"])
     if (meta.get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true":
         name += " (default)"
-    return [
-        name,
-        sc.get("provisioner", ""),
-        sc.get("reclaimPolicy", "Delete"),
-        sc.get("volumeBindingMode", "Immediate"),
-        bool(sc.get("allowVolumeExpansion")),
-        _age(meta.get("creationTimestamp")),
-    ]
+    return name
 
 
-def _csidriver_row(driver: JSON) -> list[Any]:
-    meta, spec = driver["metadata"], driver.get("spec") or {}
-    audiences = [t.get("audience", "") for t in spec.get("tokenRequests") or []]
-    return [
-        meta["name"],
-        bool(spec.get("attachRequired", True)),
-        bool(spec.get("podInfoOnMount")),
-        bool(spec.get("storageCapacity")),
-        ",".join(audiences) or "<unset>",
-        bool(spec.get("requiresRepublish")),
-        ",".join(spec.get("volumeLifecycleModes") or []),
-        _age(meta.get("creationTimestamp")),
-    ]
+def _csidriver_audiences(driver: JSON) -> str:
+    requests = _get(driver, "spec.tokenRequests", None) or []
+    return ",".join(t.get("audience", "") for t in requests) or "<unset>"
 
 
-def _csinode_row(node: JSON) -> list[Any]:
-    meta = node["metadata"]
-    drivers = (node.get("spec") or {}).get("drivers") or []
-    return [meta["name"], len(drivers), _age(meta.get("creationTimestamp"))]
+def _containers(path: str, priority: int = 1) -> tuple[Column, Column]:
+    """CONTAINERS and IMAGES of the pod template at `path`."""
 
+    def names(obj: JSON, key: str) -> str:
+        containers = _get(obj, f"{path}.spec.containers", None) or []
+        return ",".join(c.get(key, "") for c in containers)
 
-def _volumeattachment_row(va: JSON) -> list[Any]:
-    meta, spec = va["metadata"], va.get("spec") or {}
-    return [
-        meta["name"],
-        spec.get("attacher", ""),
-        (spec.get("source") or {}).get("persistentVolumeName", ""),
-        spec.get("nodeName", ""),
-        bool((va.get("status") or {}).get("attached")),
-        _age(meta.get("creationTimestamp")),
-    ]
-
-
-def _priorityclass_row(pc: JSON) -> list[Any]:
-    meta = pc["metadata"]
-    return [
-        meta["name"],
-        pc.get("value", 0),
-        bool(pc.get("globalDefault")),
-        _age(meta.get("creationTimestamp")),
-        pc.get("preemptionPolicy", ""),
-    ]
-
-
-def _template_parts(template: JSON) -> tuple[str, str]:
-    containers = (template.get("spec") or {}).get("containers") or []
-    return ",".join(c.get("name", "") for c in containers), ",".join(
-        c.get("image", "") for c in containers
+    return (
+        Column("Containers", lambda obj: names(obj, "name"), priority=priority),
+        Column("Images", lambda obj: names(obj, "image"), priority=priority),
     )
 
 
@@ -275,104 +215,60 @@ def _labels_text(labels: JSON | None) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "<none>"
 
 
-def _rc_row(rc: JSON) -> list[Any]:
-    meta, spec, status = rc["metadata"], rc.get("spec") or {}, rc.get("status") or {}
-    names, images = _template_parts(spec.get("template") or {})
-    return [
-        meta["name"],
-        spec.get("replicas", 0),
-        status.get("replicas", 0),
-        status.get("readyReplicas", 0),
-        _age(meta.get("creationTimestamp")),
-        names,
-        images,
-        _labels_text(spec.get("selector")),
-    ]
+def _quota_usage(limits: bool) -> Callable[[JSON], str]:
+    """REQUEST (limits=False) or LIMIT of a ResourceQuota: used/hard per resource."""
+
+    def cell(quota: JSON) -> str:
+        status = quota.get("status") or {}
+        hard = status.get("hard") or _get(quota, "spec.hard", None) or {}
+        used = status.get("used") or {}
+        shown = {k: v for k, v in hard.items() if k.startswith("limits.") == limits}
+        return ", ".join(f"{k}: {used.get(k, '0')}/{v}" for k, v in sorted(shown.items()))
+
+    return cell
 
 
-def _podtemplate_row(pt: JSON) -> list[Any]:
-    template = pt.get("template") or {}
-    names, images = _template_parts(template)
-    labels = _labels_text((template.get("metadata") or {}).get("labels"))
-    return [pt["metadata"]["name"], names, images, labels]
+def _revision_controller(cr: JSON) -> str:
+    refs = cr["metadata"].get("ownerReferences") or []
+    owner = next((o for o in refs if o.get("controller")), None)
+    if owner is None:
+        return "<none>"
+    api_version = str(owner.get("apiVersion", ""))
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    kind = str(owner.get("kind", "")).lower()
+    return f"{kind}.{group}/{owner.get('name', '')}" if group else f"{kind}/{owner.get('name', '')}"
 
 
-def _quota_row(quota: JSON) -> list[Any]:
-    meta, status = quota["metadata"], quota.get("status") or {}
-    hard = status.get("hard") or (quota.get("spec") or {}).get("hard") or {}
-    used = status.get("used") or {}
-    limits = {k: v for k, v in hard.items() if k.startswith("limits.")}
-    requests = {k: v for k, v in hard.items() if not k.startswith("limits.")}
-    return [
-        meta["name"],
-        _age(meta.get("creationTimestamp")),
-        ", ".join(f"{k}: {used.get(k, '0')}/{v}" for k, v in sorted(requests.items())),
-        ", ".join(f"{k}: {used.get(k, '0')}/{v}" for k, v in sorted(limits.items())),
-    ]
+def _ingress_hosts(ing: JSON) -> str:
+    rules = _get(ing, "spec.rules", None) or []
+    return ",".join(r.get("host") for r in rules if r.get("host")) or "*"
 
 
-def _created_row(obj: JSON) -> list[Any]:
-    # printers.go prints roles' and limit ranges' creationTimestamp as RFC 3339 UTC.
-    return [obj["metadata"]["name"], obj["metadata"].get("creationTimestamp", "")]
+def _ingress_address(ing: JSON) -> str:
+    lb = _get(ing, "status.loadBalancer.ingress", None) or []
+    return ",".join(i.get("ip") or i.get("hostname", "") for i in lb)
 
 
-def _revision_row(cr: JSON) -> list[Any]:
-    meta = cr["metadata"]
-    owner = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
-    controller = "<none>"
-    if owner is not None:
-        api_version = str(owner.get("apiVersion", ""))
-        group = api_version.split("/")[0] if "/" in api_version else ""
-        kind = str(owner.get("kind", "")).lower()
-        controller = (
-            f"{kind}.{group}/{owner.get('name', '')}"
-            if group
-            else f"{kind}/{owner.get('name', '')}"
-        )
-    return [meta["name"], controller, cr.get("revision", 0), _age(meta.get("creationTimestamp"))]
+def _ingressclass_parameters(ic: JSON) -> str:
+    params = _get(ic, "spec.parameters", None)
+    if not params:
+        return "<none>"
+    group = params.get("apiGroup")
+    kind = f"{params.get('kind', '')}.{group}" if group else params.get("kind", "")
+    return f"{kind}/{params.get('name', '')}"
 
 
-def _ingress_row(ing: JSON) -> list[Any]:
-    meta, spec = ing["metadata"], ing.get("spec") or {}
-    hosts = [r.get("host") for r in spec.get("rules") or [] if r.get("host")]
-    lb = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-    address = ",".join(i.get("ip") or i.get("hostname", "") for i in lb)
-    ports = "80, 443" if spec.get("tls") else "80"
-    return [
-        meta["name"],
-        spec.get("ingressClassName") or "<none>",
-        ",".join(hosts) or "*",
-        address,
-        ports,
-        _age(meta.get("creationTimestamp")),
-    ]
+def _netpol_selector(np: JSON) -> str:
+    selector = _get(np, "spec.podSelector", None) or {}
+    return _labels_text(selector.get("matchLabels")) if selector.get("matchLabels") else "<none>"
 
 
-def _ingressclass_row(ic: JSON) -> list[Any]:
-    meta, spec = ic["metadata"], ic.get("spec") or {}
-    params = spec.get("parameters")
-    shown = "<none>"
-    if params:
-        group = params.get("apiGroup")
-        kind = f"{params.get('kind', '')}.{group}" if group else params.get("kind", "")
-        shown = f"{kind}/{params.get('name', '')}"
-    return [meta["name"], spec.get("controller", ""), shown, _age(meta.get("creationTimestamp"))]
+def _subjects(kind: str) -> Column:
+    """USERS, GROUPS or SERVICEACCOUNTS of a (Cluster)RoleBinding."""
 
-
-def _netpol_row(np: JSON) -> list[Any]:
-    meta = np["metadata"]
-    selector = (np.get("spec") or {}).get("podSelector") or {}
-    text = _labels_text(selector.get("matchLabels")) if selector.get("matchLabels") else "<none>"
-    return [meta["name"], text, _age(meta.get("creationTimestamp"))]
-
-
-def _binding_row(rb: JSON) -> list[Any]:
-    meta, ref = rb["metadata"], rb.get("roleRef") or {}
-    subjects = rb.get("subjects") or []
-
-    def names(kind: str) -> str:
+    def cell(rb: JSON) -> str:
         out = []
-        for s in subjects:
+        for s in rb.get("subjects") or []:
             if s.get("kind") != kind:
                 continue
             if kind == "ServiceAccount":
@@ -381,17 +277,21 @@ def _binding_row(rb: JSON) -> list[Any]:
                 out.append(s.get("name", ""))
         return ", ".join(out)
 
-    return [
-        meta["name"],
-        f"{ref.get('kind', '')}/{ref.get('name', '')}",
-        _age(meta.get("creationTimestamp")),
-        names("User"),
-        names("Group"),
-        names("ServiceAccount"),
-    ]
+    return Column(f"{kind}s", cell, priority=1)
 
 
-def _hpa_targets(spec: JSON, status: JSON) -> str:
+def _ref_text(path: str) -> Callable[[JSON], str]:
+    """A reference as KIND/NAME."""
+
+    def cell(obj: JSON) -> str:
+        ref = _get(obj, path, None) or {}
+        return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+    return cell
+
+
+def _hpa_targets(hpa: JSON) -> str:
+    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
     current = {
         (m.get("resource") or {}).get("name"): (m.get("resource") or {}).get("current") or {}
         for m in status.get("currentMetrics") or []
@@ -416,97 +316,66 @@ def _hpa_targets(spec: JSON, status: JSON) -> str:
     return ", ".join(parts) or "<none>"
 
 
-def _hpa_row(hpa: JSON) -> list[Any]:
-    meta, spec, status = hpa["metadata"], hpa.get("spec") or {}, hpa.get("status") or {}
-    ref = spec.get("scaleTargetRef") or {}
-    return [
-        meta["name"],
-        f"{ref.get('kind', '')}/{ref.get('name', '')}",
-        _hpa_targets(spec, status),
-        spec.get("minReplicas", 1),
-        spec.get("maxReplicas", 0),
-        status.get("currentReplicas", 0),
-        _age(meta.get("creationTimestamp")),
-    ]
+def _event_time(field: str) -> Callable[[JSON], str]:
+    """LAST SEEN / FIRST SEEN: the field, else eventTime, else creationTimestamp."""
+    return lambda ev: _age(ev.get(field) or ev.get("eventTime") or _creation(ev))
 
 
-def _event_row(ev: JSON) -> list[Any]:
-    meta = ev["metadata"]
+def _event_object(ev: JSON) -> str:
     obj = ev.get("involvedObject") or {}
+    return f"{str(obj.get('kind', '')).lower()}/{obj.get('name', '')}"
+
+
+def _event_source(ev: JSON) -> Any:
     source = ev.get("source") or {}
-    last = ev.get("lastTimestamp") or ev.get("eventTime") or meta.get("creationTimestamp")
-    first = ev.get("firstTimestamp") or ev.get("eventTime") or meta.get("creationTimestamp")
-    return [
-        _age(last),
-        ev.get("type", ""),
-        ev.get("reason", ""),
-        f"{str(obj.get('kind', '')).lower()}/{obj.get('name', '')}",
-        obj.get("fieldPath", ""),
-        ", ".join(v for v in (source.get("component"), source.get("host")) if v)
-        or ev.get("reportingComponent", ""),
-        str(ev.get("message", "")).strip(),
-        _age(first),
-        int(ev.get("count") or 1),
-        meta["name"],
-    ]
+    shown = ", ".join(v for v in (source.get("component"), source.get("host")) if v)
+    return shown or ev.get("reportingComponent", "")
 
 
-def _lease_row(lease: JSON) -> list[Any]:
-    meta = lease["metadata"]
-    holder = (lease.get("spec") or {}).get("holderIdentity") or "<none>"
-    return [meta["name"], holder, _age(meta.get("creationTimestamp"))]
+def _first_three(values: list[str]) -> str:
+    """The first three values and how many more (printers.go formatEndpoints)."""
+    more = f" + {len(values) - 3} more..." if len(values) > 3 else ""
+    return ",".join(values[:3]) + more
 
 
-def _endpointslice_row(eps: JSON) -> list[Any]:
-    meta = eps["metadata"]
-    ports = ",".join(str(p.get("port", "")) for p in eps.get("ports") or []) or "<unset>"
+def _endpointslice_ports(eps: JSON) -> str:
+    return ",".join(str(p.get("port", "")) for p in eps.get("ports") or []) or "<unset>"
+
+
+def _endpointslice_endpoints(eps: JSON) -> str:
     addresses = [a for e in eps.get("endpoints") or [] for a in e.get("addresses") or []]
-    shown = ",".join(addresses[:3]) + (
-        f" + {len(addresses) - 3} more..." if len(addresses) > 3 else ""
-    )
-    return [
-        meta["name"],
-        eps.get("addressType", ""),
-        ports,
-        shown or "<unset>",
-        _age(meta.get("creationTimestamp")),
-    ]
+    return _first_three(addresses) or "<unset>"
 
 
-def _pdb_row(pdb: JSON) -> list[Any]:
-    meta, spec = pdb["metadata"], pdb.get("spec") or {}
-    return [
-        meta["name"],
-        str(spec.get("minAvailable", "N/A")),
-        str(spec.get("maxUnavailable", "N/A")),
-        (pdb.get("status") or {}).get("disruptionsAllowed", 0),
-        _age(meta.get("creationTimestamp")),
-    ]
-
-
-def _data_row(obj: JSON) -> list[Any]:
-    meta = obj["metadata"]
-    count = len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
-    if obj.get("kind") == "Secret" or "type" in obj:
-        return [meta["name"], obj.get("type", ""), count, _age(meta.get("creationTimestamp"))]
-    return [meta["name"], count, _age(meta.get("creationTimestamp"))]
-
-
-def _serviceaccount_row(sa: JSON) -> list[Any]:
-    meta = sa["metadata"]
-    return [meta["name"], len(sa.get("secrets") or []), _age(meta.get("creationTimestamp"))]
-
-
-def _endpoints_row(ep: JSON) -> list[Any]:
-    meta = ep["metadata"]
+def _endpoints(ep: JSON) -> str:
     pairs = [
         f"{a.get('ip', '')}:{p.get('port', '')}"
         for subset in ep.get("subsets") or []
         for a in subset.get("addresses") or []
         for p in subset.get("ports") or [{}]
     ]
-    shown = ",".join(pairs[:3]) + (f" + {len(pairs) - 3} more..." if len(pairs) > 3 else "")
-    return [meta["name"], shown or "<none>", _age(meta.get("creationTimestamp"))]
+    return _first_three(pairs) or "<none>"
+
+
+def _data_count(obj: JSON) -> int:
+    return len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
+
+
+def _csr_condition(csr: JSON) -> str:
+    """printers.go extractCSRStatus: Denied or Approved or Pending, then Failed and Issued."""
+    status = csr.get("status") or {}
+    types = {c.get("type") for c in status.get("conditions") or []}
+    shown = "Denied" if "Denied" in types else "Approved" if "Approved" in types else "Pending"
+    if "Failed" in types:
+        shown += ",Failed"
+    if status.get("certificate"):
+        shown += ",Issued"
+    return shown
+
+
+def _csr_duration(csr: JSON) -> str:
+    seconds = _get(csr, "spec.expirationSeconds", None)
+    return "<none>" if seconds is None else _human_duration(seconds)
 
 
 def _human_duration(secs: float) -> str:
@@ -563,363 +432,298 @@ def _has_condition(obj: JSON, ctype: str) -> bool:
     )
 
 
-def _job_row(job: JSON) -> list[Any]:
-    """printers.go printJob."""
-    meta, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
-    succeeded = int(status.get("succeeded") or 0)
+def _job_completions(job: JSON) -> str:
+    spec = job.get("spec") or {}
+    succeeded = int(_get(job, "status.succeeded", None) or 0)
     if spec.get("completions") is not None:
-        completions = f"{succeeded}/{spec['completions']}"
-    elif int(spec.get("parallelism") or 0) > 1:
-        completions = f"{succeeded}/1 of {spec['parallelism']}"
-    else:
-        completions = f"{succeeded}/1"
-    start = parse_rfc3339(status.get("startTime"))
-    end = parse_rfc3339(status.get("completionTime"))
-    duration = ""
-    if start is not None:
-        duration = _human_duration((end if end is not None else time.time()) - start)
+        return f"{succeeded}/{spec['completions']}"
+    if int(spec.get("parallelism") or 0) > 1:
+        return f"{succeeded}/1 of {spec['parallelism']}"
+    return f"{succeeded}/1"
+
+
+def _job_duration(job: JSON) -> str:
+    start = parse_rfc3339(_get(job, "status.startTime", None))
+    end = parse_rfc3339(_get(job, "status.completionTime", None))
+    if start is None:
+        return ""
+    return _human_duration((end if end is not None else time.time()) - start)
+
+
+def _job_status(job: JSON) -> str:
+    """printers.go printJob's STATUS."""
     if _has_condition(job, "Complete"):
-        state = "Complete"
-    elif _has_condition(job, "Failed"):
-        state = "Failed"
-    elif meta.get("deletionTimestamp"):
-        state = "Terminating"
-    elif _has_condition(job, "Suspended"):
-        state = "Suspended"
-    elif _has_condition(job, "FailureTarget"):
-        state = "FailureTarget"
-    else:
-        state = "Running"
-    names, images = _template_parts(spec.get("template") or {})
-    return [
-        meta["name"],
-        state,
-        completions,
-        duration,
-        _age(meta.get("creationTimestamp")),
-        names,
-        images,
-        _selector_text(spec.get("selector")),
-    ]
+        return "Complete"
+    if _has_condition(job, "Failed"):
+        return "Failed"
+    if job["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    if _has_condition(job, "Suspended"):
+        return "Suspended"
+    if _has_condition(job, "FailureTarget"):
+        return "FailureTarget"
+    return "Running"
 
 
-def _cronjob_row(cj: JSON) -> list[Any]:
-    """printers.go printCronJob."""
-    meta, spec, status = cj["metadata"], cj.get("spec") or {}, cj.get("status") or {}
-    last = status.get("lastScheduleTime")
-    job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-    names, images = _template_parts(job_spec.get("template") or {})
-    suspend = spec.get("suspend")
-    return [
-        meta["name"],
-        spec.get("schedule", ""),
-        spec.get("timeZone") if spec.get("timeZone") is not None else "<none>",
-        "<unset>" if suspend is None else ("True" if suspend else "False"),
-        len(status.get("active") or []),
-        _age(last) if last else "<none>",
-        _age(meta.get("creationTimestamp")),
-        names,
-        images,
-        _selector_text(job_spec.get("selector")),
-    ]
+def _cronjob_suspend(cj: JSON) -> str:
+    suspend = _get(cj, "spec.suspend", None)
+    return "<unset>" if suspend is None else ("True" if suspend else "False")
 
 
-_BINDING_COLUMNS = [
-    _col("Name", fmt="name"),
-    _col("Role"),
-    _col("Age"),
-    _col("Users", priority=1),
-    _col("Groups", priority=1),
-    _col("ServiceAccounts", priority=1),
+def _cronjob_timezone(cj: JSON) -> Any:
+    tz = _get(cj, "spec.timeZone", None)
+    return tz if tz is not None else "<none>"
+
+
+def _cronjob_last_schedule(cj: JSON) -> str:
+    last = _get(cj, "status.lastScheduleTime", None)
+    return _age(last) if last else "<none>"
+
+
+def _selector(path: str) -> Column:
+    return Column("Selector", lambda obj: _selector_text(_get(obj, path, None)), priority=1)
+
+
+_BINDING = [
+    NAME,
+    Column("Role", _ref_text("roleRef")),
+    AGE,
+    _subjects("User"),
+    _subjects("Group"),
+    _subjects("ServiceAccount"),
 ]
-_CREATED_COLUMNS = [_col("Name", fmt="name"), _col("Created At", fmt="date")]
+# printers.go prints roles' and limit ranges' creationTimestamp as RFC 3339 UTC.
+_CREATED = [NAME, Column("Created At", _field("metadata.creationTimestamp"), format="date")]
+_DEFAULT = [NAME, AGE]
 
-_LAYOUTS: dict[str, tuple[list[JSON], Any]] = {
-    "jobs": (
-        [
-            _col("Name", fmt="name"),
-            _col("Status"),
-            _col("Completions"),
-            _col("Duration"),
-            _col("Age"),
-            _col("Containers", priority=1),
-            _col("Images", priority=1),
-            _col("Selector", priority=1),
-        ],
-        _job_row,
-    ),
-    "cronjobs": (
-        [
-            _col("Name", fmt="name"),
-            _col("Schedule"),
-            _col("Timezone"),
-            _col("Suspend", "boolean"),
-            _col("Active", "integer"),
-            _col("Last Schedule"),
-            _col("Age"),
-            _col("Containers", priority=1),
-            _col("Images", priority=1),
-            _col("Selector", priority=1),
-        ],
-        _cronjob_row,
-    ),
-    "replicationcontrollers": (
-        [
-            _col("Name", fmt="name"),
-            _col("Desired", "integer"),
-            _col("Current", "integer"),
-            _col("Ready", "integer"),
-            _col("Age"),
-            _col("Containers", priority=1),
-            _col("Images", priority=1),
-            _col("Selector", priority=1),
-        ],
-        _rc_row,
-    ),
-    "podtemplates": (
-        [_col("Name", fmt="name"), _col("Containers"), _col("Images"), _col("Pod Labels")],
-        _podtemplate_row,
-    ),
-    "resourcequotas": (
-        [_col("Name", fmt="name"), _col("Age"), _col("Request"), _col("Limit")],
-        _quota_row,
-    ),
-    "limitranges": (_CREATED_COLUMNS, _created_row),
-    "controllerrevisions": (
-        [_col("Name", fmt="name"), _col("Controller"), _col("Revision", "integer"), _col("Age")],
-        _revision_row,
-    ),
-    "ingresses": (
-        [
-            _col("Name", fmt="name"),
-            _col("Class"),
-            _col("Hosts"),
-            _col("Address"),
-            _col("Ports"),
-            _col("Age"),
-        ],
-        _ingress_row,
-    ),
-    "ingressclasses": (
-        [_col("Name", fmt="name"), _col("Controller"), _col("Parameters"), _col("Age")],
-        _ingressclass_row,
-    ),
-    "networkpolicies": (
-        [_col("Name", fmt="name"), _col("Pod-Selector"), _col("Age")],
-        _netpol_row,
-    ),
-    "roles": (_CREATED_COLUMNS, _created_row),
-    "clusterroles": (_CREATED_COLUMNS, _created_row),
-    "rolebindings": (_BINDING_COLUMNS, _binding_row),
-    "clusterrolebindings": (_BINDING_COLUMNS, _binding_row),
-    "horizontalpodautoscalers": (
-        [
-            _col("Name", fmt="name"),
-            _col("Reference"),
-            _col("Targets"),
-            _col("MinPods", "integer"),
-            _col("MaxPods", "integer"),
-            _col("Replicas", "integer"),
-            _col("Age"),
-        ],
-        _hpa_row,
-    ),
-    "events": (
-        [
-            _col("Last Seen"),
-            _col("Type"),
-            _col("Reason"),
-            _col("Object"),
-            _col("Subobject", priority=1),
-            _col("Source", priority=1),
-            _col("Message"),
-            _col("First Seen", priority=1),
-            _col("Count", "integer", priority=1),
-            _col("Name", fmt="name", priority=1),
-        ],
-        _event_row,
-    ),
-    "leases": ([_col("Name", fmt="name"), _col("Holder"), _col("Age")], _lease_row),
-    "endpointslices": (
-        [
-            _col("Name", fmt="name"),
-            _col("AddressType"),
-            _col("Ports"),
-            _col("Endpoints"),
-            _col("Age"),
-        ],
-        _endpointslice_row,
-    ),
-    "poddisruptionbudgets": (
-        [
-            _col("Name", fmt="name"),
-            _col("Min Available"),
-            _col("Max Unavailable"),
-            _col("Allowed Disruptions", "integer"),
-            _col("Age"),
-        ],
-        _pdb_row,
-    ),
-    "configmaps": ([_col("Name", fmt="name"), _col("Data", "integer"), _col("Age")], _data_row),
-    "secrets": (
-        [_col("Name", fmt="name"), _col("Type"), _col("Data", "integer"), _col("Age")],
-        _data_row,
-    ),
-    "serviceaccounts": (
-        [_col("Name", fmt="name"), _col("Secrets", "integer"), _col("Age")],
-        _serviceaccount_row,
-    ),
-    "endpoints": (
-        [_col("Name", fmt="name"), _col("Endpoints"), _col("Age")],
-        _endpoints_row,
-    ),
-    "persistentvolumes": (
-        [
-            _col("Name", fmt="name"),
-            _col("Capacity"),
-            _col("Access Modes"),
-            _col("Reclaim Policy"),
-            _col("Status"),
-            _col("Claim"),
-            _col("StorageClass"),
-            _col("VolumeAttributesClass"),
-            _col("Reason"),
-            _col("Age"),
-            _col("VolumeMode", priority=1),
-        ],
-        _pv_row,
-    ),
-    "persistentvolumeclaims": (
-        [
-            _col("Name", fmt="name"),
-            _col("Status"),
-            _col("Volume"),
-            _col("Capacity"),
-            _col("Access Modes"),
-            _col("StorageClass"),
-            _col("VolumeAttributesClass"),
-            _col("Age"),
-            _col("VolumeMode", priority=1),
-        ],
-        _pvc_row,
-    ),
-    "storageclasses": (
-        [
-            _col("Name", fmt="name"),
-            _col("Provisioner"),
-            _col("ReclaimPolicy"),
-            _col("VolumeBindingMode"),
-            _col("AllowVolumeExpansion", "boolean"),
-            _col("Age"),
-        ],
-        _storageclass_row,
-    ),
-    "csidrivers": (
-        [
-            _col("Name", fmt="name"),
-            _col("AttachRequired", "boolean"),
-            _col("PodInfoOnMount", "boolean"),
-            _col("StorageCapacity", "boolean"),
-            _col("TokenRequests"),
-            _col("RequiresRepublish", "boolean"),
-            _col("Modes"),
-            _col("Age"),
-        ],
-        _csidriver_row,
-    ),
-    "csinodes": (
-        [_col("Name", fmt="name"), _col("Drivers", "integer"), _col("Age")],
-        _csinode_row,
-    ),
-    "volumeattachments": (
-        [
-            _col("Name", fmt="name"),
-            _col("Attacher"),
-            _col("PV"),
-            _col("Node"),
-            _col("Attached", "boolean"),
-            _col("Age"),
-        ],
-        _volumeattachment_row,
-    ),
-    "priorityclasses": (
-        [
-            _col("Name", fmt="name"),
-            _col("Value", "integer"),
-            _col("Global-Default", "boolean"),
-            _col("Age"),
-            _col("PreemptionPolicy"),
-        ],
-        _priorityclass_row,
-    ),
-    "namespaces": ([_col("Name", fmt="name"), _col("Status"), _col("Age")], _namespace_row),
-    "replicasets": (
-        [
-            _col("Name", fmt="name"),
-            _col("Desired", "integer"),
-            _col("Current", "integer"),
-            _col("Ready", "integer"),
-            _col("Age"),
-        ],
-        _replicaset_row,
-    ),
-    "statefulsets": ([_col("Name", fmt="name"), _col("Ready"), _col("Age")], _statefulset_row),
-    "daemonsets": (
-        [
-            _col("Name", fmt="name"),
-            _col("Desired", "integer"),
-            _col("Current", "integer"),
-            _col("Ready", "integer"),
-            _col("Up-to-date", "integer"),
-            _col("Available", "integer"),
-            _col("Age"),
-        ],
-        _daemonset_row,
-    ),
-    "pods": (
-        [
-            _col("Name", fmt="name"),
-            _col("Ready"),
-            _col("Status"),
-            _col("Restarts", "integer"),
-            _col("Age"),
-            _col("IP", priority=1),
-            _col("Node", priority=1),
-        ],
-        _pod_row,
-    ),
-    "nodes": (
-        [
-            _col("Name", fmt="name"),
-            _col("Status"),
-            _col("Roles"),
-            _col("Age"),
-            _col("Version"),
-            _col("Internal-IP", priority=1),
-        ],
-        _node_row,
-    ),
-    "deployments": (
-        [
-            _col("Name", fmt="name"),
-            _col("Ready"),
-            _col("Up-to-date", "integer"),
-            _col("Available", "integer"),
-            _col("Age"),
-        ],
-        _workload_row,
-    ),
-    "services": (
-        [
-            _col("Name", fmt="name"),
-            _col("Type"),
-            _col("Cluster-IP"),
-            _col("External-IP"),
-            _col("Port(s)"),
-            _col("Age"),
-        ],
-        _service_row,
-    ),
+# The columns of each built-in kind (pkg/printers/internalversion/printers.go).
+_LAYOUTS: dict[str, list[Column]] = {
+    "jobs": [
+        NAME,
+        Column("Status", _job_status),
+        Column("Completions", _job_completions),
+        Column("Duration", _job_duration),
+        AGE,
+        *_containers("spec.template"),
+        _selector("spec.selector"),
+    ],
+    "cronjobs": [
+        NAME,
+        Column("Schedule", _field("spec.schedule")),
+        Column("Timezone", _cronjob_timezone),
+        Column("Suspend", _cronjob_suspend, "boolean"),
+        Column("Active", _count("status.active"), "integer"),
+        Column("Last Schedule", _cronjob_last_schedule),
+        AGE,
+        *_containers("spec.jobTemplate.spec.template"),
+        _selector("spec.jobTemplate.spec.selector"),
+    ],
+    "replicationcontrollers": [
+        NAME,
+        _of("Desired", "spec.replicas"),
+        _of("Current", "status.replicas"),
+        _of("Ready", "status.readyReplicas"),
+        AGE,
+        *_containers("spec.template"),
+        Column("Selector", lambda rc: _labels_text(_get(rc, "spec.selector", None)), priority=1),
+    ],
+    "podtemplates": [
+        NAME,
+        *_containers("template", priority=0),
+        Column("Pod Labels", lambda pt: _labels_text(_get(pt, "template.metadata.labels", None))),
+    ],
+    "resourcequotas": [
+        NAME,
+        AGE,
+        Column("Request", _quota_usage(limits=False)),
+        Column("Limit", _quota_usage(limits=True)),
+    ],
+    "limitranges": _CREATED,
+    "controllerrevisions": [
+        NAME,
+        Column("Controller", _revision_controller),
+        _of("Revision", "revision"),
+        AGE,
+    ],
+    "ingresses": [
+        NAME,
+        Column("Class", _field_or("spec.ingressClassName", "<none>")),
+        Column("Hosts", _ingress_hosts),
+        Column("Address", _ingress_address),
+        Column("Ports", lambda ing: "80, 443" if _get(ing, "spec.tls", None) else "80"),
+        AGE,
+    ],
+    "ingressclasses": [
+        NAME,
+        Column("Controller", _field("spec.controller")),
+        Column("Parameters", _ingressclass_parameters),
+        AGE,
+    ],
+    "networkpolicies": [NAME, Column("Pod-Selector", _netpol_selector), AGE],
+    "roles": _CREATED,
+    "clusterroles": _CREATED,
+    "rolebindings": _BINDING,
+    "clusterrolebindings": _BINDING,
+    "horizontalpodautoscalers": [
+        NAME,
+        Column("Reference", _ref_text("spec.scaleTargetRef")),
+        Column("Targets", _hpa_targets),
+        _of("MinPods", "spec.minReplicas", default=1),
+        _of("MaxPods", "spec.maxReplicas"),
+        _of("Replicas", "status.currentReplicas"),
+        AGE,
+    ],
+    "events": [
+        Column("Last Seen", _event_time("lastTimestamp")),
+        Column("Type", _field("type")),
+        Column("Reason", _field("reason")),
+        Column("Object", _event_object),
+        Column("Subobject", _field("involvedObject.fieldPath"), priority=1),
+        Column("Source", _event_source, priority=1),
+        Column("Message", lambda ev: str(ev.get("message", "")).strip()),
+        Column("First Seen", _event_time("firstTimestamp"), priority=1),
+        Column("Count", lambda ev: int(ev.get("count") or 1), "integer", priority=1),
+        replace(NAME, priority=1),
+    ],
+    "leases": [NAME, Column("Holder", _field_or("spec.holderIdentity", "<none>")), AGE],
+    # printers.go printCertificateSigningRequest.
+    "certificatesigningrequests": [
+        NAME,
+        AGE,
+        Column("SignerName", _field_or("spec.signerName", "<none>")),
+        Column("Requestor", _field("spec.username")),
+        Column("RequestedDuration", _csr_duration),
+        Column("Condition", _csr_condition),
+    ],
+    "endpointslices": [
+        NAME,
+        Column("AddressType", _field("addressType")),
+        Column("Ports", _endpointslice_ports),
+        Column("Endpoints", _endpointslice_endpoints),
+        AGE,
+    ],
+    "poddisruptionbudgets": [
+        NAME,
+        Column("Min Available", lambda pdb: str(_get(pdb, "spec.minAvailable", "N/A"))),
+        Column("Max Unavailable", lambda pdb: str(_get(pdb, "spec.maxUnavailable", "N/A"))),
+        _of("Allowed Disruptions", "status.disruptionsAllowed"),
+        AGE,
+    ],
+    "configmaps": [NAME, Column("Data", _data_count, "integer"), AGE],
+    "secrets": [NAME, Column("Type", _field("type")), Column("Data", _data_count, "integer"), AGE],
+    "serviceaccounts": [NAME, Column("Secrets", _count("secrets"), "integer"), AGE],
+    "endpoints": [NAME, Column("Endpoints", _endpoints), AGE],
+    "persistentvolumes": [
+        NAME,
+        Column("Capacity", _field("spec.capacity.storage")),
+        Column("Access Modes", lambda pv: _access_modes(_get(pv, "spec.accessModes", None))),
+        Column("Reclaim Policy", _field("spec.persistentVolumeReclaimPolicy")),
+        Column("Status", _volume_phase),
+        Column("Claim", _pv_claim),
+        Column("StorageClass", _field("spec.storageClassName")),
+        Column("VolumeAttributesClass", _field_or("spec.volumeAttributesClassName", "<unset>")),
+        Column("Reason", _field("status.reason")),
+        AGE,
+        Column("VolumeMode", _field_or("spec.volumeMode", "<unset>"), priority=1),
+    ],
+    "persistentvolumeclaims": [
+        NAME,
+        Column("Status", _volume_phase),
+        Column("Volume", _field("spec.volumeName")),
+        Column("Capacity", _pvc_bound(_field("status.capacity.storage"))),
+        Column(
+            "Access Modes",
+            _pvc_bound(lambda pvc: _access_modes(_get(pvc, "status.accessModes", None))),
+        ),
+        Column("StorageClass", _pvc_class),
+        Column("VolumeAttributesClass", _field_or("spec.volumeAttributesClassName", "<unset>")),
+        AGE,
+        Column("VolumeMode", _field_or("spec.volumeMode", "<unset>"), priority=1),
+    ],
+    "storageclasses": [
+        replace(NAME, cell=_storageclass_name),
+        Column("Provisioner", _field("provisioner")),
+        Column("ReclaimPolicy", _field("reclaimPolicy", "Delete")),
+        Column("VolumeBindingMode", _field("volumeBindingMode", "Immediate")),
+        Column("AllowVolumeExpansion", _flag("allowVolumeExpansion"), "boolean"),
+        AGE,
+    ],
+    "csidrivers": [
+        NAME,
+        Column("AttachRequired", _flag("spec.attachRequired", True), "boolean"),
+        Column("PodInfoOnMount", _flag("spec.podInfoOnMount"), "boolean"),
+        Column("StorageCapacity", _flag("spec.storageCapacity"), "boolean"),
+        Column("TokenRequests", _csidriver_audiences),
+        Column("RequiresRepublish", _flag("spec.requiresRepublish"), "boolean"),
+        Column("Modes", lambda d: ",".join(_get(d, "spec.volumeLifecycleModes", None) or [])),
+        AGE,
+    ],
+    "csinodes": [NAME, Column("Drivers", _count("spec.drivers"), "integer"), AGE],
+    "volumeattachments": [
+        NAME,
+        Column("Attacher", _field("spec.attacher")),
+        Column("PV", _field("spec.source.persistentVolumeName")),
+        Column("Node", _field("spec.nodeName")),
+        Column("Attached", _flag("status.attached"), "boolean"),
+        AGE,
+    ],
+    "priorityclasses": [
+        NAME,
+        _of("Value", "value"),
+        Column("Global-Default", _flag("globalDefault"), "boolean"),
+        AGE,
+        Column("PreemptionPolicy", _field("preemptionPolicy")),
+    ],
+    "namespaces": [NAME, Column("Status", _field("status.phase")), AGE],
+    "replicasets": [
+        NAME,
+        _of("Desired", "spec.replicas"),
+        _of("Current", "status.replicas"),
+        _of("Ready", "status.readyReplicas"),
+        AGE,
+    ],
+    "statefulsets": [NAME, Column("Ready", _ready_of), AGE],
+    "daemonsets": [
+        NAME,
+        _of("Desired", "status.desiredNumberScheduled"),
+        _of("Current", "status.currentNumberScheduled"),
+        _of("Ready", "status.numberReady"),
+        _of("Up-to-date", "status.updatedNumberScheduled"),
+        _of("Available", "status.numberAvailable"),
+        AGE,
+    ],
+    "pods": [
+        NAME,
+        Column("Ready", _pod_ready),
+        Column("Status", _pod_status),
+        Column("Restarts", _pod_restarts, "integer"),
+        AGE,
+        Column("IP", _field_or("status.podIP", "<none>"), priority=1),
+        Column("Node", _field_or("spec.nodeName", "<none>"), priority=1),
+    ],
+    "nodes": [
+        NAME,
+        Column("Status", _node_status),
+        Column("Roles", _node_roles),
+        AGE,
+        Column("Version", _field("status.nodeInfo.kubeletVersion")),
+        Column("Internal-IP", _node_ip, priority=1),
+    ],
+    "deployments": [
+        NAME,
+        Column("Ready", _ready_of),
+        _of("Up-to-date", "status.updatedReplicas"),
+        _of("Available", "status.availableReplicas"),
+        AGE,
+    ],
+    "services": [
+        NAME,
+        Column("Type", _field("spec.type", "ClusterIP")),
+        Column("Cluster-IP", _field("spec.clusterIP")),
+        Column("External-IP", lambda svc: "<none>"),
+        Column("Port(s)", _service_ports),
+        AGE,
+    ],
 }
 
 
@@ -957,7 +761,7 @@ def _custom_layout(printer_columns: list[JSON]) -> tuple[list[JSON], Callable[[J
     NAME first; AGE alone when the version declares none.
     """
     defs = printer_columns or _DEFAULT_CUSTOM_COLUMNS
-    columns = [_col("Name", fmt="name")] + [
+    columns = [NAME.definition()] + [
         {
             "name": c.get("name", ""),
             "type": c.get("type", "string"),
@@ -992,13 +796,12 @@ def table_for(
     if printer_columns is not None:
         columns, row_fn = _custom_layout(printer_columns)
     else:
-        columns, row_fn = _LAYOUTS.get(
-            rtype.plural,
-            (
-                [_col("Name", fmt="name"), _col("Age")],
-                lambda o: [o["metadata"]["name"], _age(o["metadata"].get("creationTimestamp"))],
-            ),
-        )
+        layout = _LAYOUTS.get(rtype.plural, _DEFAULT)
+        columns = [c.definition() for c in layout]
+
+        def row_fn(obj: JSON) -> list[Any]:
+            return [c.cell(obj) for c in layout]
+
     rows = []
     for item in items or []:
         if include_object == "Object":

@@ -78,7 +78,7 @@ async def serve_watch(
         rv = None
     try:
         watch = store.watch(
-            rtype.plural,
+            rtype.key,
             namespace,
             label_selector=q.get("labelSelector"),
             field_selector=q.get("fieldSelector"),
@@ -118,7 +118,7 @@ async def serve_watch(
     queue = watch.queue
     as_table = "as=Table" in request.headers.get("Accept", "")
     include_object = q.get("includeObject")
-    custom = store.custom.get(rtype.plural)
+    custom = store.custom.get(rtype.key)
     columns = None if custom is None else custom.columns.get(shown.version)
 
     def encode(chunks: list[bytes | None]) -> bytes:

@@ -25,9 +25,8 @@ from pytest_k8sdr.sim.apimachinery.cron import CronError, parse_schedule, zone
 from pytest_k8sdr.sim.apimachinery.errors import ApiError
 from pytest_k8sdr.sim.apimachinery.meta import Key, key_of, meta, owner_reference
 from pytest_k8sdr.sim.apimachinery.types import JSON
-from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.controller import OwnerController
 from pytest_k8sdr.sim.controllers.job import job_finished
-from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
 
 __all__ = ["SCHEDULED_TIMESTAMP_ANNOTATION", "CronJobController"]
 
@@ -38,38 +37,36 @@ SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestam
 _MAX_MISSED = 100_000
 
 
-class CronJobController(Controller):
+class CronJobController(OwnerController):
     """Creates each CronJob's Jobs at its scheduled times."""
 
     name = NAME
     plural = "cronjobs"
     kind = "CronJob"
+    api_version = "batch/v1"
+    component = COMPONENT
+    child_plural = "jobs"
+    deleted_message = "Deleted job {name}"
 
     def start(self) -> list[asyncio.Task[None]]:
         """Follow CronJobs and their Jobs; look again when the clock is advanced."""
-        self.cronjobs = self.informers.get(self.plural)
-        self.jobs = self.informers.get("jobs")
-        self.jobs_by_owner = self.informers.by_owner("jobs")
-        self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
-        self.watch(self.cronjobs, lambda t, o, n: self.queue.add(key_of(n or o or {})))
-        self.watch(self.jobs, queue_owners(self.queue, self.kind))
+        tasks = super().start()
         self.on_stop(self.ctx.clock.on_advance(self._all))
-        return [self._spawn(self.queue.run(), "queue")]
+        return tasks
 
     def _all(self) -> None:
-        for cj in list(self.cronjobs.list()):
+        for cj in list(self.owners.list()):
             key = key_of(cj)
             self.queue.forget(key)
             self.queue.add(key)
 
     def _sync(self, key: Key) -> None:
-        cj = self.cronjobs.get(*key)
+        cj = self.owners.get(*key)
         if cj is None:
             return
-        ns = key[0]
         old_status = cj.get("status") or {}
         status: JSON = dict(old_status)
-        owned = list(self.jobs_by_owner.get(str(meta(cj).get("uid")), {}).values())
+        owned = self._owned(cj)
         by_name = {meta(j)["name"]: j for j in owned}
         # Keep status.active to the Jobs still running (syncCronJob's first half).
         active_refs: list[JSON] = []
@@ -100,14 +97,7 @@ class CronJobController(Controller):
         if recheck is not None:
             self.queue.add_after(key, max(recheck, 0.0) + 0.01)
         if status != old_status:
-            try:
-                live = self.store.get(self.plural, *key)
-            except ApiError as exc:
-                if exc.code == 404:
-                    return
-                raise
-            live["status"] = status
-            self.store.update(self.plural, ns, key[1], live, subresource="status")
+            self._write_status(key, status)
 
     def _saw_completed(self, cj: JSON, job: JSON, status: JSON) -> None:
         self._event(
@@ -210,7 +200,7 @@ class CronJobController(Controller):
     def _clean_history(self, cj: JSON) -> None:
         """cleanupFinishedJobs: the oldest finished Jobs beyond the history limits."""
         spec = cj.get("spec") or {}
-        owned = list(self.jobs_by_owner.get(str(meta(cj).get("uid")), {}).values())
+        owned = self._owned(cj)
         for state, limit_field in (
             ("Complete", "successfulJobsHistoryLimit"),
             ("Failed", "failedJobsHistoryLimit"),
@@ -236,20 +226,7 @@ class CronJobController(Controller):
                 self._delete_job(cj, meta(job)["name"])
 
     def _delete_job(self, cj: JSON, name: str) -> None:
-        try:
-            self.store.delete(
-                "jobs", meta(cj).get("namespace"), name, propagation_policy="Background"
-            )
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-            return
-        self._event(cj, "Normal", "SuccessfulDelete", f"Deleted job {name}")
-
-    def _event(self, cj: JSON, etype: str, reason: str, message: str) -> None:
-        self.recorder.record(
-            cj, self.kind, etype, reason, message, COMPONENT, api_version="batch/v1"
-        )
+        self._delete_child(cj, (key_of(cj)[0], name), propagation_policy="Background")
 
 
 def _job_ref(job: JSON) -> JSON:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import copy
 
-from pytest_k8sdr.sim.apimachinery.errors import ApiError
 from pytest_k8sdr.sim.apimachinery.meta import (
     Key,
     is_terminating,
@@ -31,12 +30,11 @@ from pytest_k8sdr.sim.apimachinery.wellknown import (
     TAINT_UNREACHABLE,
     TAINT_UNSCHEDULABLE,
 )
-from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.controller import OwnerController
 from pytest_k8sdr.sim.controllers.deployment import template_hash
 from pytest_k8sdr.sim.controllers.nodeaffinity import pod_matches_node_selection
 from pytest_k8sdr.sim.controllers.podutil import pod_is_ready, pod_is_terminal
 from pytest_k8sdr.sim.controllers.taints import node_taints, tolerates
-from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
 
 NAME = "daemonset"
 COMPONENT = "daemonset-controller"
@@ -83,22 +81,21 @@ def _affinity_node(pod: JSON) -> str | None:
     return None
 
 
-class DaemonSetController(Controller):
+class DaemonSetController(OwnerController):
     """Runs one pod of each DaemonSet on every node that should run it."""
 
     name = NAME
+    plural = "daemonsets"
+    kind = "DaemonSet"
+    api_version = "apps/v1"
+    component = COMPONENT
 
     def start(self) -> list[asyncio.Task[None]]:
-        """Follow DaemonSets, nodes and pods."""
-        self.sets = self.informers.get("daemonsets")
+        """Follow DaemonSets, their pods and the nodes."""
+        tasks = super().start()
         self.nodes = self.informers.get("nodes")
-        self.pods = self.informers.get("pods")
-        self.pods_by_owner = self.informers.by_owner("pods")
-        self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
-        self.watch(self.sets, lambda t, o, n: self.queue.add(key_of(n or o or {})))
         self.watch(self.nodes, self._on_node)
-        self.watch(self.pods, queue_owners(self.queue, "DaemonSet"))
-        return [self._spawn(self.queue.run(), "queue")]
+        return tasks
 
     def _on_node(self, etype: str, old: JSON | None, new: JSON | None) -> None:
         if (
@@ -110,7 +107,7 @@ class DaemonSetController(Controller):
             )
         ):
             return
-        for ds in self.sets.list():
+        for ds in self.owners.list():
             self.queue.add(key_of(ds))
 
     def _should_run(self, ds: JSON, node: JSON) -> tuple[bool, bool]:
@@ -131,13 +128,13 @@ class DaemonSetController(Controller):
         return run, keep
 
     def _sync(self, key: Key) -> None:
-        ds = self.sets.get(*key)
+        ds = self.owners.get(*key)
         if ds is None or meta(ds).get("deletionTimestamp"):
             return
         spec = ds.get("spec") or {}
         revision = template_hash(spec.get("template") or {})
         by_node: dict[str, list[JSON]] = {}
-        for pod in self.pods_by_owner.get(str(meta(ds).get("uid")), {}).values():
+        for pod in self._owned(ds):
             node_name = (pod.get("spec") or {}).get("nodeName") or _affinity_node(pod) or ""
             by_node.setdefault(node_name, []).append(pod)
         desired = scheduled = ready = misscheduled = updated = 0
@@ -199,14 +196,7 @@ class DaemonSetController(Controller):
         }
         if all((ds.get("status") or {}).get(k) == v for k, v in status.items()):
             return
-        try:
-            live = self.store.get("daemonsets", *key)
-        except ApiError as exc:
-            if exc.code == 404:
-                return
-            raise
-        live["status"] = status
-        self.store.update("daemonsets", key[0], key[1], live, subresource="status")
+        self._write_status(key, status)
 
     def _create(self, ds: JSON, node_name: str, revision: str) -> None:
         spec = ds.get("spec") or {}
@@ -236,34 +226,12 @@ class DaemonSetController(Controller):
                 "generateName": f"{meta(ds)['name']}-",
                 "labels": labels,
                 "annotations": dict(tmeta.get("annotations") or {}),
-                "ownerReferences": [owner_reference(ds, "apps/v1", "DaemonSet")],
+                "ownerReferences": [owner_reference(ds, self.api_version, self.kind)],
             },
             "spec": pod_spec,
         }
         created = self.store.create("pods", meta(ds).get("namespace"), pod)
-        self.recorder.record(
-            ds,
-            "DaemonSet",
-            "Normal",
-            "SuccessfulCreate",
-            f"Created pod: {meta(created)['name']}",
-            COMPONENT,
-            api_version="apps/v1",
-        )
+        self._event(ds, "Normal", "SuccessfulCreate", f"Created pod: {meta(created)['name']}")
 
     def _delete(self, ds: JSON, pod: JSON) -> None:
-        try:
-            self.store.delete("pods", *key_of(pod))
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-            return
-        self.recorder.record(
-            ds,
-            "DaemonSet",
-            "Normal",
-            "SuccessfulDelete",
-            f"Deleted pod: {meta(pod)['name']}",
-            COMPONENT,
-            api_version="apps/v1",
-        )
+        self._delete_child(ds, key_of(pod))

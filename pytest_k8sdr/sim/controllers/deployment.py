@@ -9,35 +9,47 @@ rollouts' special cases beyond skipping the rollout.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 from pytest_k8sdr.sim.apimachinery.clock import now_rfc3339, parse_rfc3339
 from pytest_k8sdr.sim.apimachinery.errors import ApiError
 from pytest_k8sdr.sim.apimachinery.meta import Key, key_of, meta, owner_reference
 from pytest_k8sdr.sim.apimachinery.quantity import scaled_value
 from pytest_k8sdr.sim.apimachinery.types import JSON
-from pytest_k8sdr.sim.controllers.controller import Controller
-from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
+from pytest_k8sdr.sim.controllers.controller import OwnerController
 
 NAME = "deployment"
 COMPONENT = "deployment-controller"
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
+REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery rand.SafeEncodeString alphabet
 _COMPLETE = "NewReplicaSetAvailable"
 _TIMED_OUT = "ProgressDeadlineExceeded"  # deploymentutil.TimedOutReason
 _NO_DEADLINE = 2**31 - 1  # math.MaxInt32: no deadline (deploymentutil.HasProgressDeadline)
 
 
+def _without_nulls(value: Any) -> Any:
+    """A copy without null members.
+
+    Go decodes a null into the zero value, so `"creationTimestamp": null` (what kubectl rollout
+    undo's patch carries) is the same template as none at all.
+    """
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def template_hash(template: JSON) -> str:
     """A stable short hash of a pod template (controller.ComputeHash, not bit-identical)."""
-    t = copy.deepcopy(template)
-    ((t.get("metadata") or {}).get("labels") or {}).pop(HASH_LABEL, None)
+    t = _strip_hash(template)
     digest = hashlib.sha256(json.dumps(t, sort_keys=True).encode()).digest()
     n = int.from_bytes(digest[:8], "big")
     out = ""
@@ -48,7 +60,8 @@ def template_hash(template: JSON) -> str:
 
 
 def _strip_hash(template: JSON) -> JSON:
-    t = copy.deepcopy(template or {})
+    """The template as deploymentutil.EqualIgnoreHash compares it: no pod-template-hash label."""
+    t: JSON = _without_nulls(template or {})
     labels = (t.get("metadata") or {}).get("labels")
     if labels:
         labels.pop(HASH_LABEL, None)
@@ -70,26 +83,18 @@ def _revision(rs: JSON) -> int:
         return 0
 
 
-class DeploymentController(Controller):
+class DeploymentController(OwnerController):
     """Rolls Deployments out through ReplicaSets."""
 
     name = NAME
-
-    def start(self) -> list[asyncio.Task[None]]:
-        """Follow Deployments and their ReplicaSets."""
-        self.deployments = self.informers.get("deployments")
-        self.sets = self.informers.get("replicasets")
-        self.sets_by_owner = self.informers.by_owner("replicasets")
-        self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
-        self.watch(self.deployments, lambda t, o, n: self.queue.add(key_of(n or o or {})))
-        self.watch(self.sets, queue_owners(self.queue, "Deployment"))
-        return [self._spawn(self.queue.run(), "queue")]
-
-    def _owned(self, d: JSON) -> list[JSON]:
-        return list(self.sets_by_owner.get(str(meta(d).get("uid")), {}).values())
+    plural = "deployments"
+    kind = "Deployment"
+    api_version = "apps/v1"
+    component = COMPONENT
+    child_plural = "replicasets"
 
     def _sync(self, key: Key) -> None:
-        d = self.deployments.get(*key)
+        d = self.owners.get(*key)
         if d is None or meta(d).get("deletionTimestamp"):
             return
         spec = d.get("spec") or {}
@@ -108,6 +113,8 @@ class DeploymentController(Controller):
                 None,
             )
         old_sets = [rs for rs in sets if new_rs is None or meta(rs)["uid"] != meta(new_rs)["uid"]]
+        if new_rs is not None:
+            new_rs = self._renumber(d, new_rs, old_sets)
         replicas = int(spec.get("replicas", 1))
         if spec.get("paused"):
             self._sync_status(d, new_rs, old_sets)
@@ -119,7 +126,7 @@ class DeploymentController(Controller):
         else:
             self._rolling(d, new_rs, old_sets, replicas, want_hash, strategy)
         self._cleanup(d)
-        d = self.deployments.get(*key) or d
+        d = self.owners.get(*key) or d
         sets = self._owned(d)
         new_rs = next((rs for rs in sets if meta(rs)["name"] == f"{key[1]}-{want_hash}"), new_rs)
         old_sets = [rs for rs in sets if new_rs is None or meta(rs)["uid"] != meta(new_rs)["uid"]]
@@ -144,7 +151,7 @@ class DeploymentController(Controller):
                     REVISION: str(revision),
                     "deployment.kubernetes.io/desired-replicas": str(int(spec.get("replicas", 1))),
                 },
-                "ownerReferences": [owner_reference(d, "apps/v1", "Deployment")],
+                "ownerReferences": [owner_reference(d, self.api_version, self.kind)],
             },
             "spec": {
                 "replicas": replicas,
@@ -165,6 +172,29 @@ class DeploymentController(Controller):
             self._event_scaled(d, created, 0, replicas)
         self._set_revision(d, revision)
         return created
+
+    def _renumber(self, d: JSON, rs: JSON, old_sets: list[JSON]) -> JSON:
+        """A rollback: the older ReplicaSet whose template is the Deployment's again.
+
+        It becomes the newest revision, its former numbers kept in the revision history.
+
+        sync.go getNewReplicaSet and util/deployment_util.go SetNewReplicaSetAnnotations.
+        """
+        revision = max([_revision(o) for o in old_sets] + [0]) + 1
+        if _revision(rs) >= revision:
+            self._set_revision(d, _revision(rs))
+            return rs
+        ns, name = key_of(rs)
+        live = self.store.get("replicasets", ns, name)
+        annotations = live.setdefault("metadata", {}).setdefault("annotations", {})
+        former = annotations.get(REVISION)
+        if former:
+            history = annotations.get(REVISION_HISTORY)
+            annotations[REVISION_HISTORY] = f"{history},{former}" if history else former
+        annotations[REVISION] = str(revision)
+        updated = self.store.update("replicasets", ns, name, live)
+        self._set_revision(d, revision)
+        return updated
 
     def _set_revision(self, d: JSON, revision: int) -> None:
         ns, name = key_of(d)
@@ -190,14 +220,11 @@ class DeploymentController(Controller):
 
     def _event_scaled(self, d: JSON, rs: JSON, old: int, new: int) -> None:
         direction = "up" if new > old else "down"
-        self.recorder.record(
+        self._event(
             d,
-            "Deployment",
             "Normal",
             "ScalingReplicaSet",
             f"Scaled {direction} replica set {meta(rs)['name']} from {old} to {new}",
-            COMPONENT,
-            api_version="apps/v1",
         )
 
     def _recreate(
@@ -241,7 +268,7 @@ class DeploymentController(Controller):
             room = replicas + surge - total
             if room > 0:
                 self._scale(d, new_rs, min(replicas, new_replicas + room))
-        new_rs = self.sets.get(*key_of(new_rs)) or new_rs
+        new_rs = self.children.get(*key_of(new_rs)) or new_rs
         # reconcileOldReplicaSets
         old_live = [rs for rs in old_sets if _replicas(rs) > 0]
         if not old_live:
@@ -265,7 +292,7 @@ class DeploymentController(Controller):
             down = min(max_scaled_down, unhealthy)
             self._scale(d, rs, _replicas(rs) - down)
             max_scaled_down -= down
-        old_live = [self.sets.get(*key_of(rs)) or rs for rs in old_live]
+        old_live = [self.children.get(*key_of(rs)) or rs for rs in old_live]
         all_sets = [*old_live, new_rs]
         available = sum(_status(rs, "availableReplicas") for rs in all_sets)
         if available <= min_available:
@@ -377,15 +404,7 @@ class DeploymentController(Controller):
         status["conditions"] = conditions
         if live_old == status:
             return
-        ns, name = key_of(d)
-        try:
-            live = self.store.get("deployments", ns, name)
-        except ApiError as exc:
-            if exc.code == 404:
-                return
-            raise
-        live["status"] = status
-        self.store.update("deployments", ns, name, live, subresource="status")
+        self._write_status(key_of(d), status)
 
     def _progressing(
         self,

@@ -18,18 +18,15 @@ successPolicy, backoffLimitPerIndex, managedBy, orphan adoption.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from pytest_k8sdr.sim.apimachinery.clock import now_rfc3339, parse_rfc3339
-from pytest_k8sdr.sim.apimachinery.errors import ApiError
 from pytest_k8sdr.sim.apimachinery.meta import Key, get_condition, is_terminating, key_of, meta
 from pytest_k8sdr.sim.apimachinery.selectors import selector_matches
 from pytest_k8sdr.sim.apimachinery.types import JSON
-from pytest_k8sdr.sim.controllers.controller import Controller, ignore_not_found
+from pytest_k8sdr.sim.controllers.controller import Context, OwnerController, ignore_not_found
 from pytest_k8sdr.sim.controllers.podutil import pod_is_ready, pod_phase
 from pytest_k8sdr.sim.controllers.replicaset import pod_from_template
-from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
 
 __all__ = ["JOB_TRACKING_FINALIZER", "JobController", "job_finished"]
 
@@ -83,40 +80,30 @@ def _restarts(pod: JSON) -> int:
     )
 
 
-class JobController(Controller):
+class JobController(OwnerController):
     """Runs each Job's pods to `completions` within `backoffLimit`."""
 
     name = NAME
     plural = "jobs"
     kind = "Job"
+    api_version = "batch/v1"
+    component = COMPONENT
 
-    def start(self) -> list[asyncio.Task[None]]:
-        """Follow Jobs and their pods."""
-        self.jobs = self.informers.get(self.plural)
-        self.pods = self.informers.get("pods")
-        self.pods_by_owner = self.informers.by_owner("pods")
-        self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
         # Pod-failure back-off per Job: (failures since the last success, last failure time).
         self._backoff: dict[str, tuple[int, float]] = {}
         self._deleted: dict[Key, str] = {}
-        self.watch(self.jobs, self._on_job)
-        self.watch(self.pods, queue_owners(self.queue, self.kind))
-        return [self._spawn(self.queue.run(), "queue")]
 
-    def _on_job(self, etype: str, old: JSON | None, new: JSON | None) -> None:
+    def _on_owner(self, etype: str, old: JSON | None, new: JSON | None) -> None:
         obj = new or old or {}
         if new is None:
             self._deleted[key_of(obj)] = str(meta(obj).get("uid"))
         self.queue.add(key_of(obj))
 
-    def _owned(self, job: JSON) -> list[JSON]:
-        uid = str(meta(job).get("uid"))
+    def _selected(self, job: JSON) -> list[JSON]:
         selector = (job.get("spec") or {}).get("selector")
-        return [
-            p
-            for p in self.pods_by_owner.get(uid, {}).values()
-            if selector_matches(selector, meta(p).get("labels"))
-        ]
+        return [p for p in self._owned(job) if selector_matches(selector, meta(p).get("labels"))]
 
     def _release(self, pods: list[JSON]) -> None:
         """Remove the tracking finalizer from the pods that still carry it."""
@@ -137,14 +124,14 @@ class JobController(Controller):
             ignore_not_found(drop)
 
     def _sync(self, key: Key) -> None:
-        job = self.jobs.get(*key)
+        job = self.owners.get(*key)
         if job is None:
             uid = self._deleted.pop(key, None)
             if uid is not None:
                 self._backoff.pop(uid, None)
-                self._release(list(self.pods_by_owner.get(uid, {}).values()))
+                self._release(list(self.children_by_owner.get(uid, {}).values()))
             return
-        pods = self._owned(job)
+        pods = self._selected(job)
         if job_finished(job):
             self._release(pods)
             return
@@ -322,25 +309,4 @@ class JobController(Controller):
 
     def _delete_pods(self, job: JSON, pods: list[JSON]) -> None:
         for pod in pods:
-            try:
-                self.store.delete("pods", meta(pod).get("namespace"), meta(pod)["name"])
-            except ApiError as exc:
-                if exc.code != 404:
-                    raise
-                continue
-            self._event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {meta(pod)['name']}")
-
-    def _event(self, job: JSON, etype: str, reason: str, message: str) -> None:
-        self.recorder.record(
-            job, self.kind, etype, reason, message, COMPONENT, api_version="batch/v1"
-        )
-
-    def _write_status(self, key: Key, status: JSON) -> None:
-        try:
-            live = self.store.get(self.plural, *key)
-        except ApiError as exc:
-            if exc.code == 404:
-                return
-            raise
-        live["status"] = status
-        self.store.update(self.plural, key[0], key[1], live, subresource="status")
+            self._delete_child(job, key_of(pod))

@@ -8,12 +8,10 @@ adoption is not modelled.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import time
 
 from pytest_k8sdr.sim.apimachinery.clock import parse_rfc3339
-from pytest_k8sdr.sim.apimachinery.errors import ApiError
 from pytest_k8sdr.sim.apimachinery.meta import (
     Key,
     get_condition,
@@ -23,9 +21,8 @@ from pytest_k8sdr.sim.apimachinery.meta import (
 )
 from pytest_k8sdr.sim.apimachinery.selectors import selector_matches
 from pytest_k8sdr.sim.apimachinery.types import JSON
-from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.controller import OwnerController
 from pytest_k8sdr.sim.controllers.podutil import pod_is_active, pod_is_ready, pod_phase
-from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
 
 NAME = "replicaset"
 COMPONENT = "replicaset-controller"
@@ -73,36 +70,21 @@ def deletion_rank(pod: JSON, siblings_on_node: dict[str, int]) -> tuple[int, int
     )
 
 
-class ReplicaSetController(Controller):
+class ReplicaSetController(OwnerController):
     """Keeps spec.replicas active pods for each ReplicaSet."""
 
     name = NAME
     plural = "replicasets"
     kind = "ReplicaSet"
-
-    def start(self) -> list[asyncio.Task[None]]:
-        """Follow ReplicaSets and their pods."""
-        self.sets = self.informers.get(self.plural)
-        self.pods = self.informers.get("pods")
-        self.pods_by_owner = self.informers.by_owner("pods")
-        self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
-        self.watch(self.sets, self._on_set)
-        self.watch(self.pods, queue_owners(self.queue, self.kind))
-        return [self._spawn(self.queue.run(), "queue")]
-
-    def _on_set(self, etype: str, old: JSON | None, new: JSON | None) -> None:
-        self.queue.add(key_of(new or old or {}))
+    api_version = "apps/v1"
+    component = COMPONENT
 
     def _sync(self, key: Key) -> None:
-        rs = self.sets.get(*key)
+        rs = self.owners.get(*key)
         if rs is None:
             return
-        uid = str(meta(rs).get("uid"))
-        owned = [
-            p
-            for p in self.pods_by_owner.get(uid, {}).values()
-            if selector_matches((rs.get("spec") or {}).get("selector"), meta(p).get("labels"))
-        ]
+        selector = (rs.get("spec") or {}).get("selector")
+        owned = [p for p in self._owned(rs) if selector_matches(selector, meta(p).get("labels"))]
         active = [p for p in owned if pod_is_active(p)]
         spec = rs.get("spec") or {}
         want = int(spec.get("replicas", 1))
@@ -112,14 +94,8 @@ class ReplicaSetController(Controller):
                 for _ in range(min(-diff, BURST_REPLICAS)):
                     pod = pod_from_template(spec.get("template") or {}, rs, "apps/v1", self.kind)
                     created = self.store.create("pods", key[0], pod)
-                    self.recorder.record(
-                        rs,
-                        self.kind,
-                        "Normal",
-                        "SuccessfulCreate",
-                        f"Created pod: {meta(created)['name']}",
-                        COMPONENT,
-                        api_version="apps/v1",
+                    self._event(
+                        rs, "Normal", "SuccessfulCreate", f"Created pod: {meta(created)['name']}"
                     )
             elif diff > 0:
                 per_node: dict[str, int] = {}
@@ -128,32 +104,17 @@ class ReplicaSetController(Controller):
                     per_node[n] = per_node.get(n, 0) + 1
                 victims = sorted(active, key=lambda p: deletion_rank(p, per_node))[:diff]
                 for pod in victims:
-                    try:
-                        self.store.delete("pods", key[0], meta(pod)["name"])
-                    except ApiError as exc:
-                        if exc.code != 404:
-                            raise
-                        continue
-                    self.recorder.record(
-                        rs,
-                        self.kind,
-                        "Normal",
-                        "SuccessfulDelete",
-                        f"Deleted pod: {meta(pod)['name']}",
-                        COMPONENT,
-                        api_version="apps/v1",
-                    )
+                    self._delete_child(rs, (key[0], meta(pod)["name"]))
         self._update_status(rs)
 
     def _update_status(self, rs: JSON) -> None:
         key = key_of(rs)
-        uid = str(meta(rs).get("uid"))
         spec = rs.get("spec") or {}
         selector = spec.get("selector")
         template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
         active = [
             p
-            for p in self.pods_by_owner.get(uid, {}).values()
+            for p in self._owned(rs)
             if pod_is_active(p) and selector_matches(selector, meta(p).get("labels"))
         ]
         wall = time.time()
@@ -178,13 +139,4 @@ class ReplicaSetController(Controller):
             self.queue.add_after(key, float(min_ready))
         if all(old.get(k) == status.get(k) for k in set(old) | set(status) if k != "conditions"):
             return
-        try:
-            live = self.store.get(self.plural, *key)
-        except ApiError as exc:
-            if exc.code == 404:
-                return
-            raise
-        if live.get("status", {}).get("conditions"):
-            status["conditions"] = live["status"]["conditions"]
-        live["status"] = status
-        self.store.update(self.plural, key[0], key[1], live, subresource="status")
+        self._write_status(key, status, keep=("conditions",))

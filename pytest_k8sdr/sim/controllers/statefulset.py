@@ -9,13 +9,17 @@ A pod's claims from `volumeClaimTemplates` are created before it (`statefulsetcl
 Each template gets a ControllerRevision `<set>-<hash>` (its data the template patch, numbered
 after the newest; a template seen before has its revision renumbered as the newest), as
 stateful_set_control.go's getStatefulSetRevisions and history/controller_history.go make
-them, so `kubectl rollout history` and `rollout undo` work. Not modelled: pruning revisions
-past revisionHistoryLimit.
+them, so `kubectl rollout history` and `rollout undo` work. A pod's controller-revision-hash
+label is that revision's name, as status.currentRevision/updateRevision are
+(stateful_set_utils.go newVersionedStatefulSetPod/setPodRevision). Revisions that no pod and
+no status field uses are pruned, oldest first, down to spec.revisionHistoryLimit
+(stateful_set_control.go truncateHistory). Not modelled: a rollout's separate current and
+update revisions (status.currentRevision is the update revision at once), hash collisions
+(collisionCount stays 0).
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 
 from pytest_k8sdr.sim.apimachinery.errors import ApiError
@@ -29,15 +33,21 @@ from pytest_k8sdr.sim.apimachinery.meta import (
 )
 from pytest_k8sdr.sim.apimachinery.patch import MERGE_PATCH
 from pytest_k8sdr.sim.apimachinery.types import JSON
-from pytest_k8sdr.sim.controllers.controller import Controller
+from pytest_k8sdr.sim.controllers.controller import OwnerController
 from pytest_k8sdr.sim.controllers.deployment import template_hash
 from pytest_k8sdr.sim.controllers.podutil import pod_is_ready, pod_phase
 from pytest_k8sdr.sim.controllers.statefulsetclaims import add_claim_volumes, create_claims
-from pytest_k8sdr.sim.controllers.workqueue import WorkQueue, queue_owners
 
 NAME = "statefulset"
 COMPONENT = "statefulset-controller"
-REVISION_LABEL = "controller-revision-hash"
+REVISION_LABEL = "controller-revision-hash"  # apps.StatefulSetRevisionLabel
+# apps/v1 defaults.go SetDefaults_StatefulSet.
+DEFAULT_REVISION_HISTORY_LIMIT = 10
+
+
+def revision_name(set_name: str, digest: str) -> str:
+    """history.ControllerRevisionName: `<set>-<hash>`, the prefix cut to 223 bytes."""
+    return f"{set_name[:223]}-{digest}"
 
 
 def _ordinal(set_name: str, pod_name: str) -> int | None:
@@ -52,25 +62,21 @@ def _healthy(pod: JSON) -> bool:
     return pod_phase(pod) == "Running" and pod_is_ready(pod) and not is_terminating(pod)
 
 
-class StatefulSetController(Controller):
+class StatefulSetController(OwnerController):
     """Keeps one pod per identity for each StatefulSet."""
 
     name = NAME
-
-    def start(self) -> list[asyncio.Task[None]]:
-        """Follow StatefulSets and their pods."""
-        self.sets = self.informers.get("statefulsets")
-        self.pods = self.informers.get("pods")
-        self.queue: WorkQueue[Key] = WorkQueue(NAME, self._sync)
-        self.watch(self.sets, lambda t, o, n: self.queue.add(key_of(n or o or {})))
-        self.watch(self.pods, queue_owners(self.queue, "StatefulSet"))
-        return [self._spawn(self.queue.run(), "queue")]
+    plural = "statefulsets"
+    kind = "StatefulSet"
+    api_version = "apps/v1"
+    component = COMPONENT
+    deleted_message = "delete Pod {name} in StatefulSet {owner} successful"
 
     def _pods_of(self, sts: JSON) -> dict[int, JSON]:
         ns, name = key_of(sts)
         uid = meta(sts).get("uid")
         out: dict[int, JSON] = {}
-        bucket = self.pods.by_namespace.get(ns, {})
+        bucket = self.children.by_namespace.get(ns, {})
         replicas = int((sts.get("spec") or {}).get("replicas", 1))
         # Names are deterministic: look them up instead of scanning the namespace, plus any
         # condemned ordinals beyond replicas found through the owner index.
@@ -78,7 +84,7 @@ class StatefulSetController(Controller):
             pod = bucket.get(f"{name}-{i}")
             if pod is not None and (controller_ref(pod) or {}).get("uid") == uid:
                 out[i] = pod
-        for pod in self.informers.by_owner("pods").get(str(uid), {}).values():
+        for pod in self._owned(sts):
             ordinal = _ordinal(name, meta(pod)["name"])
             if ordinal is not None:
                 out[ordinal] = pod
@@ -107,25 +113,21 @@ class StatefulSetController(Controller):
                 "namespace": ns,
                 "labels": labels,
                 "annotations": dict(tmeta.get("annotations") or {}),
-                "ownerReferences": [owner_reference(sts, "apps/v1", "StatefulSet")],
+                "ownerReferences": [owner_reference(sts, self.api_version, self.kind)],
             },
             "spec": pod_spec,
         }
 
-    def _event(self, sts: JSON, reason: str, message: str, etype: str = "Normal") -> None:
-        self.recorder.record(
-            sts, "StatefulSet", etype, reason, message, COMPONENT, api_version="apps/v1"
-        )
-
     def _sync(self, key: Key) -> None:
-        sts = self.sets.get(*key)
+        sts = self.owners.get(*key)
         if sts is None or meta(sts).get("deletionTimestamp"):
             return
         spec = sts.get("spec") or {}
         replicas = int(spec.get("replicas", 1))
         parallel = spec.get("podManagementPolicy") == "Parallel"
-        revision = template_hash(spec.get("template") or {})
-        self._record_revision(sts, revision)
+        digest = template_hash(spec.get("template") or {})
+        revision = revision_name(key[1], digest)
+        self._record_revision(sts, revision, digest)
         pods = self._pods_of(sts)
         ns, name = key
         halted = False
@@ -143,7 +145,7 @@ class StatefulSetController(Controller):
             if pod is None:
                 if halted:
                     break
-                if f"{name}-{i}" in self.pods.by_namespace.get(ns, {}):
+                if f"{name}-{i}" in self.children.by_namespace.get(ns, {}):
                     # The name is still taken by a Terminating pod (or a foreign one): wait.
                     if not parallel:
                         break
@@ -151,6 +153,7 @@ class StatefulSetController(Controller):
                 for claim in create_claims(self.store, sts, i, f"{name}-{i}"):
                     self._event(
                         sts,
+                        "Normal",
                         "SuccessfulCreate",
                         f"create Claim {claim} Pod {name}-{i} in StatefulSet {name} success",
                     )
@@ -164,6 +167,7 @@ class StatefulSetController(Controller):
                     continue
                 self._event(
                     sts,
+                    "Normal",
                     "SuccessfulCreate",
                     f"create Pod {name}-{i} in StatefulSet {name} successful",
                 )
@@ -177,6 +181,7 @@ class StatefulSetController(Controller):
                 self._scale_down_and_update(sts, pods, replicas, parallel, revision)
         if parallel:
             self._scale_down_and_update(sts, pods, replicas, parallel, revision)
+        self._truncate_history(sts, revision)
         self._update_status(sts, revision)
 
     def _scale_down_and_update(
@@ -212,27 +217,20 @@ class StatefulSetController(Controller):
                 return
 
     def _delete(self, sts: JSON, pod: JSON) -> None:
-        try:
-            self.store.delete("pods", *key_of(pod))
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-            return
-        self._event(
-            sts,
-            "SuccessfulDelete",
-            f"delete Pod {meta(pod)['name']} in StatefulSet {meta(sts)['name']} successful",
-        )
+        self._delete_child(sts, key_of(pod))
 
-    def _record_revision(self, sts: JSON, revision: str) -> None:
-        """The ControllerRevision of the set's current template, the newest of its revisions."""
+    def _revisions(self, sts: JSON) -> list[JSON]:
         m = meta(sts)
-        ns, name = m["namespace"], f"{m['name']}-{revision}"
-        owned = [
+        return [
             r
-            for r in self.store.iter_objects("controllerrevisions", ns)
+            for r in self.store.iter_objects("controllerrevisions", m["namespace"])
             if (controller_ref(r) or {}).get("uid") == m["uid"]
         ]
+
+    def _record_revision(self, sts: JSON, name: str, digest: str) -> None:
+        """The ControllerRevision of the set's current template, the newest of its revisions."""
+        ns = meta(sts)["namespace"]
+        owned = self._revisions(sts)
         newest = max((int(r.get("revision") or 0) for r in owned), default=0)
         same = next((r for r in owned if meta(r)["name"] == name), None)
         if same is not None:
@@ -244,13 +242,13 @@ class StatefulSetController(Controller):
         template = copy.deepcopy((sts.get("spec") or {}).get("template") or {})
         template["$patch"] = "replace"  # getPatch: the template is replaced whole on rollback
         labels = dict((template.get("metadata") or {}).get("labels") or {})
-        labels["controller.kubernetes.io/hash"] = revision
+        labels["controller.kubernetes.io/hash"] = digest
         history = {
             "metadata": {
                 "name": name,
                 "namespace": ns,
                 "labels": labels,
-                "ownerReferences": [owner_reference(sts, "apps/v1", "StatefulSet")],
+                "ownerReferences": [owner_reference(sts, self.api_version, self.kind)],
             },
             "data": {"spec": {"template": template}},
             "revision": newest + 1,
@@ -260,6 +258,36 @@ class StatefulSetController(Controller):
         except ApiError as err:
             if err.code != 409:
                 raise
+
+    def _truncate_history(self, sts: JSON, revision: str) -> None:
+        """Delete the oldest revisions in use by nothing beyond revisionHistoryLimit.
+
+        truncateHistory (stateful_set_control.go): the current and update revisions and every
+        pod's revision are live; the others, by revision number, then creation time and name
+        (history.SortControllerRevisions), are history.
+        """
+        limit = int(
+            (sts.get("spec") or {}).get("revisionHistoryLimit", DEFAULT_REVISION_HISTORY_LIMIT)
+        )
+        live = {revision} | {
+            (meta(p).get("labels") or {}).get(REVISION_LABEL) for p in self._pods_of(sts).values()
+        }
+        history = sorted(
+            (r for r in self._revisions(sts) if meta(r)["name"] not in live),
+            key=lambda r: (
+                int(r.get("revision") or 0),
+                str(meta(r).get("creationTimestamp") or ""),
+                meta(r)["name"],
+            ),
+        )
+        if limit < 0 or len(history) <= limit:
+            return
+        for old in history[: len(history) - limit]:
+            try:
+                self.store.delete("controllerrevisions", *key_of(old))
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
 
     def _update_status(self, sts: JSON, revision: str) -> None:
         pods = self._pods_of(sts)
@@ -275,19 +303,11 @@ class StatefulSetController(Controller):
             "updatedReplicas": sum(
                 1 for p in present if (meta(p).get("labels") or {}).get(REVISION_LABEL) == revision
             ),
-            "currentRevision": f"{meta(sts)['name']}-{revision}",
-            "updateRevision": f"{meta(sts)['name']}-{revision}",
+            "currentRevision": revision,
+            "updateRevision": revision,
             "collisionCount": 0,
         }
         old = sts.get("status") or {}
         if all(old.get(k) == v for k, v in status.items()):
             return
-        ns, name = key_of(sts)
-        try:
-            live = self.store.get("statefulsets", ns, name)
-        except ApiError as exc:
-            if exc.code == 404:
-                return
-            raise
-        live["status"] = status
-        self.store.update("statefulsets", ns, name, live, subresource="status")
+        self._write_status(key_of(sts), status)

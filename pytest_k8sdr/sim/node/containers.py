@@ -69,11 +69,42 @@ class ContainerSync:
         self._backoff: dict[tuple[str, str], _Backoff] = {}
 
     def started(self, pod: JSON, ip: str) -> None:
-        """The pod's containers were just started: their probes begin (none on hollow nodes)."""
+        """The pod's containers just started: their events and probes (none on hollow nodes)."""
         if not self.runtime.serve:
             return
         for spec in _container_specs(pod):
+            self._started_events(pod, spec)
             self.prober.container_started(pod, spec, ip)
+
+    def stopping(self, pod: JSON) -> None:
+        """The pod's running containers are about to be stopped for its deletion.
+
+        kuberuntime_container.go killContainer: Normal `Killing` "Stopping container C" (a probe's
+        kill has its own message, in `sync`).
+        """
+        if not self.runtime.serve:
+            return
+        running = self.runtime.pods.get(str((pod.get("metadata") or {}).get("uid")))
+        if running is None:
+            return
+        for name, container in running.containers.items():
+            if container.running:
+                self.events(pod, name, "Normal", "Killing", f"Stopping container {name}")
+
+    def _started_events(self, pod: JSON, spec: JSON) -> None:
+        """What a kubelet records as it starts a container, image already on the node.
+
+        pkg/kubelet/images/image_manager.go EnsureImageExists (Pulled "Container image ... already
+        present on machine", the pull policy IfNotPresent that kind's preloaded images meet) and
+        pkg/kubelet/kuberuntime/kuberuntime_container.go startContainer (Created, Started).
+        """
+        name = str(spec.get("name"))
+        image = str(spec.get("image") or "")
+        self.events(
+            pod, name, "Normal", "Pulled", f'Container image "{image}" already present on machine'
+        )
+        self.events(pod, name, "Normal", "Created", f"Created container: {name}")
+        self.events(pod, name, "Normal", "Started", f"Started container {name}")
 
     def forget(self, uid: str) -> None:
         """The pod stopped: its probes and back-offs go."""
@@ -118,7 +149,7 @@ class ContainerSync:
                 if wait <= 0:
                     await self.runtime.start_container(uid, name)
                     self.prober.container_started(pod, spec, ip)
-                    self.events(pod, name, "Normal", "Started", f"Started container {name}")
+                    self._started_events(pod, spec or {"name": name})
                 else:
                     backoff = go_duration(self._backoff[(uid, name)].duration)
                     waiting = (

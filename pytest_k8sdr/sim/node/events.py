@@ -21,7 +21,7 @@ __all__ = ["KubeletEvents"]
 log = logging.getLogger("pytest_k8sdr.sim.node")
 STRATEGIC = "application/strategic-merge-patch+json"
 _MEMORY = 1024
-_IN_FLIGHT = 64
+_IN_FLIGHT = 256
 
 
 class KubeletEvents:

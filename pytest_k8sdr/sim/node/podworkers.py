@@ -345,6 +345,7 @@ class PodWorkers:
             self.runtime.is_running(worker.uid)
             or (pod.get("status") or {}).get("phase") == "Running"
         )
+        self.containers.stopping(pod)
         await self._stop_containers(worker.uid)
         if was_running and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
             ip = (pod.get("status") or {}).get("podIP") or ""

@@ -3,7 +3,8 @@
 One listener per TCP port of each container (its containerPorts and the ports its probes look
 at) on the pod's loopback address, answering the pod HTTP contract (who am I: pod, namespace,
 node, podIP). A container can be killed and started again (the kubelet restarts it after a
-liveness failure). It survives a kubelet stop/start, as containerd does.
+liveness failure); at `/metrics` it serves the pod's request counters
+(`pytest_k8sdr.sim.node.metrics`). It survives a kubelet stop/start, as containerd does.
 
 A container exits on its own after `sim.k8sdr.io/run-seconds` (a pod annotation, seconds;
 default 1 for pods with restartPolicy Never or OnFailure, never for Always: servers run until
@@ -28,6 +29,7 @@ from aiohttp import web
 from pytest_k8sdr.sim.apimachinery.clock import rfc3339
 from pytest_k8sdr.sim.apimachinery.types import JSON
 from pytest_k8sdr.sim.node.control import POD_FAULTS
+from pytest_k8sdr.sim.node.metrics import CONTENT_TYPE, METRICS_PATH, PodMetrics
 from pytest_k8sdr.sim.node.slim import EXIT_CODE_ANNOTATION, RUN_SECONDS_ANNOTATION
 
 __all__ = [
@@ -92,6 +94,7 @@ class PodContainers:
     ports: list[int]
     started_at: float
     containers: dict[str, Container] = field(default_factory=dict)
+    metrics: PodMetrics = field(default_factory=PodMetrics)
 
     @property
     def listeners(self) -> list[tuple[web.Server, asyncio.Server]]:
@@ -294,9 +297,19 @@ class Runtime:
             "Content-Type": "application/json",
         }
         status = 500 if fault == "http-500" else 200
+        metrics = running.metrics
 
         async def answer(request: web.BaseRequest) -> web.Response:
-            return web.Response(status=status, body=body, headers=headers)
+            if request.path == METRICS_PATH:
+                return web.Response(
+                    status=200,
+                    body=metrics.render().encode(),
+                    headers={"Content-Type": CONTENT_TYPE},
+                )
+            started = time.perf_counter()
+            response = web.Response(status=status, body=body, headers=headers)
+            metrics.observe(request.method, response.status, time.perf_counter() - started)
+            return response
 
         for port in container.ports:
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+import urllib.request
 from typing import Any
 
 from kubernetes import watch
@@ -90,6 +91,26 @@ def test_pod_goes_pending_then_running_ready_and_serves(
     assert headers["X-K8sdr-Pod"] == f"default/{name}"
     assert headers["X-K8sdr-Node"] == agent.name
     assert body == {"pod": name, "namespace": "default", "node": agent.name, "podIP": ip}
+
+
+def test_pod_serves_its_request_counters_at_metrics(sim_server: Server, make_agent: Any) -> None:
+    agent = _ready_node(sim_server, make_agent)
+    name = f"{agent.name}-metrics"
+    create_pod(sim_server, make_pod(name, agent.name))
+    pod = _wait_pod(sim_server, name, lambda p: pod_ready(p))
+    base = f"http://{pod.status.pod_ip}:8080"
+    for path in ("/", "/a", "/b"):
+        assert http_get(base + path)[0] == 200
+    with urllib.request.urlopen(base + "/metrics", timeout=2) as resp:
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = resp.read().decode()
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    # Three answered requests; the scrape itself is not counted.
+    assert samples['http_requests_total{code="200",method="GET"}'] == "3"
+    assert samples['http_request_duration_seconds_bucket{le="+Inf"}'] == "3"
+    assert samples["http_request_duration_seconds_count"] == "3"
+    assert float(samples["http_request_duration_seconds_sum"]) >= 0.0
+    assert "# TYPE http_request_duration_seconds histogram" in text
 
 
 def test_graceful_delete_stops_serving_and_kubelet_finishes_the_delete(

@@ -123,6 +123,47 @@ def test_parallel_statefulset_creates_all_at_once() -> None:
     run(scenario)
 
 
+def test_statefulset_pods_name_their_revision_and_old_revisions_are_pruned() -> None:
+    """Upstream labels pods with the ControllerRevision's name and keeps revisionHistoryLimit."""
+
+    async def scenario(c: Cluster) -> None:
+        c.add_node("w1")
+        c.statefulset("db", 2, revisionHistoryLimit=1)
+
+        def rolled_out() -> str | None:
+            sts = c.store.get("statefulsets", "default", "db")
+            update = (sts.get("status") or {}).get("updateRevision")
+            pods = ready_pods(c, "app=db", 2)
+            labels = {p["metadata"]["labels"]["controller-revision-hash"] for p in pods}
+            return update if pods and labels == {update} else None
+
+        def revisions() -> list[str]:
+            items = c.store.list("controllerrevisions", "default")["items"]
+            return [r["metadata"]["name"] for r in sorted(items, key=lambda r: r["revision"])]
+
+        seen = [await c.wait_for(rolled_out, 10, "db rolled out")]
+        assert seen[0].startswith("db-")
+        assert revisions() == seen
+        for image in ("k8sdr/pod:2", "k8sdr/pod:3", "k8sdr/pod:4"):
+            sts = c.store.get("statefulsets", "default", "db")
+            sts["spec"]["template"]["spec"]["containers"][0]["image"] = image
+            c.store.update("statefulsets", "default", "db", sts)
+            seen.append(
+                await c.wait_for(
+                    lambda: (r := rolled_out()) not in (None, *seen) and r, 10, f"{image} out"
+                )
+            )
+        # The live revision and one of history: the two oldest are gone.
+        await c.wait_for(lambda: revisions() == seen[-2:], 5, "history pruned to 1")
+        hashes = {
+            r["metadata"]["name"]: r["metadata"]["labels"]["controller.kubernetes.io/hash"]
+            for r in c.store.list("controllerrevisions", "default")["items"]
+        }
+        assert all(name == f"db-{h}" for name, h in hashes.items())
+
+    run(scenario)
+
+
 def test_daemonset_pods_tolerate_and_stay_on_a_dead_node() -> None:
     async def scenario(c: Cluster) -> None:
         c.add_node("w1")

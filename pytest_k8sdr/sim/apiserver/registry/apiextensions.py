@@ -24,8 +24,7 @@ As upstream's apiextensions-apiserver (staging/src/k8s.io/apiextensions-apiserve
 
 Not modelled: conversion webhooks (only the None strategy), CEL validation rules
 (x-kubernetes-validations), formats and numeric bounds, selectableFields, the metadata
-pruning of ObjectMeta fields, a custom resource plural that another served group already
-uses (NamesAccepted False: the simulator's storage is keyed by plural).
+pruning of ObjectMeta fields.
 """
 
 from __future__ import annotations
@@ -528,6 +527,7 @@ class CustomResource:
                 spec["scope"] == "Namespaced",
                 tuple(names.get("shortNames") or ()),
                 frozenset(s for s in ("status", "scale") if s in subs),
+                storage_key=f"{names['plural']}.{group}",
             )
 
         versions = {v["name"]: v for v in spec["versions"]}

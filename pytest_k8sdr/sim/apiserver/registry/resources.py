@@ -11,6 +11,7 @@ from pytest_k8sdr.sim.apiserver.registry import (
     apps,
     autoscaling,
     batch,
+    certificates,
     coordination,
     core,
     discovery,
@@ -44,6 +45,7 @@ RESOURCES: tuple[Resource, ...] = (
     *scheduling.RESOURCES,
     *networking.RESOURCES,
     *rbac.RESOURCES,
+    *certificates.RESOURCES,
     *autoscaling.RESOURCES,
     *apiextensions.RESOURCES,
 )

@@ -132,9 +132,9 @@ class Store:
             history_max_bytes=history_max_bytes,
             watch_queue_max=watch_queue_max,
         )
-        self._strategies: dict[str, Strategy] = {r.type.plural: r.strategy() for r in RESOURCES}
-        # The established CustomResourceDefinitions' resources, by plural, and the group
-        # versions they serve (`served`, `custom_group_versions`).
+        self._strategies: dict[str, Strategy] = {r.type.key: r.strategy() for r in RESOURCES}
+        # The established CustomResourceDefinitions' resources, by key (the CRD's name), and
+        # the group versions they serve (`served`, `custom_group_versions`).
         self.custom: dict[str, CustomResource] = {}
         self._custom_gvs: dict[str, dict[str, list[ResourceType]]] = {}
         self.admission = AdmissionChain()
@@ -200,14 +200,18 @@ class Store:
             return rtype, None
         if key in VIEWS:
             return VIEWS[key]
-        custom = self.custom.get(plural)
-        if custom is None or custom.type.group != group:
+        custom = self.custom.get(f"{plural}.{group}")
+        if custom is None:
             return None
         if version in custom.views:
             return custom.type, custom.views[version]
         if version == custom.type.version and version in custom.schemas:
             return custom.type, None
         return None
+
+    def is_custom(self, rtype: ResourceType) -> bool:
+        """Whether `rtype` (a stored type) is a CustomResourceDefinition's resource."""
+        return rtype.key in self.custom
 
     def group_versions(self) -> dict[str, dict[str, list[ResourceType]]]:
         """Every served group -> version -> types (the built-in kinds' and the CRDs')."""
@@ -229,7 +233,7 @@ class Store:
         )
 
     def _serve(self, custom: CustomResource) -> None:
-        plural = custom.type.plural
+        plural = custom.type.key
         self.custom[plural] = custom
         self._strategies[plural] = custom.strategy()
         self.storage.add_type(custom.type)
@@ -260,10 +264,13 @@ class Store:
         """What the naming and establishing controllers write (apiextensions.crd_status)."""
         name = crd["metadata"].get("name")
         others = [o for o in self.storage.iter_objects(CRD_PLURAL) if o["metadata"]["name"] != name]
+        # Names conflict within a group only (naming_controller.go getAcceptedNamesForGroup):
+        # the other CRDs of the group, and here also the built-in kinds served there.
+        group = (crd.get("spec") or {}).get("group")
         taken = [
-            p
-            for p in self.storage.types
-            if not (p in self.custom and self.custom[p].crd_name == name)
+            t.plural
+            for key, t in self.storage.types.items()
+            if t.group == group and key not in self.custom
         ]
         crd_status(crd, others, taken)
 
@@ -273,7 +280,7 @@ class Store:
         name = crd["metadata"]["name"]
         served = CustomResource.of(crd)
         for plural, custom in list(self.custom.items()):
-            if custom.crd_name == name and (served is None or served.type.plural != plural):
+            if custom.crd_name == name and (served is None or served.type.key != plural):
                 self._unserve(plural)
         if served is not None:
             self._serve(served)
@@ -481,7 +488,7 @@ class Store:
         self.admission.admit("CREATE", plural, obj, None)
         self._validate(rtype, strategy, obj, None)
         if name in self.storage.names(plural, ns):
-            raise already_exists(plural, name, rtype.group)
+            raise already_exists(rtype.plural, name, rtype.group)
         if plural == CRD_PLURAL:
             self._name_crd(obj)
         self._manage(rtype, None, obj, opts, None, managed)
@@ -609,16 +616,24 @@ class Store:
         opts: WriteOptions,
         managed: _Entries | None = None,
     ) -> Entry:
-        plural = rtype.plural
+        plural = rtype.key
         old_obj = old.obj
         old_meta = old_obj["metadata"]
-        if subresource == "status":
+        strategy = self._strategies[plural]
+        if subresource in strategy.own_subresources:
+            new = obj
+            new.update(kind=rtype.kind, apiVersion=rtype.api_version, metadata=dict(old_meta))
+            meta = new["metadata"]
+            strategy.prepare_for_update(new, old_obj, subresource)
+            causes = strategy.validate_subresource(subresource, new, old_obj)
+            if causes:
+                raise invalid(rtype.kind, old_meta["name"], causes, rtype.group)
+        elif subresource == "status":
             # Committed objects are never mutated, so the new version may share everything
             # but the metadata (resourceVersion changes) and the status it replaces.
             new = {**old_obj, "metadata": dict(old_meta), "status": obj.get("status", {})}
             meta = new["metadata"]
         else:
-            strategy = self._strategies[plural]
             new = obj
             new["kind"] = rtype.kind
             new["apiVersion"] = rtype.api_version
@@ -637,6 +652,7 @@ class Store:
                     new["status"] = _copy(old_obj["status"])
                 else:
                     new.pop("status", None)
+            strategy.prepare_for_update(new, old_obj, None)
             strategy.default(new)
             self.admission.admit("UPDATE", plural, new, old_obj)
             self._validate(rtype, strategy, new, old_obj)
@@ -693,21 +709,26 @@ class Store:
         *,
         subresource: str | None = None,
         convert: tuple[Callable[[JSON], JSON], Callable[[JSON], JSON]] | None = None,
+        decode: Callable[[JSON], None] | None = None,
         opts: WriteOptions = _DEFAULT_WRITE,
     ) -> Entry:
         """`patch`; the committed entry.
 
         `convert` (to the client's version, back to the stored one) patches another
-        version's form of the object, as upstream patches the request's version.
+        version's form of the object, as upstream patches the request's version; `decode`
+        sees (and may prune) the patched object in that version before it is stored, as
+        upstream decodes it (handlers/patch.go).
         """
         rtype = self.rtype(plural)
         if content_type.split(";", 1)[0].strip() == APPLY_PATCH:
             return self._server_side_apply(rtype, namespace, name, patch, subresource, opts)
         old = self.storage.entry(plural, namespace, name)
-        if convert is None:
-            new = apply_patch(json.loads(old.raw), patch, content_type)
-        else:
-            new = convert[1](apply_patch(convert[0](json.loads(old.raw)), patch, content_type))
+        current = json.loads(old.raw) if convert is None else convert[0](json.loads(old.raw))
+        new = apply_patch(current, patch, content_type)
+        if decode is not None:
+            decode(new)
+        if convert is not None:
+            new = convert[1](new)
         self._check_fresh(rtype, name, old, (new.get("metadata") or {}).get("resourceVersion"))
         return self._write(rtype, old, new, subresource, opts)
 
@@ -739,7 +760,7 @@ class Store:
                 # apimachinery decoding of an apply configuration (handlers/patch.go).
                 raise ApiError(400, "BadRequest", f"{key} must be set in an apply patch")
         ns = self._namespace_of(rtype, namespace, body) if rtype.namespaced else ""
-        old = self.storage.find(rtype.plural, ns, name)
+        old = self.storage.find(rtype.key, ns, name)
         scope = managedfields.Scope(subresource, "status" in rtype.subresources)
         common = {
             "manager": opts.manager,
@@ -753,7 +774,7 @@ class Store:
                 raise not_found(rtype.plural, name, rtype.group)
             obj, managed = managedfields.apply(None, None, body, **common)  # type: ignore[arg-type]
             obj["metadata"] = {**(obj.get("metadata") or {}), "name": name}
-            return self.create_entry(rtype.plural, ns or None, obj, opts=opts, managed=managed)
+            return self.create_entry(rtype.key, ns or None, obj, opts=opts, managed=managed)
         self._check_fresh(rtype, name, old, meta.get("resourceVersion"))
         live = json.loads(old.raw)
         obj, managed = managedfields.apply(

@@ -93,15 +93,28 @@ class Strategy:
     track_generation: ClassVar[bool] = True
     # How metadata.name is validated: "subdomain" (RFC 1123), "label" or "dns1035".
     name_rule: ClassVar[str] = "subdomain"
+    # The subresources whose writes this strategy prepares and validates itself (upstream: a
+    # strategy per subresource, as csrApprovalStrategy); others follow the store's rules.
+    own_subresources: ClassVar[frozenset[str]] = frozenset()
 
     def prepare_for_create(self, obj: JSON) -> None:
         """Reset what a create may not set (PrepareForCreate), e.g. the status."""
+
+    def prepare_for_update(self, new: JSON, old: JSON, subresource: str | None) -> None:
+        """Reset what an update may not change (PrepareForUpdate).
+
+        `subresource` is None for the object itself, else one of `own_subresources`.
+        """
 
     def default(self, obj: JSON) -> None:
         """Fill in the defaults upstream sets on create and update (pkg/apis/*/v1/defaults.go)."""
 
     def validate(self, obj: JSON, old: JSON | None) -> list[Cause]:
         """Causes for the kind's own bad fields (metadata is checked by the store)."""
+        return []
+
+    def validate_subresource(self, subresource: str, new: JSON, old: JSON) -> list[Cause]:
+        """Causes for a bad write to one of `own_subresources`."""
         return []
 
     def allocate(self, obj: JSON, old: JSON | None) -> None:

@@ -60,7 +60,7 @@ class Storage:
         history_max_bytes: int = 64 * 1024 * 1024,
         watch_queue_max: int = 100_000,
     ) -> None:
-        self.types: dict[str, ResourceType] = {t.plural: t for t in types}
+        self.types: dict[str, ResourceType] = {t.key: t for t in types}
         self._rv = 1
         self._data: dict[str, dict[str, dict[str, Entry]]] = {p: {} for p in self.types}
         self._pods_by_node: dict[str, dict[tuple[str, str], Entry]] = {}
@@ -86,8 +86,8 @@ class Storage:
 
     def add_type(self, rtype: ResourceType) -> None:
         """Serve a new type (a custom resource), or replace the type of a served plural."""
-        self.types[rtype.plural] = rtype
-        self._data.setdefault(rtype.plural, {})
+        self.types[rtype.key] = rtype
+        self._data.setdefault(rtype.key, {})
 
     def remove_type(self, plural: str) -> None:
         """Stop serving a type whose objects are all gone; its open watches end."""
@@ -193,7 +193,7 @@ class Storage:
 
     def count(self, plural: str, namespace: str | None = None) -> int:
         """How many objects of a type exist (in a namespace)."""
-        buckets = self._data[self.rtype(plural).plural]
+        buckets = self._data[self.rtype(plural).key]
         if namespace is not None:
             return len(buckets.get(namespace, {}))
         return sum(len(b) for b in buckets.values())
@@ -206,7 +206,7 @@ class Storage:
         ns = (namespace or "") if rtype.namespaced else ""
         entry = self._data[plural].get(ns, {}).get(name)
         if entry is None:
-            raise not_found(plural, name, rtype.group)
+            raise not_found(rtype.plural, name, rtype.group)
         return entry
 
     def find(self, plural: str, namespace: str, name: str) -> Entry | None:

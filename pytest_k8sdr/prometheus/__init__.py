@@ -1,0 +1,1 @@
+"""Prometheus: the client the steady state and `assert_promql` ask, and a managed local server."""
