@@ -333,7 +333,18 @@ class Cluster:
         return cls(api_client, **kwargs)
 
     def close(self) -> None:
-        """Release the client's connection pool."""
+        """Close the client's connections: the idle ones now, those in use when they return."""
+        # The client's close() ends in urllib3's PoolManager.clear(), which only forgets its
+        # pools (urllib3 2.8's poolmanager.py: a RecentlyUsedContainer with no dispose_func):
+        # their idle TLS connections stay open until the garbage collector frees the pool, and
+        # a response still held (a watch's, a caller's) keeps it alive, so a socket was
+        # collected unclosed at the end of a session (an unraisable ResourceWarning).
+        # HTTPConnectionPool.close() closes them now, and any in use once it is put back.
+        pools = self.api_client.rest_client.pool_manager.pools
+        for key in pools.keys():  # noqa: SIM118 - its __iter__ raises NotImplementedError
+            pool = pools.get(key)
+            if pool is not None:
+                pool.close()
         self.api_client.close()
 
     # ----------------------------------------------------------------- raw calls
@@ -732,7 +743,7 @@ class Cluster:
                 # A cut stream: resume from the last resourceVersion we saw.
                 log.debug("watch of %s cut (%s); resuming from %s", kind, exc, rv)
             finally:
-                resp.release_conn()
+                _end_stream(resp)
         if self.progress_done is not None and show_progress:
             self.progress_done()
         what = explain(snapshot) if explain else ""
@@ -810,7 +821,7 @@ class Cluster:
             finally:
                 with self._following_lock:
                     self._following.get(id(stopping), []).remove(resp)
-                resp.release_conn()
+                _end_stream(resp)
         with self._following_lock:
             self._following.pop(id(stopping), None)
 
@@ -923,6 +934,17 @@ def _parse(data: bytes) -> JSON:
         return json.loads(data)  # type: ignore[no-any-return]
 
 
+def _end_stream(resp: Any) -> None:
+    """Give a watch's connection back to the pool; closed first unless the stream had ended.
+
+    A stream left midway (its wait satisfied, or cut) still has events arriving: put back as
+    it is, its connection would carry them into the next request's answer.
+    """
+    if not resp.closed:
+        resp.close()
+    resp.release_conn()
+
+
 def _cut(resp: Any) -> None:
     """End a streamed response from another thread: its reader wakes up at once."""
     # urllib3 2.3+ shuts the socket down for reading (HTTPResponse.shutdown); older ones can
@@ -933,7 +955,9 @@ def _cut(resp: Any) -> None:
             shutdown()
         else:
             resp.close()
-    except OSError:  # already closed
+    except (OSError, RuntimeError, ValueError):
+        # Already ended by its reader, who may have put its connection back (RuntimeError)
+        # or closed it (ValueError) since the caller picked it.
         pass
 
 

@@ -1,12 +1,21 @@
-"""Headless Chromium for the report tests: run it once on a page, decode its screenshot."""
+"""What the report tests in a browser share: the experiment's child run, headless Chromium.
+
+The child pytest runs the load-balancer experiment's drain under traffic on the embedded
+simulator; Chromium is run once on a page, and its screenshot decoded.
+"""
 
 from __future__ import annotations
 
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENT = ROOT / "experiments" / "test_load_balancer.py"
+TEST_NAME = "test_lb_drain_with_traffic_running"
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -21,6 +30,35 @@ CHROMIUM_FLAGS = [
     "--force-device-scale-factor=1",
     "--virtual-time-budget=15000",
 ]
+
+
+def run_experiment(scratch: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the experiment `TEST_NAME` in a child pytest in `scratch`, with more files or options.
+
+    The project's settings (strict markers, warnings as errors) apply to every file; the run's
+    undo journal is `scratch/journal.jsonl`.
+    """
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            "--rootdir",
+            str(ROOT),
+            f"{EXPERIMENT}::{TEST_NAME}",
+            *args,
+            f"--k8sdr-journal={scratch / 'journal.jsonl'}",
+        ],
+        cwd=scratch,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
 
 
 def find_chromium() -> str | None:

@@ -16,7 +16,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -25,11 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_browser import decode_png, find_chromium, run_chromium
+from report_browser import (
+    ROOT,
+    TEST_NAME,
+    decode_png,
+    find_chromium,
+    run_chromium,
+    run_experiment,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-TEST_NAME = "test_lb_drain_with_traffic_running"
-EXPERIMENT = ROOT / "experiments" / "test_load_balancer.py"
 # Explicit SLOs make the step titles exact whatever the profile's defaults become.
 SLOS = {"fail": 30, "drain LB": 30}
 STEP_TITLES = [f"phase {phase} (SLO {slo}s)" for phase, slo in SLOS.items()]
@@ -93,30 +96,12 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
     results, html = scratch / "results", scratch / "html"
     failing = scratch / "test_failing_runbooks.py"
     failing.write_text(FAILING_RUNBOOKS)
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            # The project's settings (strict markers, warnings as errors) for both files.
-            "-c",
-            str(ROOT / "pyproject.toml"),
-            "--rootdir",
-            str(ROOT),
-            f"{EXPERIMENT}::{TEST_NAME}",
-            str(failing),
-            "--alluredir",
-            str(results),
-            "--k8sdr-slos=" + ",".join(f"{p}={s}s" for p, s in SLOS.items()),
-            f"--k8sdr-journal={scratch / 'journal.jsonl'}",
-        ],
-        cwd=scratch,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    child = run_experiment(
+        scratch,
+        str(failing),
+        "--alluredir",
+        str(results),
+        "--k8sdr-slos=" + ",".join(f"{p}={s}s" for p, s in SLOS.items()),
     )
     summary = child.stdout.strip().splitlines()[-1] if child.stdout.strip() else ""
     assert child.returncode == pytest.ExitCode.TESTS_FAILED, child.stdout + child.stderr

@@ -12,21 +12,16 @@ installs it).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-from report_browser import decode_png, find_chromium, run_chromium
+from report_browser import decode_png, find_chromium, run_chromium, run_experiment
 
 from pytest_k8sdr.report_html import LANE_COLOUR
 
-ROOT = Path(__file__).resolve().parents[2]
-EXPERIMENT = ROOT / "experiments" / "test_load_balancer.py"
-TEST_NAME = "test_lb_drain_with_traffic_running"
 WINDOW = (1280, 1400)  # tall enough for the table and the whole chart of one experiment
 EVENT_LANES = ("faults", "lb", "nodes", "pods", "endpoints")
 
@@ -89,27 +84,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Page:
         pytest.skip("headless Chromium is not installed (`bash ci/setup` installs it from APT)")
     scratch = tmp_path_factory.mktemp("page")
     reports = scratch / "reports"
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-c",
-            str(ROOT / "pyproject.toml"),
-            "--rootdir",
-            str(ROOT),
-            f"{EXPERIMENT}::{TEST_NAME}",
-            f"--k8sdr-report-dir={reports}",
-            f"--k8sdr-journal={scratch / 'journal.jsonl'}",
-        ],
-        cwd=scratch,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    child = run_experiment(scratch, f"--k8sdr-report-dir={reports}")
     assert child.returncode == 0, child.stdout[-4000:] + child.stderr[-4000:]
     summary = json.loads((reports / "k8sdr-summary.json").read_text())
     url = (reports / "k8sdr-report.html").as_uri()

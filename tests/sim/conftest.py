@@ -1,4 +1,9 @@
-"""Fixtures for the simulator's API-server tests: one shared server, clients, kubectl."""
+"""Fixtures for the simulator's tests: one shared API server, clients, kubectl; a full cluster.
+
+The shared server has no nodes and no controllers. A module that needs a whole cluster (nodes
+running pods, every controller) asks for `full_cluster`, one per module, with `full_core` and
+a namespace of its own per test, `full_ns`.
+"""
 
 from __future__ import annotations
 
@@ -20,22 +25,16 @@ KUBECTL = "/usr/bin/kubectl"
 @pytest.fixture(scope="session")
 def sim_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
     """An API server with no nodes and no controllers (objects change only when tests act)."""
-    cluster = SimCluster.start(
+    with SimCluster.start(
         tmp_path_factory.mktemp("sim-api"), workers=0, disabled_controllers=all_controllers()
-    )
-    try:
+    ) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="session")
 def sim_client(sim_api: SimCluster) -> Iterator[client.ApiClient]:
-    api = make_api_client(sim_api)
-    try:
+    with make_api_client(sim_api) as api:
         yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture
@@ -51,9 +50,7 @@ def apps(sim_client: client.ApiClient) -> client.AppsV1Api:
 @pytest.fixture
 def sim_ns(core: client.CoreV1Api) -> str:
     """A fresh namespace for one test."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": name}})
-    return name
+    return _create_namespace(core, "t")
 
 
 @pytest.fixture
@@ -83,3 +80,29 @@ def kubectl(sim_api: SimCluster, tmp_path: Path) -> Callable[..., subprocess.Com
         return proc
 
     return run
+
+
+@pytest.fixture(scope="module")
+def full_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
+    """A cluster of two workers running every controller, for one test module."""
+    with SimCluster.start(tmp_path_factory.mktemp("full"), workers=2) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def full_core(full_cluster: SimCluster) -> Iterator[client.CoreV1Api]:
+    """The official client on `full_cluster` (its connection pool closed with the module)."""
+    with make_api_client(full_cluster) as api:
+        yield client.CoreV1Api(api)
+
+
+@pytest.fixture
+def full_ns(full_core: client.CoreV1Api) -> str:
+    """A fresh namespace of `full_cluster` for one test."""
+    return _create_namespace(full_core, "p")
+
+
+def _create_namespace(core: client.CoreV1Api, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+    return name

@@ -14,43 +14,15 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import kr8s
 import pytest
 from kr8s.objects import ConfigMap, Deployment
 from kubernetes import client
-from simapi_support import make_api_client
 
 from pytest_k8sdr.sim.launcher import SimCluster
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
-    sim = SimCluster.start(tmp_path_factory.mktemp("sim-peers"), workers=2)
-    try:
-        yield sim
-    finally:
-        sim.stop()
-
-
-@pytest.fixture(scope="module")
-def core(cluster: SimCluster) -> Iterator[client.CoreV1Api]:
-    api = make_api_client(cluster)
-    try:
-        yield client.CoreV1Api(api)
-    finally:
-        api.close()
-
-
-@pytest.fixture
-def ns(core: client.CoreV1Api) -> str:
-    name = f"p-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": name}})
-    return name
-
 
 _ACTIVITY = """
 import importlib, json, sys
@@ -61,12 +33,12 @@ print(json.dumps(result))
 
 
 @pytest.fixture
-def chaos(cluster: SimCluster) -> Callable[..., Any]:
+def chaos(full_cluster: SimCluster) -> Callable[..., Any]:
     """Run one chaostoolkit-kubernetes activity ("chaosk8s.node.actions.drain_nodes", ...)."""
 
     def activity(path: str, expect_error: str = "", **kwargs: Any) -> Any:
         module, func = path.rsplit(".", 1)
-        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path)}
+        env = {**os.environ, "KUBECONFIG": str(full_cluster.kubeconfig_path)}
         proc = subprocess.run(
             [sys.executable, "-c", _ACTIVITY, module, func, json.dumps(kwargs)],
             env=env,
@@ -125,28 +97,32 @@ def _ready_pods(core: client.CoreV1Api, ns: str, app: str, n: int) -> list[Any]:
 
 
 @pytest.mark.timeout(120)
-def test_kr8s_crud_list_watch_and_scale(cluster: SimCluster, ns: str) -> None:
-    api = kr8s.api(kubeconfig=str(cluster.kubeconfig_path))
-    cm = ConfigMap({"metadata": {"name": "k", "namespace": ns}, "data": {"a": "1"}}, api=api)
+def test_kr8s_crud_list_watch_and_scale(full_cluster: SimCluster, full_ns: str) -> None:
+    api = kr8s.api(kubeconfig=str(full_cluster.kubeconfig_path))
+    cm = ConfigMap({"metadata": {"name": "k", "namespace": full_ns}, "data": {"a": "1"}}, api=api)
     cm.create()
-    assert ConfigMap.get("k", namespace=ns, api=api).raw["data"] == {"a": "1"}
+    assert ConfigMap.get("k", namespace=full_ns, api=api).raw["data"] == {"a": "1"}
     cm.patch({"data": {"b": "2"}})
     cm.refresh()
     assert cm.raw["data"] == {"a": "1", "b": "2"}
     # Every namespace also holds kube-root-ca.crt (the root CA publisher's).
-    assert sorted(o.name for o in api.get("configmaps", namespace=ns)) == ["k", "kube-root-ca.crt"]
-    for event, obj in api.watch("configmaps", namespace=ns):
+    assert sorted(o.name for o in api.get("configmaps", namespace=full_ns)) == [
+        "k",
+        "kube-root-ca.crt",
+    ]
+    for event, obj in api.watch("configmaps", namespace=full_ns):
         if obj.name == "k":
             assert event == "ADDED"
             assert obj.raw["data"] == {"a": "1", "b": "2"}
             break
-    dep = Deployment(_web("kweb", ns, 1), api=api)
+    dep = Deployment(_web("kweb", full_ns, 1), api=api)
     dep.create()
     dep.scale(3)
     dep.refresh()
     assert dep.replicas == 3
     _until(
-        "3 pods", lambda: len(list(api.get("pods", namespace=ns, label_selector="app=kweb"))) == 3
+        "3 pods",
+        lambda: len(list(api.get("pods", namespace=full_ns, label_selector="app=kweb"))) == 3,
     )
     cm.delete()
     _until("configmap gone", lambda: not cm.exists())
@@ -154,22 +130,34 @@ def test_kr8s_crud_list_watch_and_scale(cluster: SimCluster, ns: str) -> None:
 
 @pytest.mark.timeout(120)
 def test_chaostoolkit_pod_actions_and_probes(
-    core: client.CoreV1Api, ns: str, chaos: Callable[..., Any]
+    full_core: client.CoreV1Api, full_ns: str, chaos: Callable[..., Any]
 ) -> None:
-    apps = client.AppsV1Api(core.api_client)
-    apps.create_namespaced_deployment(ns, _web("chaos", ns, 3))
-    before = _until("3 running", lambda: _ready_pods(core, ns, "chaos", 3))
-    assert chaos("chaosk8s.pod.probes.pods_in_phase", label_selector="app=chaos", ns=ns) is True
+    apps = client.AppsV1Api(full_core.api_client)
+    apps.create_namespaced_deployment(full_ns, _web("chaos", full_ns, 3))
+    before = _until("3 running", lambda: _ready_pods(full_core, full_ns, "chaos", 3))
     assert (
-        chaos("chaosk8s.pod.probes.count_pods", label_selector="app=chaos", phase="Running", ns=ns)
+        chaos("chaosk8s.pod.probes.pods_in_phase", label_selector="app=chaos", ns=full_ns) is True
+    )
+    assert (
+        chaos(
+            "chaosk8s.pod.probes.count_pods",
+            label_selector="app=chaos",
+            phase="Running",
+            ns=full_ns,
+        )
         == 3
     )
-    chaos("chaosk8s.pod.actions.terminate_pods", label_selector="app=chaos", ns=ns, grace_period=0)
+    chaos(
+        "chaosk8s.pod.actions.terminate_pods",
+        label_selector="app=chaos",
+        ns=full_ns,
+        grace_period=0,
+    )
     names = {p.metadata.name for p in before}
     after = _until(
         "a replacement",
         lambda: (
-            (pods := _ready_pods(core, ns, "chaos", 3))
+            (pods := _ready_pods(full_core, full_ns, "chaos", 3))
             and len(names & {p.metadata.name for p in pods}) == 2
             and pods
         ),
@@ -179,17 +167,17 @@ def test_chaostoolkit_pod_actions_and_probes(
 
 @pytest.mark.timeout(120)
 def test_kubectl_drain_dry_run_server_changes_nothing(
-    cluster: SimCluster, core: client.CoreV1Api, ns: str
+    full_cluster: SimCluster, full_core: client.CoreV1Api, full_ns: str
 ) -> None:
-    apps = client.AppsV1Api(core.api_client)
-    apps.create_namespaced_deployment(ns, _web("kept", ns, 2))
-    pods = _until("2 running", lambda: _ready_pods(core, ns, "kept", 2))
+    apps = client.AppsV1Api(full_core.api_client)
+    apps.create_namespaced_deployment(full_ns, _web("kept", full_ns, 2))
+    pods = _until("2 running", lambda: _ready_pods(full_core, full_ns, "kept", 2))
     node = pods[0].spec.node_name
     proc = subprocess.run(
         [
             "/usr/bin/kubectl",
             "--kubeconfig",
-            str(cluster.kubeconfig_path),
+            str(full_cluster.kubeconfig_path),
             "drain",
             node,
             "--dry-run=server",
@@ -203,28 +191,28 @@ def test_kubectl_drain_dry_run_server_changes_nothing(
     )
     assert proc.returncode == 0, proc.stderr
     # kubectl sends each eviction (and the cordon) with dryRun=All.
-    assert f"evicting pod {ns}/{pods[0].metadata.name} (server dry run)" in proc.stdout or (
-        f"evicting pod {ns}/{pods[1].metadata.name} (server dry run)" in proc.stdout
+    assert f"evicting pod {full_ns}/{pods[0].metadata.name} (server dry run)" in proc.stdout or (
+        f"evicting pod {full_ns}/{pods[1].metadata.name} (server dry run)" in proc.stdout
     ), proc.stdout + proc.stderr
     assert f"node/{node} drained (server dry run)" in proc.stdout
-    assert not core.read_node(node).spec.unschedulable
-    now = core.list_namespaced_pod(ns, label_selector="app=kept").items
+    assert not full_core.read_node(node).spec.unschedulable
+    now = full_core.list_namespaced_pod(full_ns, label_selector="app=kept").items
     assert {p.metadata.uid for p in now} == {p.metadata.uid for p in pods}
     assert all(p.metadata.deletion_timestamp is None for p in now)
 
 
 @pytest.mark.timeout(180)
 def test_chaostoolkit_node_actions(
-    core: client.CoreV1Api, ns: str, chaos: Callable[..., Any]
+    full_core: client.CoreV1Api, full_ns: str, chaos: Callable[..., Any]
 ) -> None:
-    apps = client.AppsV1Api(core.api_client)
-    apps.create_namespaced_deployment(ns, _web("drained", ns, 4))
-    pods = _until("4 running", lambda: _ready_pods(core, ns, "drained", 4))
+    apps = client.AppsV1Api(full_core.api_client)
+    apps.create_namespaced_deployment(full_ns, _web("drained", full_ns, 4))
+    pods = _until("4 running", lambda: _ready_pods(full_core, full_ns, "drained", 4))
     victim = pods[0].spec.node_name
     chaos("chaosk8s.node.actions.cordon_node", name=victim)
-    assert core.read_node(victim).spec.unschedulable is True
+    assert full_core.read_node(victim).spec.unschedulable is True
     chaos("chaosk8s.node.actions.uncordon_node", name=victim)
-    assert not core.read_node(victim).spec.unschedulable
+    assert not full_core.read_node(victim).spec.unschedulable
     # Iterates every pod's spec.volumes (each pod has its kube-api-access volume), evicts.
     chaos(
         "chaosk8s.node.actions.drain_nodes",
@@ -232,8 +220,8 @@ def test_chaostoolkit_node_actions(
         delete_pods_with_local_storage=True,
         timeout=60,
     )
-    assert core.read_node(victim).spec.unschedulable is True
-    moved = _until("4 pods elsewhere", lambda: _ready_pods(core, ns, "drained", 4))
+    assert full_core.read_node(victim).spec.unschedulable is True
+    moved = _until("4 pods elsewhere", lambda: _ready_pods(full_core, full_ns, "drained", 4))
     assert all(p.spec.node_name != victim for p in moved)
     # delete_nodes deletes the Node, then reads `.status` of what delete_node returned: the
     # official client >= 32 returns a dict there (its delete methods are typed `object`), so
@@ -245,5 +233,5 @@ def test_chaostoolkit_node_actions(
     )
     _until(
         "node gone",
-        lambda: victim not in {n.metadata.name for n in core.list_node().items},
+        lambda: victim not in {n.metadata.name for n in full_core.list_node().items},
     )

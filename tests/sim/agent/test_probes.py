@@ -7,7 +7,6 @@ balancer in front of the nodes forwards to.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,53 +16,27 @@ from kubernetes import client
 
 from pytest_k8sdr.sim.launcher import SimCluster
 from tests.sim.agent.agentsim import http_get, pod_ready, wait_for
-from tests.sim.simapi_support import make_api_client
 
 TIMEOUT = 30.0
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
-    sim = SimCluster.start(tmp_path_factory.mktemp("probes"), workers=2)
-    try:
-        yield sim
-    finally:
-        sim.stop()
-
-
-@pytest.fixture(scope="module")
-def core(cluster: SimCluster) -> Iterator[client.CoreV1Api]:
-    api = make_api_client(cluster)
-    try:
-        yield client.CoreV1Api(api)
-    finally:
-        api.close()
-
-
-@pytest.fixture(scope="module")
-def discovery(cluster: SimCluster, core: client.CoreV1Api) -> client.DiscoveryV1Api:
-    return client.DiscoveryV1Api(core.api_client)
+def discovery(full_cluster: SimCluster, full_core: client.CoreV1Api) -> client.DiscoveryV1Api:
+    return client.DiscoveryV1Api(full_core.api_client)
 
 
 @pytest.fixture
-def ns(core: client.CoreV1Api) -> str:
-    name = f"p-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": name}})
-    return name
-
-
-@pytest.fixture
-def faults(cluster: SimCluster) -> Iterator[Callable[[str, str, str, str], None]]:
+def faults(full_cluster: SimCluster) -> Iterator[Callable[[str, str, str, str], None]]:
     """Set a pod fault; every fault set is cleared at teardown."""
     made: list[tuple[str, str, str]] = []
 
     def set_fault(node: str, namespace: str, pod: str, mode: str) -> None:
         made.append((node, namespace, pod))
-        cluster.set_pod_fault(node, namespace, pod, mode)
+        full_cluster.set_pod_fault(node, namespace, pod, mode)
 
     yield set_fault
     for node, namespace, pod in made:
-        cluster.clear_pod_fault(node, namespace, pod)
+        full_cluster.clear_pod_fault(node, namespace, pod)
 
 
 def _pod(name: str, node: str, **probes: Any) -> dict[str, Any]:
@@ -137,17 +110,17 @@ READINESS = {
 
 
 def test_failing_readiness_takes_the_pod_out_of_endpoints_and_traffic(
-    cluster: SimCluster,
-    core: client.CoreV1Api,
+    full_cluster: SimCluster,
+    full_core: client.CoreV1Api,
     discovery: client.DiscoveryV1Api,
-    ns: str,
+    full_ns: str,
     faults: Callable[[str, str, str, str], None],
 ) -> None:
-    workers = [n for n in cluster.node_names() if "worker" in n]
+    workers = [n for n in full_cluster.node_names() if "worker" in n]
     for name, node in zip(("a", "b"), workers, strict=False):
-        core.create_namespaced_pod(ns, _pod(name, node, **READINESS))
-    svc = core.create_namespaced_service(
-        ns,
+        full_core.create_namespaced_pod(full_ns, _pod(name, node, **READINESS))
+    svc = full_core.create_namespaced_service(
+        full_ns,
         {
             "metadata": {"name": "web"},
             "spec": {
@@ -158,10 +131,10 @@ def test_failing_readiness_takes_the_pod_out_of_endpoints_and_traffic(
         },
     )
     node_port = svc.spec.ports[0].node_port
-    _wait_endpoints(discovery, ns, {"a": True, "b": True})
+    _wait_endpoints(discovery, full_ns, {"a": True, "b": True})
 
-    faults(workers[0], ns, "a", "http-500")
-    pod = _wait_pod(core, ns, "a", lambda p: not pod_ready(p), "not ready")
+    faults(workers[0], full_ns, "a", "http-500")
+    pod = _wait_pod(full_core, full_ns, "a", lambda p: not pod_ready(p), "not ready")
     assert _status(pod).state.running is not None, "a readiness failure does not restart"
     assert _status(pod).restart_count == 0
     ready = next(c for c in pod.status.conditions if c.type == "Ready")
@@ -169,10 +142,10 @@ def test_failing_readiness_takes_the_pod_out_of_endpoints_and_traffic(
         "ContainersNotReady",
         "containers with unready status: [web]",
     )
-    assert _wait_endpoints(discovery, ns, {"a": False, "b": True}) == {"a": False, "b": True}
+    assert _wait_endpoints(discovery, full_ns, {"a": False, "b": True}) == {"a": False, "b": True}
     # Traffic through either node's NodePort reaches only the ready pod.
     answered = {
-        http_get(f"http://{cluster.node_address(node)}:{node_port}/")[2]["pod"]
+        http_get(f"http://{full_cluster.node_address(node)}:{node_port}/")[2]["pod"]
         for node in workers
         for _ in range(10)
     }
@@ -180,30 +153,32 @@ def test_failing_readiness_takes_the_pod_out_of_endpoints_and_traffic(
     assert (
         "Unhealthy",
         "Readiness probe failed: HTTP probe failed with statuscode: 500",
-    ) in _events(core, ns, "a")
+    ) in _events(full_core, full_ns, "a")
 
-    assert cluster.pod_faults(workers[0]) == [{"namespace": ns, "pod": "a", "mode": "http-500"}]
-    cluster.clear_pod_fault(workers[0], ns, "a")
-    assert cluster.pod_faults(workers[0]) == []
-    _wait_pod(core, ns, "a", pod_ready, "ready again")
-    _wait_endpoints(discovery, ns, {"a": True, "b": True})
+    assert full_cluster.pod_faults(workers[0]) == [
+        {"namespace": full_ns, "pod": "a", "mode": "http-500"}
+    ]
+    full_cluster.clear_pod_fault(workers[0], full_ns, "a")
+    assert full_cluster.pod_faults(workers[0]) == []
+    _wait_pod(full_core, full_ns, "a", pod_ready, "ready again")
+    _wait_endpoints(discovery, full_ns, {"a": True, "b": True})
 
 
 def test_liveness_failure_restarts_the_container_with_back_off(
-    cluster: SimCluster,
-    core: client.CoreV1Api,
-    ns: str,
+    full_cluster: SimCluster,
+    full_core: client.CoreV1Api,
+    full_ns: str,
     faults: Callable[[str, str, str, str], None],
 ) -> None:
-    node = next(n for n in cluster.node_names() if "worker" in n)
+    node = next(n for n in full_cluster.node_names() if "worker" in n)
     liveness = {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 2}
-    core.create_namespaced_pod(ns, _pod("live", node, livenessProbe=liveness))
-    _wait_pod(core, ns, "live", pod_ready, "ready")
+    full_core.create_namespaced_pod(full_ns, _pod("live", node, livenessProbe=liveness))
+    _wait_pod(full_core, full_ns, "live", pod_ready, "ready")
 
-    faults(node, ns, "live", "refuse")
+    faults(node, full_ns, "live", "refuse")
     pod = _wait_pod(
-        core,
-        ns,
+        full_core,
+        full_ns,
         "live",
         lambda p: (
             _status(p).state.waiting is not None
@@ -216,9 +191,9 @@ def test_liveness_failure_restarts_the_container_with_back_off(
     assert status.last_state.terminated.exit_code == 137
     assert status.last_state.terminated.reason == "Error"
     assert status.state.waiting.message.startswith("back-off ")
-    assert f"restarting failed container=web pod=live_{ns}(" in status.state.waiting.message
+    assert f"restarting failed container=web pod=live_{full_ns}(" in status.state.waiting.message
     assert not pod_ready(pod)
-    events = _events(core, ns, "live")
+    events = _events(full_core, full_ns, "live")
     assert ("Killing", "Container web failed liveness probe, will be restarted") in events
     assert any(
         reason == "Unhealthy"
@@ -229,16 +204,16 @@ def test_liveness_failure_restarts_the_container_with_back_off(
     assert any(reason == "BackOff" for reason, _ in events), events
 
     restarts = status.restart_count
-    cluster.clear_pod_fault(node, ns, "live")
-    pod = _wait_pod(core, ns, "live", pod_ready, "ready after the fault ends")
+    full_cluster.clear_pod_fault(node, full_ns, "live")
+    pod = _wait_pod(full_core, full_ns, "live", pod_ready, "ready after the fault ends")
     assert _status(pod).restart_count >= restarts
     assert _status(pod).last_state.terminated is not None
 
 
 def test_startup_probe_holds_readiness_until_it_passes(
-    cluster: SimCluster, core: client.CoreV1Api, ns: str
+    full_cluster: SimCluster, full_core: client.CoreV1Api, full_ns: str
 ) -> None:
-    node = next(n for n in cluster.node_names() if "worker" in n)
+    node = next(n for n in full_cluster.node_names() if "worker" in n)
     body = _pod(
         "slow",
         node,
@@ -246,10 +221,10 @@ def test_startup_probe_holds_readiness_until_it_passes(
         **READINESS,
     )
     body["metadata"]["annotations"] = {"sim.k8sdr.io/exec-probe": "startup=failure"}
-    core.create_namespaced_pod(ns, body)
+    full_core.create_namespaced_pod(full_ns, body)
     pod = _wait_pod(
-        core,
-        ns,
+        full_core,
+        full_ns,
         "slow",
         lambda p: p.status.phase == "Running" and _status(p).state.running is not None,
         "running",
@@ -258,32 +233,32 @@ def test_startup_probe_holds_readiness_until_it_passes(
     assert not pod_ready(pod)
     assert _status(pod).started is False
     wait_for(
-        core.list_namespaced_event,
+        full_core.list_namespaced_event,
         lambda e: (
             (e.involved_object.name, e.reason, e.message)
             == ("slow", "Unhealthy", "Startup probe failed: ")
         ),
-        namespace=ns,
+        namespace=full_ns,
         timeout=TIMEOUT,
         what="a startup probe failure event",
     )
-    pod = core.read_namespaced_pod("slow", ns)
+    pod = full_core.read_namespaced_pod("slow", full_ns)
     assert not pod_ready(pod)
     assert _status(pod).restart_count == 0
 
-    core.patch_namespaced_pod(
-        "slow", ns, {"metadata": {"annotations": {"sim.k8sdr.io/exec-probe": "success"}}}
+    full_core.patch_namespaced_pod(
+        "slow", full_ns, {"metadata": {"annotations": {"sim.k8sdr.io/exec-probe": "success"}}}
     )
-    pod = _wait_pod(core, ns, "slow", pod_ready, "ready once started")
+    pod = _wait_pod(full_core, full_ns, "slow", pod_ready, "ready once started")
     assert _status(pod).started is True
     assert _status(pod).restart_count == 0
 
 
 def test_a_bad_pod_fault_is_refused_before_anything_changes(
-    cluster: SimCluster, tmp_path: Path
+    full_cluster: SimCluster, tmp_path: Path
 ) -> None:
-    node = next(n for n in cluster.node_names() if "worker" in n)
+    node = next(n for n in full_cluster.node_names() if "worker" in n)
     with pytest.raises(ValueError, match="unknown pod fault 'slow'; accepted: http-500, refuse"):
-        cluster.set_pod_fault(node, "default", "x", "slow")
+        full_cluster.set_pod_fault(node, "default", "x", "slow")
     with pytest.raises(ValueError, match="unknown node 'nope'"):
-        cluster.set_pod_fault("nope", "default", "x", "refuse")
+        full_cluster.set_pod_fault("nope", "default", "x", "refuse")

@@ -28,6 +28,16 @@ def _pdb(c: Cluster, name: str, **spec: object) -> None:
     )
 
 
+async def _pdb_status(c: Cluster, name: str, **want: int) -> dict:
+    """Wait until the disruption controller's status of PDB `name` holds `want`; that status."""
+
+    def status() -> dict | None:
+        got = c.store.get("poddisruptionbudgets", "default", name).get("status", {})
+        return got if all(got.get(k) == v for k, v in want.items()) else None
+
+    return await c.wait_for(status, 5, f"status of pdb {name}: {want}")
+
+
 async def _web(c: Cluster, n: int = 3) -> list[dict]:
     c.add_node("w1")
     c.add_node("w2")
@@ -39,20 +49,10 @@ def test_blocking_pdb_answers_429_without_retry_after() -> None:
     async def scenario(c: Cluster) -> None:
         pods = await _web(c)
         _pdb(c, "all", minAvailable=3)
-        await c.wait_for(
-            lambda: (
-                c.store.get("poddisruptionbudgets", "default", "all")
-                .get("status", {})
-                .get("observedGeneration")
-                == 1
-            ),
-            2,
-            "pdb status",
-        )
-        pdb = c.store.get("poddisruptionbudgets", "default", "all")
-        assert pdb["status"]["disruptionsAllowed"] == 0
-        assert pdb["status"]["currentHealthy"] == 3
-        assert pdb["status"]["desiredHealthy"] == 3
+        status = await _pdb_status(c, "all", observedGeneration=1)
+        assert status["disruptionsAllowed"] == 0
+        assert status["currentHealthy"] == 3
+        assert status["desiredHealthy"] == 3
         name = pods[0]["metadata"]["name"]
         with pytest.raises(ApiError) as info:
             _evict(c, name)
@@ -72,16 +72,7 @@ def test_allowed_eviction_is_201_and_marks_the_pod() -> None:
     async def scenario(c: Cluster) -> None:
         pods = await _web(c)
         _pdb(c, "some", maxUnavailable=1)
-        await c.wait_for(
-            lambda: (
-                c.store.get("poddisruptionbudgets", "default", "some")
-                .get("status", {})
-                .get("disruptionsAllowed")
-                == 1
-            ),
-            2,
-            "pdb allows 1",
-        )
+        await _pdb_status(c, "some", disruptionsAllowed=1)
         name = pods[0]["metadata"]["name"]
         answer = _evict(c, name)
         assert answer["status"] == "Success"
@@ -97,16 +88,7 @@ def test_allowed_eviction_is_201_and_marks_the_pod() -> None:
         with pytest.raises(ApiError) as info:
             _evict(c, other)
         assert info.value.code == 429
-        await c.wait_for(
-            lambda: (
-                c.store.get("poddisruptionbudgets", "default", "some")
-                .get("status", {})
-                .get("disruptionsAllowed")
-                == 1
-            ),
-            5,
-            "budget back",
-        )
+        await _pdb_status(c, "some", disruptionsAllowed=1)
         assert _evict(c, other)["code"] == 201
 
     run(scenario)
@@ -116,16 +98,7 @@ def test_dry_run_eviction_checks_the_budget_and_writes_nothing() -> None:
     async def scenario(c: Cluster) -> None:
         pods = await _web(c)
         _pdb(c, "some", maxUnavailable=1)
-        await c.wait_for(
-            lambda: (
-                c.store.get("poddisruptionbudgets", "default", "some")
-                .get("status", {})
-                .get("disruptionsAllowed")
-                == 1
-            ),
-            2,
-            "pdb allows 1",
-        )
+        await _pdb_status(c, "some", disruptionsAllowed=1)
         name = pods[0]["metadata"]["name"]
         before = c.store.get("poddisruptionbudgets", "default", "some")
         pod_before = c.store.get("pods", "default", name)
