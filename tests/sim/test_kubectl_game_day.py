@@ -109,7 +109,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
         sim.stop()
 
 
-def test_statefulset_rollout_history_and_undo(live: SimCluster) -> None:
+def _runner(live: SimCluster) -> Callable[..., str]:
+    """A runner of kubectl in namespace default of `live`: its stdout; raises when it fails."""
+
     def run(*args: str, stdin: str | None = None) -> str:
         return subprocess.run(
             ["/usr/bin/kubectl", "--kubeconfig", str(live.kubeconfig_path), "-n", "default", *args],
@@ -119,6 +121,12 @@ def test_statefulset_rollout_history_and_undo(live: SimCluster) -> None:
             check=True,
             timeout=90,
         ).stdout
+
+    return run
+
+
+def test_statefulset_rollout_history_and_undo(live: SimCluster) -> None:
+    run = _runner(live)
 
     def revisions() -> list[str]:
         lines = run("rollout", "history", "sts/db").splitlines()
@@ -155,15 +163,7 @@ spec:
 def test_deployment_rollback_reuses_the_old_replicaset_as_the_newest_revision(
     live: SimCluster,
 ) -> None:
-    def run(*args: str, stdin: str | None = None) -> str:
-        return subprocess.run(
-            ["/usr/bin/kubectl", "--kubeconfig", str(live.kubeconfig_path), "-n", "default", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=90,
-        ).stdout
+    run = _runner(live)
 
     def revisions() -> list[str]:
         lines = run("rollout", "history", "deploy/web").splitlines()
